@@ -1,0 +1,115 @@
+"""The `readmit` command: fetch the data, run one tick, run the whole demo, report status."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from tqdm import tqdm
+
+from assets.encounters.source import DatasetError
+from assets.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `readmit` console script; returns the process exit code."""
+    parser = argparse.ArgumentParser(prog="readmit", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step logs")
+    parser.add_argument("--source", help="path or URL of the dataset (overrides READMIT_SOURCE)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("fetch", help="fetch the dataset (path, UCI download, or synthetic offline)")
+    sub.add_parser("tick", help="one 5-minute tick: release the next batch and materialize downstream")
+    sub.add_parser("demo", help="tick until every batch is in, without waiting")
+    status = sub.add_parser("status", help="batches, rows and the production model")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    if args.source:
+        settings = settings.with_(source=args.source)
+    try:
+        return COMMANDS[args.command](settings, args)
+    except (DatasetError, ValueError, RuntimeError) as err:
+        print(f"readmit {args.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+def _fetch(settings: Settings, args: argparse.Namespace) -> int:
+    from assets.definitions import FETCH_JOB, build_definitions
+    from assets.pipeline import open_instance, run_job
+
+    run_job(build_definitions(settings), open_instance(settings), FETCH_JOB, log_level=_level(args))
+    _print_status_line(settings)
+    return 0
+
+
+def _tick(settings: Settings, args: argparse.Namespace) -> int:
+    from assets.pipeline import tick
+
+    report = tick(settings, log_level=_level(args))
+    print(report.message)
+    return 0
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from assets.definitions import build_definitions
+    from assets.pipeline import open_instance, tick
+    from assets.status import collect_status
+
+    defs, instance = build_definitions(settings), open_instance(settings)
+    with tqdm(desc="batches", unit="batch") as bar:
+        while True:
+            report = tick(settings, instance, defs, log_level=_level(args))
+            if report.batch is None:
+                bar.write(report.message)
+                break
+            status = collect_status(settings)
+            bar.total = status["planned_batches"]
+            bar.set_postfix_str(report.batch)
+            bar.update(1)
+    _print_summary(collect_status(settings))
+    return 0
+
+
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    from assets.status import collect_status
+
+    status = collect_status(settings)
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        _print_summary(status)
+    return 0
+
+
+def _print_summary(status: dict) -> None:
+    label = " (SYNTHETIC data)" if status["data_source"] == "synthetic" else ""
+    print(f"{'batch':<10} {'status':<9} {'raw':>7} {'clean':>7} {'quarantined':>12}{label}")
+    for b in status["batches"]:
+        print(f"{b['id']:<10} {b['status'] or '':<9} {b['raw_rows']:>7} {b['clean_rows']:>7} {b['quarantined_rows']:>12}")
+    raw = sum(b["raw_rows"] for b in status["batches"])
+    print(f"{len(status['batches'])} of {status['planned_batches']} batches, {raw} raw rows, "
+          f"{status['training_rows']} training rows")
+    model = status["production_model"]
+    print("production model: " + (f"{model['name']} v{model['version']} (ROC-AUC {model['roc_auc']:.3f})"
+                                  if model else "none yet"))
+
+
+def _print_status_line(settings: Settings) -> None:
+    from assets.status import collect_status
+
+    status = collect_status(settings)
+    print(f"dataset ready: {status['data_source']} data, {status['planned_batches']} batches planned")
+
+
+def _level(args: argparse.Namespace) -> str:
+    return "INFO" if args.verbose else "WARNING"
+
+
+COMMANDS = {"fetch": _fetch, "tick": _tick, "demo": _demo, "status": _status}
+
+if __name__ == "__main__":
+    sys.exit(main())

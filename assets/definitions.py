@@ -1,0 +1,40 @@
+"""Wires the asset groups, jobs and resources into Dagster `Definitions`; no logic lives here."""
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.encounters.assets import DatasetSource, batches, clean_batch, raw_batch, source_dataset, training_set
+from assets.resources.lake import Lake, LakeIOManager
+from assets.settings import Settings
+
+FETCH_JOB = "fetch_source"
+INGEST_JOB = "ingest_batch"
+RETRAIN_JOB = "retrain"
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """The whole asset graph with resources bound to `settings`."""
+    lake = Lake(root=settings.lake, s3_endpoint_url=settings.s3_endpoint_url)
+    jobs = [
+        dg.define_asset_job(FETCH_JOB, selection=[source_dataset],
+                            description="Fetch (or reuse) the encounters dataset."),
+        dg.define_asset_job(INGEST_JOB, selection=[raw_batch, clean_batch], partitions_def=batches,
+                            description="Materialize one released batch: raw as it arrived, then cleaned."),
+        dg.define_asset_job(RETRAIN_JOB, selection=[training_set],
+                            description="Rebuild the training set from every clean batch, then retrain."),
+    ]
+    return dg.Definitions(
+        assets=[source_dataset, raw_batch, clean_batch, training_set],
+        jobs=jobs,
+        resources={
+            "dataset": DatasetSource.from_settings(settings),
+            "lake": lake,
+            "io_manager": LakeIOManager(lake=lake),
+        },
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """Entry point for `dagster dev -m assets.definitions`: settings are read when Dagster loads it."""
+    return build_definitions(Settings.from_env())

@@ -1,0 +1,132 @@
+"""Encounter assets: the dataset, each batch as it arrived, each batch cleaned, and the training set.
+
+Thin wrappers: the work happens in `source`, `batches` and `transforms`; these functions only move
+data between the lake and those pure functions and report what happened as metadata and checks.
+"""
+
+import warnings
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+from dagster_pandera import pandera_schema_to_dagster_type
+
+from assets.encounters.batches import BatchLedger, now_iso, plan_batches, slice_batch
+from assets.encounters.schemas import TARGET, CleanEncounter, raw_structure
+from assets.encounters.source import SourceDataset, acquire_dataset, read_source_info
+from assets.encounters.transforms import BatchStructureError, clean_encounters, parse_batch
+from assets.resources.lake import Lake
+from assets.settings import Settings
+
+batches = dg.DynamicPartitionsDefinition(name="batches")
+with warnings.catch_warnings():  # dagster-pandera is marked beta; its API is what we rely on
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    RawBatch = pandera_schema_to_dagster_type(raw_structure())
+    CleanBatch = pandera_schema_to_dagster_type(CleanEncounter)
+QUARANTINE_WARN_RATE = 0.05
+
+
+class DatasetSource(dg.ConfigurableResource):
+    """Where the encounters come from and how they are cut into batches (see `Settings`)."""
+
+    home: str
+    source: str | None = None
+    source_url: str
+    offline: bool = False
+    batch_size: int = 15_000
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "DatasetSource":
+        return cls(home=str(settings.home), source=settings.source, source_url=settings.source_url,
+                   offline=settings.offline, batch_size=settings.batch_size)
+
+    def settings(self) -> Settings:
+        return Settings(home=Path(self.home), source=self.source,
+                        source_url=self.source_url, offline=self.offline, batch_size=self.batch_size)
+
+    def info(self) -> SourceDataset:
+        info = read_source_info(self.settings())
+        if info is None:
+            raise dg.Failure(description="no dataset yet: materialize source_dataset (readmit fetch) first")
+        return info
+
+
+@dg.asset(group_name="encounters", kinds={"csv"})
+def source_dataset(context: dg.AssetExecutionContext, dataset: DatasetSource, lake: Lake) -> dg.MaterializeResult:
+    """The full encounters file, from the user's path, the UCI download, or (offline) synthetic."""
+    info = acquire_dataset(dataset.settings())
+    if info.synthetic:
+        context.log.warning("SYNTHETIC DATA: the real dataset was not available; results are illustrative only")
+    plans = plan_batches(info.rows, dataset.batch_size)
+    BatchLedger(lake.path()).describe_source(
+        source={"origin": info.origin, "sha256": info.sha256, "data_source": info.data_source},
+        total_rows=info.rows, batch_size=dataset.batch_size, planned_batches=len(plans))
+    return dg.MaterializeResult(metadata={
+        "origin": info.origin, "rows": info.rows, "sha256": info.sha256,
+        "data_source": info.data_source, "planned_batches": len(plans)})
+
+
+@dg.asset(group_name="encounters", partitions_def=batches, deps=[source_dataset], dagster_type=RawBatch,
+          kinds={"pandas", "parquet"})
+def raw_batch(context: dg.AssetExecutionContext, dataset: DatasetSource, lake: Lake) -> dg.Output:
+    """One batch exactly as it arrived; the arrival file `raw/<batch>.csv` is kept forever."""
+    key = context.partition_key
+    arrival = lake.path("raw", f"{key}.csv")
+    if not arrival.exists():
+        plan = _plan_for(dataset, key)
+        lake.write_bytes(slice_batch(dataset.info().csv_path, plan), "raw", f"{key}.csv")
+    ledger = BatchLedger(lake.path())
+    try:
+        frame = parse_batch(arrival.read_bytes())
+    except BatchStructureError as err:
+        ledger.record(key, status="failed", error=str(err), arrival=str(arrival))
+        raise dg.Failure(description=f"{key} cannot be read: {err}. The raw batch is kept at {arrival}.") from err
+    ledger.record(key, status="raw", raw_rows=len(frame), arrival=str(arrival))
+    return dg.Output(frame, metadata={"raw_rows": len(frame), "arrival": dg.MetadataValue.path(str(arrival))})
+
+
+@dg.asset(group_name="encounters", partitions_def=batches, dagster_type=CleanBatch, kinds={"pandera", "parquet"},
+          check_specs=[dg.AssetCheckSpec("rows_accounted_for", asset="clean_batch"),
+                       dg.AssetCheckSpec("quarantine_rate", asset="clean_batch")])
+def clean_batch(context: dg.AssetExecutionContext, raw_batch: pd.DataFrame, lake: Lake):
+    """Valid `CleanEncounter` rows of the batch; failing rows go to `quarantine/<batch>.parquet`."""
+    key = context.partition_key
+    clean, quarantine = clean_encounters(raw_batch, key)
+    lake.write_frame(quarantine, "quarantine", f"{key}.parquet")
+    BatchLedger(lake.path()).record(key, status="clean", raw_rows=len(raw_batch), clean_rows=len(clean),
+                                    quarantined_rows=len(quarantine), cleaned_at=now_iso())
+    rate = len(quarantine) / max(len(raw_batch), 1)
+    yield dg.Output(clean, metadata={
+        "clean_rows": len(clean), "quarantined_rows": len(quarantine),
+        "readmitted_30d_rate": float(clean[TARGET].mean()) if len(clean) else 0.0,
+        "quarantine_reasons": dg.MetadataValue.md(_reasons_table(quarantine))})
+    yield dg.AssetCheckResult(check_name="rows_accounted_for",
+                              passed=len(clean) + len(quarantine) == len(raw_batch),
+                              metadata={"raw": len(raw_batch), "clean": len(clean), "quarantined": len(quarantine)})
+    yield dg.AssetCheckResult(check_name="quarantine_rate", passed=rate <= QUARANTINE_WARN_RATE,
+                              severity=dg.AssetCheckSeverity.WARN, metadata={"rate": rate})
+
+
+@dg.asset(group_name="encounters", dagster_type=CleanBatch, kinds={"pandas", "parquet"})
+def training_set(clean_batch: pd.DataFrame) -> dg.Output:
+    """All clean batches so far, one row per `encounter_id` (a re-delivered encounter keeps its latest)."""
+    frame = clean_batch.drop_duplicates("encounter_id", keep="last").reset_index(drop=True)
+    included = sorted(frame["batch_id"].unique()) if len(frame) else []
+    return dg.Output(frame, metadata={
+        "rows": len(frame), "batches": len(included), "batch_ids": ", ".join(included),
+        "duplicates_dropped": len(clean_batch) - len(frame)})
+
+
+def _plan_for(dataset: DatasetSource, key: str):
+    plans = {plan.id: plan for plan in plan_batches(dataset.info().rows, dataset.batch_size)}
+    if key not in plans:
+        raise dg.Failure(description=f"{key} is not a batch of the source ({len(plans)} batches planned)")
+    return plans[key]
+
+
+def _reasons_table(quarantine: pd.DataFrame) -> str:
+    if quarantine.empty:
+        return "no rows quarantined"
+    reasons = quarantine["reason"].str.split("; ").explode().str.replace(r"=.* fails ", " fails ", regex=True)
+    counts = reasons.value_counts().head(20)
+    return "| reason | rows |\n|---|---|\n" + "\n".join(f"| {r} | {n} |" for r, n in counts.items())

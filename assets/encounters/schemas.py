@@ -1,0 +1,285 @@
+"""The one source of truth for encounter columns, dtypes and allowed values.
+
+`RawEncounter` describes a row as it arrives (strings, `?` for missing); `CleanEncounter` a row after
+cleaning (typed, no `?`, `NotTested` for lab tests not performed, label derived). The API request
+model and the UI form are generated from these models through `column_specs()`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+MISSING = "?"
+NOT_TESTED = "NotTested"
+UNKNOWN = "Unknown"
+
+RACES = ["Caucasian", "AfricanAmerican", "Hispanic", "Asian", "Other"]
+GENDERS = ["Female", "Male", "Unknown/Invalid"]
+AGE_BANDS = [f"[{lo}-{lo + 10})" for lo in range(0, 100, 10)]
+WEIGHT_BANDS = ["[0-25)", "[25-50)", "[50-75)", "[75-100)", "[100-125)", "[125-150)", "[150-175)",
+                "[175-200)", ">200"]
+ADMISSION_TYPE_IDS = list(range(1, 9))
+DISCHARGE_DISPOSITION_IDS = list(range(1, 31))
+ADMISSION_SOURCE_IDS = list(range(1, 27))
+# Strack et al. 2014: these encounters end in death or hospice, so they cannot be readmitted.
+DEATH_OR_HOSPICE_DISPOSITIONS = [11, 13, 14, 19, 20, 21]
+MAX_GLU_SERUM = ["Norm", ">200", ">300"]
+A1C_RESULTS = ["Norm", ">7", ">8"]
+# The source spells "test not performed" as `None`; newer UCI copies leave the cell empty.
+NOT_TESTED_SPELLINGS = ["None", "", MISSING]
+MEDICATION_LEVELS = ["No", "Steady", "Up", "Down"]
+MEDICATIONS = [
+    "metformin", "repaglinide", "nateglinide", "chlorpropamide", "glimepiride", "acetohexamide",
+    "glipizide", "glyburide", "tolbutamide", "pioglitazone", "rosiglitazone", "acarbose", "miglitol",
+    "troglitazone", "tolazamide", "examide", "citoglipton", "insulin", "glyburide-metformin",
+    "glipizide-metformin", "glimepiride-pioglitazone", "metformin-rosiglitazone", "metformin-pioglitazone",
+]
+CHANGE_VALUES = ["No", "Ch"]
+YES_NO = ["No", "Yes"]
+READMITTED_VALUES = ["NO", ">30", "<30"]
+ICD9_PATTERN = r"^(?:V\d{2}|E\d{3}|\d{1,3})(?:\.\d{1,2})?$"
+DIAGNOSIS_GROUPS = ["Circulatory", "Respiratory", "Digestive", "Diabetes", "Injury", "Musculoskeletal",
+                    "Genitourinary", "Neoplasms", "Other", UNKNOWN]
+LABEL = "readmitted"
+TARGET = "readmitted_30d"
+
+# Integer columns and their plausible bounds (observed maxima with head-room), shared by both stages.
+NUMERIC_BOUNDS: dict[str, tuple[int, int]] = {
+    "time_in_hospital": (1, 14),
+    "num_lab_procedures": (0, 200),
+    "num_procedures": (0, 10),
+    "num_medications": (0, 150),
+    "number_outpatient": (0, 100),
+    "number_emergency": (0, 100),
+    "number_inpatient": (0, 100),
+    "number_diagnoses": (1, 20),
+}
+
+
+ID_CODES: dict[str, list[int]] = {
+    "admission_type_id": ADMISSION_TYPE_IDS,
+    "discharge_disposition_id": DISCHARGE_DISPOSITION_IDS,
+    "admission_source_id": ADMISSION_SOURCE_IDS,
+}
+
+
+def _raw(values: list[str], *, missing: bool = False, not_tested: bool = False, **kw) -> object:
+    allowed = values + ([MISSING] if missing else []) + (NOT_TESTED_SPELLINGS if not_tested else [])
+    return pa.Field(isin=allowed, **kw)
+
+
+def _raw_med(name: str) -> object:
+    return pa.Field(isin=MEDICATION_LEVELS, alias=name)
+
+
+class RawEncounter(pa.DataFrameModel):
+    """One encounter exactly as the CSV spells it: every cell a string, `?` where the source lacks it."""
+
+    encounter_id: Series[str] = pa.Field(str_matches=r"^\d+$")  # duplicates: see clean_encounters
+    patient_nbr: Series[str] = pa.Field(str_matches=r"^\d+$")
+    race: Series[str] = _raw(RACES, missing=True)
+    gender: Series[str] = _raw(GENDERS)
+    age: Series[str] = _raw(AGE_BANDS)
+    weight: Series[str] = _raw(WEIGHT_BANDS, missing=True)
+    admission_type_id: Series[str] = pa.Field(str_matches=r"^\d+$")
+    discharge_disposition_id: Series[str] = pa.Field(str_matches=r"^\d+$")
+    admission_source_id: Series[str] = pa.Field(str_matches=r"^\d+$")
+    time_in_hospital: Series[str] = pa.Field(str_matches=r"^\d+$")
+    payer_code: Series[str] = pa.Field(str_matches=r"^(?:[A-Z]{2}|\?)$")
+    medical_specialty: Series[str] = pa.Field(str_matches=r"^(?:[A-Za-z][A-Za-z&/\-]*|\?)$")
+    num_lab_procedures: Series[str] = pa.Field(str_matches=r"^\d+$")
+    num_procedures: Series[str] = pa.Field(str_matches=r"^\d+$")
+    num_medications: Series[str] = pa.Field(str_matches=r"^\d+$")
+    number_outpatient: Series[str] = pa.Field(str_matches=r"^\d+$")
+    number_emergency: Series[str] = pa.Field(str_matches=r"^\d+$")
+    number_inpatient: Series[str] = pa.Field(str_matches=r"^\d+$")
+    diag_1: Series[str] = pa.Field(str_matches=rf"{ICD9_PATTERN}|^\?$")
+    diag_2: Series[str] = pa.Field(str_matches=rf"{ICD9_PATTERN}|^\?$")
+    diag_3: Series[str] = pa.Field(str_matches=rf"{ICD9_PATTERN}|^\?$")
+    number_diagnoses: Series[str] = pa.Field(str_matches=r"^\d+$")
+    max_glu_serum: Series[str] = _raw(MAX_GLU_SERUM, not_tested=True)
+    A1Cresult: Series[str] = _raw(A1C_RESULTS, not_tested=True)
+    metformin: Series[str] = _raw_med("metformin")
+    repaglinide: Series[str] = _raw_med("repaglinide")
+    nateglinide: Series[str] = _raw_med("nateglinide")
+    chlorpropamide: Series[str] = _raw_med("chlorpropamide")
+    glimepiride: Series[str] = _raw_med("glimepiride")
+    acetohexamide: Series[str] = _raw_med("acetohexamide")
+    glipizide: Series[str] = _raw_med("glipizide")
+    glyburide: Series[str] = _raw_med("glyburide")
+    tolbutamide: Series[str] = _raw_med("tolbutamide")
+    pioglitazone: Series[str] = _raw_med("pioglitazone")
+    rosiglitazone: Series[str] = _raw_med("rosiglitazone")
+    acarbose: Series[str] = _raw_med("acarbose")
+    miglitol: Series[str] = _raw_med("miglitol")
+    troglitazone: Series[str] = _raw_med("troglitazone")
+    tolazamide: Series[str] = _raw_med("tolazamide")
+    examide: Series[str] = _raw_med("examide")
+    citoglipton: Series[str] = _raw_med("citoglipton")
+    insulin: Series[str] = _raw_med("insulin")
+    glyburide_metformin: Series[str] = _raw_med("glyburide-metformin")
+    glipizide_metformin: Series[str] = _raw_med("glipizide-metformin")
+    glimepiride_pioglitazone: Series[str] = _raw_med("glimepiride-pioglitazone")
+    metformin_rosiglitazone: Series[str] = _raw_med("metformin-rosiglitazone")
+    metformin_pioglitazone: Series[str] = _raw_med("metformin-pioglitazone")
+    change: Series[str] = _raw(CHANGE_VALUES)
+    diabetesMed: Series[str] = _raw(YES_NO)
+    readmitted: Series[str] = _raw(READMITTED_VALUES)
+
+    @pa.check(*NUMERIC_BOUNDS, name="integer_in_range")
+    def _integer_in_range(cls, cells: Series[str]) -> Series[bool]:
+        """Counts lie within the bounds the clean schema enforces."""
+        lo, hi = NUMERIC_BOUNDS[cells.name]
+        return pd.to_numeric(cells, errors="coerce").between(lo, hi)
+
+    @pa.check(*ID_CODES, name="known_id")
+    def _known_id(cls, cells: Series[str]) -> Series[bool]:
+        """Id codes are those documented in IDs_mapping.csv."""
+        return pd.to_numeric(cells, errors="coerce").isin(ID_CODES[cells.name])
+
+    class Config:
+        strict = False  # extra columns are tolerated and dropped by cleaning, never a reason to fail
+
+
+def _med(name: str) -> object:
+    return pa.Field(isin=MEDICATION_LEVELS, alias=name)
+
+
+def _clean_int(column: str) -> object:
+    lo, hi = NUMERIC_BOUNDS[column]
+    return pa.Field(ge=lo, le=hi)
+
+
+class CleanEncounter(pa.DataFrameModel):
+    """One encounter after cleaning: typed, no `?`, `NotTested` where a lab test was not performed."""
+
+    encounter_id: Series[int] = pa.Field(unique=True, ge=1)
+    patient_nbr: Series[int] = pa.Field(ge=1)
+    race: Series[str] = pa.Field(isin=RACES + [UNKNOWN])
+    gender: Series[str] = pa.Field(isin=GENDERS)
+    age: Series[str] = pa.Field(isin=AGE_BANDS)
+    weight: Series[str] = pa.Field(isin=WEIGHT_BANDS + [UNKNOWN])
+    admission_type_id: Series[int] = pa.Field(isin=ADMISSION_TYPE_IDS)
+    discharge_disposition_id: Series[int] = pa.Field(isin=DISCHARGE_DISPOSITION_IDS)
+    admission_source_id: Series[int] = pa.Field(isin=ADMISSION_SOURCE_IDS)
+    time_in_hospital: Series[int] = _clean_int("time_in_hospital")
+    payer_code: Series[str] = pa.Field(str_matches=r"^(?:[A-Z]{2}|Unknown)$")
+    medical_specialty: Series[str] = pa.Field(str_matches=r"^[A-Za-z][A-Za-z&/\-]*$")
+    num_lab_procedures: Series[int] = _clean_int("num_lab_procedures")
+    num_procedures: Series[int] = _clean_int("num_procedures")
+    num_medications: Series[int] = _clean_int("num_medications")
+    number_outpatient: Series[int] = _clean_int("number_outpatient")
+    number_emergency: Series[int] = _clean_int("number_emergency")
+    number_inpatient: Series[int] = _clean_int("number_inpatient")
+    diag_1: Series[str] = pa.Field(str_matches=rf"{ICD9_PATTERN}|^Unknown$")
+    diag_2: Series[str] = pa.Field(str_matches=rf"{ICD9_PATTERN}|^Unknown$")
+    diag_3: Series[str] = pa.Field(str_matches=rf"{ICD9_PATTERN}|^Unknown$")
+    number_diagnoses: Series[int] = _clean_int("number_diagnoses")
+    max_glu_serum: Series[str] = pa.Field(isin=MAX_GLU_SERUM + [NOT_TESTED])
+    A1Cresult: Series[str] = pa.Field(isin=A1C_RESULTS + [NOT_TESTED])
+    metformin: Series[str] = _med("metformin")
+    repaglinide: Series[str] = _med("repaglinide")
+    nateglinide: Series[str] = _med("nateglinide")
+    chlorpropamide: Series[str] = _med("chlorpropamide")
+    glimepiride: Series[str] = _med("glimepiride")
+    acetohexamide: Series[str] = _med("acetohexamide")
+    glipizide: Series[str] = _med("glipizide")
+    glyburide: Series[str] = _med("glyburide")
+    tolbutamide: Series[str] = _med("tolbutamide")
+    pioglitazone: Series[str] = _med("pioglitazone")
+    rosiglitazone: Series[str] = _med("rosiglitazone")
+    acarbose: Series[str] = _med("acarbose")
+    miglitol: Series[str] = _med("miglitol")
+    troglitazone: Series[str] = _med("troglitazone")
+    tolazamide: Series[str] = _med("tolazamide")
+    examide: Series[str] = _med("examide")
+    citoglipton: Series[str] = _med("citoglipton")
+    insulin: Series[str] = _med("insulin")
+    glyburide_metformin: Series[str] = _med("glyburide-metformin")
+    glipizide_metformin: Series[str] = _med("glipizide-metformin")
+    glimepiride_pioglitazone: Series[str] = _med("glimepiride-pioglitazone")
+    metformin_rosiglitazone: Series[str] = _med("metformin-rosiglitazone")
+    metformin_pioglitazone: Series[str] = _med("metformin-pioglitazone")
+    change: Series[str] = pa.Field(isin=CHANGE_VALUES)
+    diabetesMed: Series[str] = pa.Field(isin=YES_NO)
+    readmitted: Series[str] = pa.Field(isin=READMITTED_VALUES)
+    batch_id: Series[str] = pa.Field(description="the batch this row arrived in")
+    readmitted_30d: Series[bool] = pa.Field(description="readmitted within 30 days (readmitted == '<30')")
+    death_or_hospice: Series[bool] = pa.Field(description="discharged to death or hospice: cannot be readmitted")
+
+    class Config:
+        strict = True
+        ordered = False
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """What a form field or API field needs to know about one source column."""
+
+    name: str
+    kind: str  # "int" | "category" | "text"
+    allowed: tuple | None = None
+    bounds: tuple[int, int] | None = None
+    pattern: str | None = None
+    nullable: bool = False  # `?`/null/missing accepted at the API
+
+
+def source_columns() -> list[str]:
+    """The 50 source columns in CSV order."""
+    return list(RawEncounter.to_schema().columns)
+
+
+def feature_columns() -> list[str]:
+    """The columns an encounter is scored from: every source column but the label."""
+    return [c for c in source_columns() if c != LABEL]
+
+
+def raw_structure() -> pa.DataFrameSchema:
+    """`RawEncounter` without value checks: what a batch must look like to be read at all."""
+    return pa.DataFrameSchema({name: pa.Column(str) for name in source_columns()}, strict=False,
+                              name="RawBatch")
+
+
+def column_specs() -> dict[str, ColumnSpec]:
+    """Field specs for the API and the UI, read off `CleanEncounter` (types, allowed sets, bounds)."""
+    raw = RawEncounter.to_schema().columns
+    specs: dict[str, ColumnSpec] = {}
+    for name, column in CleanEncounter.to_schema().columns.items():
+        if name not in raw or name == LABEL:
+            continue
+        raw_allowed = _isin(raw[name])
+        nullable = bool(raw_allowed and (MISSING in raw_allowed or "None" in raw_allowed)) or _accepts_missing(raw[name])
+        allowed = _isin(column)
+        if str(column.dtype).startswith("int"):
+            bounds = NUMERIC_BOUNDS.get(name)
+            kind = "int"
+        else:
+            bounds = None
+            kind = "category" if allowed else "text"
+        if allowed is not None:
+            allowed = tuple(v for v in allowed if v != UNKNOWN)
+        specs[name] = ColumnSpec(name=name, kind=kind, allowed=allowed, bounds=bounds,
+                                 pattern=_pattern(raw[name]), nullable=nullable)
+    return specs
+
+
+def _isin(column: pa.Column) -> list | None:
+    for check in column.checks:
+        if check.name == "isin":
+            return list(check.statistics["allowed_values"])
+    return None
+
+
+def _pattern(column: pa.Column) -> str | None:
+    for check in column.checks:
+        if check.name == "str_matches":
+            return check.statistics["pattern"]
+    return None
+
+
+def _accepts_missing(column: pa.Column) -> bool:
+    pattern = _pattern(column)
+    return bool(pattern and "\\?" in pattern)

@@ -1,0 +1,131 @@
+"""Pure pandas steps from a raw batch to clean rows and quarantined rows (no Dagster, no I/O).
+
+The same `normalise_encounters` runs when cleaning a batch and inside the model pipeline at serving
+time, so training and serving can never disagree on what `?`, `None` or an empty cell means.
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from assets.encounters.schemas import (
+    DEATH_OR_HOSPICE_DISPOSITIONS, LABEL, MISSING, NOT_TESTED, NOT_TESTED_SPELLINGS, NUMERIC_BOUNDS,
+    TARGET, UNKNOWN, CleanEncounter, RawEncounter, source_columns,
+)
+
+QUARANTINE_COLUMNS = ["batch_id", "row_number", "reason"]
+INT_COLUMNS = ["encounter_id", "patient_nbr", "admission_type_id", "discharge_disposition_id",
+               "admission_source_id", *NUMERIC_BOUNDS]
+LAB_COLUMNS = ["max_glu_serum", "A1Cresult"]
+# Categorical columns where `?` means "not recorded": kept as an explicit category, never imputed.
+UNKNOWN_COLUMNS = ["race", "weight", "payer_code", "medical_specialty", "diag_1", "diag_2", "diag_3"]
+
+
+class BatchStructureError(ValueError):
+    """The batch cannot be read as encounters at all (not CSV, empty, columns missing)."""
+
+
+def parse_batch(payload: bytes) -> pd.DataFrame:
+    """Parse CSV bytes into an all-string frame, exactly as spelled, or explain why not."""
+    if not payload.strip():
+        raise BatchStructureError("batch is empty (0 bytes of data)")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise BatchStructureError(f"batch is not UTF-8 text (byte {err.start}): not a CSV file") from err
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise BatchStructureError(f"batch is not a readable CSV file: {err}") from err
+    check_structure(frame)
+    return frame
+
+
+def check_structure(frame: pd.DataFrame) -> None:
+    """Fail loudly when columns are missing or there are no rows: such a batch has no good rows."""
+    missing = [c for c in source_columns() if c not in frame.columns]
+    if missing:
+        raise BatchStructureError(
+            f"batch is missing {len(missing)} of the {len(source_columns())} source columns: "
+            f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}")
+    if frame.empty:
+        raise BatchStructureError("batch has a header but no rows")
+
+
+def row_failures(raw: pd.DataFrame) -> pd.Series:
+    """One reason per failing row (index-aligned), from lazy `RawEncounter` validation plus duplicates."""
+    reasons: dict[int, list[str]] = {}
+    try:
+        RawEncounter.validate(raw, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        cases = errors.failure_cases.dropna(subset=["index"])
+        for column, check, value, index in cases[["column", "check", "failure_case", "index"]].itertuples(index=False):
+            reasons.setdefault(int(index), []).append(f"{column}={value!r} fails {check}")
+    duplicated = raw["encounter_id"].duplicated(keep="first")
+    for index in raw.index[duplicated]:
+        reasons.setdefault(int(index), []).append(
+            f"encounter_id={raw.at[index, 'encounter_id']!r} duplicated within the batch")
+    return pd.Series({index: "; ".join(parts) for index, parts in reasons.items()}, dtype=object)
+
+
+def clean_encounters(raw: pd.DataFrame, batch_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split a raw batch into valid `CleanEncounter` rows and quarantined rows with their reasons."""
+    raw = raw.reset_index(drop=True)
+    failures = row_failures(raw)
+    bad = raw.index.isin(failures.index)
+    quarantine = raw.loc[bad, source_columns()].copy()
+    quarantine.insert(0, "reason", failures.reindex(quarantine.index).astype(str))
+    quarantine.insert(0, "row_number", quarantine.index + 1)
+    quarantine.insert(0, "batch_id", batch_id)
+    good = raw.loc[~bad, source_columns()]
+    clean = normalise_encounters(good)
+    clean[TARGET] = clean[LABEL].eq("<30")
+    clean["batch_id"] = batch_id
+    clean = CleanEncounter.validate(clean.reset_index(drop=True))
+    return clean, quarantine.reset_index(drop=True)
+
+
+def normalise_encounters(frame: pd.DataFrame) -> pd.DataFrame:
+    """Give raw or JSON encounters the clean spelling: ints, `Unknown` for `?`, `NotTested` for no lab.
+
+    Tolerates what arrives at the API too: NaN/None for missing cells and numbers as numbers.
+    """
+    out = frame.copy()
+    for column in INT_COLUMNS:
+        if column in out:
+            out[column] = pd.to_numeric(out[column], errors="coerce").fillna(0).astype("int64")
+    for column in out.columns.difference(INT_COLUMNS):
+        out[column] = out[column].astype(object).where(out[column].notna(), MISSING).astype(str)
+    for column in LAB_COLUMNS:
+        if column in out:
+            out[column] = out[column].where(~out[column].isin(NOT_TESTED_SPELLINGS + ["nan"]), NOT_TESTED)
+    for column in UNKNOWN_COLUMNS:
+        if column in out:
+            out[column] = out[column].where(~out[column].isin([MISSING, "", "None", "nan"]), UNKNOWN)
+    if "discharge_disposition_id" in out:
+        out["death_or_hospice"] = out["discharge_disposition_id"].isin(DEATH_OR_HOSPICE_DISPOSITIONS)
+    return out
+
+
+def icd9_group(codes: pd.Series) -> pd.Series:
+    """Group ICD-9 codes into the nine chapters Strack et al. (2014) used (diabetes is 250.xx)."""
+    text = codes.astype(str)
+    numeric = pd.to_numeric(text.where(~text.str[:1].isin(["V", "E"])), errors="coerce")
+    conditions = [
+        numeric.between(390, 459.99) | numeric.eq(785),
+        numeric.between(460, 519.99) | numeric.eq(786),
+        numeric.between(520, 579.99) | numeric.eq(787),
+        numeric.between(250, 250.99),
+        numeric.between(800, 999.99),
+        numeric.between(710, 739.99),
+        numeric.between(580, 629.99) | numeric.eq(788),
+        numeric.between(140, 239.99),
+    ]
+    choices = ["Circulatory", "Respiratory", "Digestive", "Diabetes", "Injury", "Musculoskeletal",
+               "Genitourinary", "Neoplasms"]
+    grouped = np.select(conditions, choices, default="Other")
+    unknown = text.isin([MISSING, UNKNOWN, "", "None", "nan"])
+    return pd.Series(np.where(unknown, UNKNOWN, grouped), index=codes.index)

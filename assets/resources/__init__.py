@@ -1,0 +1,1 @@
+"""Resources: one per external system (the data lake, the MLflow registry)."""

@@ -1,0 +1,64 @@
+"""The data lake: one class for a local folder or an S3-compatible bucket (MinIO), chosen by URL.
+
+`LakeIOManager` stores every DataFrame asset as parquet at `<root>/<folder>/<partition>.parquet`
+(`raw/`, `clean/`, `training/`), so the layout stays the one people browse by hand.
+"""
+
+import io
+
+import dagster as dg
+import pandas as pd
+from upath import UPath
+
+FOLDERS = {"raw_batch": "raw", "clean_batch": "clean", "training_set": "training"}
+
+
+class Lake(dg.ConfigurableResource):
+    """Root of the lake (`/path` or `s3://bucket/prefix`) and, for S3, the endpoint URL."""
+
+    root: str
+    s3_endpoint_url: str | None = None
+
+    def path(self, *parts: str) -> UPath:
+        options = {"client_kwargs": {"endpoint_url": self.s3_endpoint_url}} if self.s3_endpoint_url else {}
+        base = UPath(self.root, **options) if self.root.startswith("s3://") else UPath(self.root)
+        return base.joinpath(*parts) if parts else base
+
+    def write_bytes(self, payload: bytes, *parts: str) -> UPath:
+        target = self.path(*parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(payload)
+        return target
+
+    def write_frame(self, frame: pd.DataFrame, *parts: str) -> UPath:
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        return self.write_bytes(buffer.getvalue(), *parts)
+
+    def read_frame(self, *parts: str) -> pd.DataFrame:
+        return pd.read_parquet(io.BytesIO(self.path(*parts).read_bytes()))
+
+
+class LakeIOManager(dg.ConfigurableIOManager):
+    """Parquet in the lake; a partitioned input arrives as one frame of all its partitions."""
+
+    lake: dg.ResourceDependency[Lake]
+
+    def _parts(self, asset_key: dg.AssetKey, partition: str | None) -> tuple[str, ...]:
+        name = asset_key.path[-1]
+        folder = FOLDERS.get(name, name)
+        return (folder, f"{partition}.parquet") if partition else (folder, f"{name}.parquet")
+
+    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
+        partition = context.partition_key if context.has_partition_key else None
+        target = self.lake.write_frame(obj, *self._parts(context.asset_key, partition))
+        context.add_output_metadata({"path": dg.MetadataValue.path(str(target)), "rows": len(obj)})
+
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
+        key = context.asset_key
+        if context.has_asset_partitions:
+            partitions = sorted(context.asset_partition_keys)
+            frames = [self.lake.read_frame(*self._parts(key, p)) for p in partitions
+                      if self.lake.path(*self._parts(key, p)).exists()]
+            return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        return self.lake.read_frame(*self._parts(key, None))

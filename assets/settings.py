@@ -1,0 +1,93 @@
+"""The one reader of the environment: every setting of readmit, with its default, in one place.
+
+Nothing reads the environment at import time; callers build `Settings.from_env()` when they run.
+Every variable is documented in `.env.example`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+
+PREFIX = "READMIT_"
+UCI_URL = ("https://archive.ics.uci.edu/static/public/296/"
+           "diabetes+130-us+hospitals+for+years+1999-2008.zip")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime settings; `home` holds all state (lake, Dagster instance, MLflow store) by default."""
+
+    home: Path = REPO_ROOT / ".readmit"
+    source: str | None = None
+    source_url: str = UCI_URL
+    offline: bool = False
+    batch_size: int = 15_000
+    lake_url: str | None = None
+    s3_endpoint_url: str | None = None
+    mlflow_tracking_uri: str | None = None
+    mlflow_artifact_root: str | None = None
+    model_name: str = "readmission"
+    promotion_margin: float = 0.002
+    api_url: str = "http://127.0.0.1:3000"
+    api_key: str | None = field(default=None, repr=False)
+    registry_poll_seconds: float = 10.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """Build settings from `READMIT_*` variables (defaults where unset)."""
+        env = os.environ if environ is None else environ
+        get = lambda name: env.get(PREFIX + name) or None  # noqa: E731 - empty means unset
+        defaults = cls()
+        home = Path(get("HOME") or defaults.home).expanduser().resolve()
+        return cls(
+            home=home,
+            source=get("SOURCE"),
+            source_url=get("SOURCE_URL") or defaults.source_url,
+            offline=(get("OFFLINE") or "0").lower() in ("1", "true", "yes"),
+            batch_size=int(get("BATCH_SIZE") or defaults.batch_size),
+            lake_url=get("LAKE_URL"),
+            s3_endpoint_url=get("S3_ENDPOINT_URL"),
+            mlflow_tracking_uri=get("MLFLOW_TRACKING_URI"),
+            mlflow_artifact_root=get("MLFLOW_ARTIFACT_ROOT"),
+            model_name=get("MODEL_NAME") or defaults.model_name,
+            promotion_margin=float(get("PROMOTION_MARGIN") or defaults.promotion_margin),
+            api_url=get("API_URL") or defaults.api_url,
+            api_key=get("API_KEY"),
+            registry_poll_seconds=float(get("REGISTRY_POLL_SECONDS") or defaults.registry_poll_seconds),
+        )
+
+    def with_(self, **changes) -> "Settings":
+        """A copy with some settings changed (tests, CLI flags)."""
+        return replace(self, **changes)
+
+    @property
+    def lake(self) -> str:
+        """Root of the data lake: a local folder under `home`, or an `s3://bucket/prefix` URL."""
+        return self.lake_url or str(self.home / "lake")
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLflow tracking URI: a server when configured, else a sqlite file under `home`."""
+        return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> str:
+        return self.mlflow_artifact_root or (self.home / "mlartifacts").as_uri()
+
+    @property
+    def storage_options(self) -> dict:
+        """fsspec options for the lake (S3-compatible endpoint such as MinIO when set)."""
+        if self.s3_endpoint_url and self.lake.startswith("s3://"):
+            return {"client_kwargs": {"endpoint_url": self.s3_endpoint_url}}
+        return {}

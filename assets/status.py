@@ -1,0 +1,30 @@
+"""What `readmit status` reports: batches from the ledger, rows in the training set, the live model."""
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+
+from assets.encounters.batches import BatchLedger
+from assets.resources.lake import Lake
+from assets.settings import Settings
+
+
+def collect_status(settings: Settings) -> dict:
+    """The release state as one JSON-able dict (the contract of `readmit status --json`)."""
+    lake = Lake(root=settings.lake, s3_endpoint_url=settings.s3_endpoint_url)
+    state = BatchLedger(lake.path()).read()
+    batches = [{"id": b["id"], "status": b.get("status"), "raw_rows": b.get("raw_rows", 0),
+                "clean_rows": b.get("clean_rows", 0), "quarantined_rows": b.get("quarantined_rows", 0),
+                **({"error": b["error"]} if "error" in b else {})}
+               for b in state["batches"]]
+    training = lake.path("training", "training_set.parquet")
+    training_rows = 0
+    if training.exists():
+        with training.open("rb") as handle:
+            training_rows = pq.ParquetFile(handle).metadata.num_rows
+    return {
+        "data_source": state.get("source", {}).get("data_source"),
+        "planned_batches": state.get("planned_batches"),
+        "batches": batches,
+        "training_rows": training_rows,
+        "production_model": None,
+    }

@@ -1,0 +1,50 @@
+"""Shared fixtures: settings rooted in a temp folder, a small synthetic source, the real data if present."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from assets.encounters.synthetic import generate_encounters
+from assets.settings import Settings
+
+SHARED_ZIP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dataset_diabetes.zip"
+
+
+@pytest.fixture(scope="session")
+def synthetic_frame() -> pd.DataFrame:
+    """2,500 synthetic encounters as the CSV spells them."""
+    return generate_encounters(2_500, seed=11)
+
+
+@pytest.fixture
+def synthetic_csv(tmp_path: Path, synthetic_frame: pd.DataFrame) -> Path:
+    path = tmp_path / "diabetic_data.csv"
+    synthetic_frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path, synthetic_csv: Path) -> Settings:
+    """Embedded settings on a 2,500-row synthetic source cut into batches of 1,000 (3 batches)."""
+    return Settings(home=tmp_path / "home", source=str(synthetic_csv), offline=True, batch_size=1_000)
+
+
+@pytest.fixture(scope="session")
+def real_source() -> str:
+    """The real UCI data (READMIT_SOURCE or the shared copy); these tests skip only where it is absent."""
+    source = os.environ.get("READMIT_SOURCE") or (str(SHARED_ZIP) if SHARED_ZIP.exists() else None)
+    if not source or not Path(source).exists():
+        pytest.skip("real dataset not available (set READMIT_SOURCE)")
+    return source
+
+
+def raw_frame(rows: list[dict] | None = None, base: pd.DataFrame | None = None, n: int = 3) -> pd.DataFrame:
+    """A tiny raw batch: `n` valid rows of `base` with per-row overrides."""
+    frame = base.head(n).copy().reset_index(drop=True)
+    for index, changes in enumerate(rows or []):
+        for column, value in changes.items():
+            frame.at[index, column] = value
+    return frame

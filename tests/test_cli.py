@@ -1,0 +1,54 @@
+"""The `readmit` command as a user runs it: a real process, real exit codes, the status contract."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def _readmit(settings, *args, env_extra=None):
+    env = {**os.environ, "READMIT_HOME": str(settings.home), "READMIT_SOURCE": settings.source,
+           "READMIT_BATCH_SIZE": str(settings.batch_size), "READMIT_OFFLINE": "1", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "assets.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_demo_then_status_json_reports_every_batch(settings):
+    demo = _readmit(settings, "demo")
+    assert demo.returncode == 0, demo.stderr
+    assert "3 of 3 batches, 2500 raw rows" in demo.stdout
+    status = json.loads(_readmit(settings, "status", "--json").stdout)
+    assert [b["id"] for b in status["batches"]] == ["batch-001", "batch-002", "batch-003"]
+    assert {"id", "raw_rows", "clean_rows", "quarantined_rows"} <= set(status["batches"][0])
+    assert status["training_rows"] == 2_500
+    again = _readmit(settings, "tick")
+    assert again.returncode == 0 and "nothing to release" in again.stdout
+
+
+def test_a_bad_source_path_is_a_clear_error_and_nonzero_exit(settings, tmp_path):
+    result = _readmit(settings, "fetch", env_extra={"READMIT_SOURCE": str(tmp_path / "missing.zip")})
+    assert result.returncode == 1
+    assert "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_tick_before_fetch_fetches_first(settings):
+    result = _readmit(settings, "tick")
+    assert result.returncode == 0, result.stderr
+    assert "released batch-001" in result.stdout
+
+
+@pytest.mark.realdata
+def test_real_demo_gives_seven_batches_and_every_row(tmp_path, real_source):
+    env = {**os.environ, "READMIT_HOME": str(tmp_path / "home"), "READMIT_SOURCE": real_source}
+    env.pop("READMIT_BATCH_SIZE", None)
+    demo = subprocess.run([sys.executable, "-m", "assets.cli", "demo"], env=env, capture_output=True,
+                          text=True, timeout=1200)
+    assert demo.returncode == 0, demo.stderr
+    status = json.loads(subprocess.run([sys.executable, "-m", "assets.cli", "status", "--json"], env=env,
+                                       capture_output=True, text=True).stdout)
+    assert status["data_source"] == "real"
+    assert [b["raw_rows"] for b in status["batches"]] == [15_000] * 6 + [11_766]
+    assert sum(b["raw_rows"] for b in status["batches"]) == 101_766
+    assert all(b["clean_rows"] + b["quarantined_rows"] == b["raw_rows"] for b in status["batches"])
+    assert status["training_rows"] == sum(b["clean_rows"] for b in status["batches"])

@@ -1,0 +1,107 @@
+"""The asset graph end to end on synthetic data: ticks, idempotence, quarantine, broken batches."""
+import json
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from assets.definitions import FETCH_JOB, INGEST_JOB, RETRAIN_JOB, build_definitions
+from assets.encounters.assets import batches
+from assets.pipeline import PipelineError, job_order, open_instance, release_next_batch, run_job, tick
+from assets.status import collect_status
+
+
+@pytest.fixture
+def instance(settings):
+    return open_instance(settings)
+
+
+def _training(settings) -> pd.DataFrame:
+    return pd.read_parquet(settings.home / "lake" / "training" / "training_set.parquet")
+
+
+def test_job_order_follows_the_asset_graph(settings):
+    order = job_order(build_definitions(settings))
+    assert order.index(FETCH_JOB) < order.index(INGEST_JOB) < order.index(RETRAIN_JOB)
+
+
+def test_each_tick_releases_the_next_batch_until_all_are_in(settings, instance):
+    reports = [tick(settings, instance) for _ in range(4)]
+    assert [r.batch for r in reports] == ["batch-001", "batch-002", "batch-003", None]
+    assert "nothing to release" in reports[-1].message
+    assert instance.get_dynamic_partitions(batches.name) == ["batch-001", "batch-002", "batch-003"]
+    status = collect_status(settings)
+    assert [b["raw_rows"] for b in status["batches"]] == [1_000, 1_000, 500]
+    assert all(b["clean_rows"] + b["quarantined_rows"] == b["raw_rows"] for b in status["batches"])
+    assert status["training_rows"] == 2_500 == len(_training(settings))
+    assert status["data_source"] == "real"  # a user-given path is treated as real data
+
+
+def test_the_instance_holds_materializations_and_checks(settings, instance):
+    tick(settings, instance)
+    event = instance.get_latest_materialization_event(dg.AssetKey("clean_batch"))
+    assert event.asset_materialization.partition == "batch-001"
+    assert event.asset_materialization.metadata["clean_rows"].value == 1_000
+    check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [dg.AssetCheckKey(dg.AssetKey("clean_batch"), "rows_accounted_for")])
+    assert check
+
+
+def test_rerunning_a_batch_never_duplicates_rows(settings, instance):
+    tick(settings, instance)
+    tick(settings, instance)
+    defs = build_definitions(settings)
+    run_job(defs, instance, INGEST_JOB, "batch-001")
+    run_job(defs, instance, RETRAIN_JOB)
+    training = _training(settings)
+    assert len(training) == 2_000 and training["encounter_id"].is_unique
+
+
+def test_a_tick_killed_midway_is_completed_by_the_next(settings, instance):
+    defs = build_definitions(settings)
+    run_job(defs, instance, FETCH_JOB)
+    interrupted = release_next_batch(settings, instance)  # released, then the process died
+    report = tick(settings, instance)
+    assert report.batch == interrupted.batch == "batch-001"
+    assert "not finished" in report.message
+    assert tick(settings, instance).batch == "batch-002"
+    assert len(_training(settings)) == 2_000
+
+
+def test_corrupt_rows_are_quarantined_and_the_rest_flows_on(settings, instance):
+    source = pd.read_csv(settings.source, dtype=str, keep_default_na=False)
+    source.loc[5, "age"] = "ancient"
+    source.loc[7, "num_medications"] = "lots"
+    source.to_csv(settings.source, index=False)
+    tick(settings, instance)
+    quarantine = pd.read_parquet(settings.home / "lake" / "quarantine" / "batch-001.parquet")
+    assert quarantine["row_number"].tolist() == [6, 8]
+    assert quarantine["reason"].str.contains("age='ancient'").iloc[0]
+    assert len(_training(settings)) == 998
+
+
+def test_a_broken_batch_fails_clearly_keeps_its_bytes_and_the_next_tick_moves_on(settings, instance):
+    defs = build_definitions(settings)
+    run_job(defs, instance, FETCH_JOB)
+    arrival = settings.home / "lake" / "raw" / "batch-001.csv"
+    arrival.parent.mkdir(parents=True, exist_ok=True)
+    garbage = b"\x89PNG\r\n\x1a\n\x00\x00 not a csv"
+    arrival.write_bytes(garbage)  # a batch delivered broken
+    with pytest.raises(PipelineError, match="batch-001 cannot be read: batch is not UTF-8"):
+        tick(settings, instance)
+    assert arrival.read_bytes() == garbage
+    ledger = json.loads((settings.home / "lake" / "metadata_batch.json").read_text())
+    assert ledger["batches"][0]["status"] == "failed"
+    assert tick(settings, instance).batch == "batch-002"
+
+
+def test_a_batch_missing_a_column_fails_and_says_which(settings, instance):
+    defs = build_definitions(settings)
+    run_job(defs, instance, FETCH_JOB)
+    frame = pd.read_csv(settings.source, dtype=str, keep_default_na=False).head(10).drop(columns=["A1Cresult"])
+    arrival = settings.home / "lake" / "raw" / "batch-001.csv"
+    arrival.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(arrival, index=False)
+    with pytest.raises(PipelineError, match="missing 1 of the 50 source columns: A1Cresult"):
+        tick(settings, instance)
+    assert arrival.exists()
