@@ -30,7 +30,7 @@ status: install
 	$(RUN) readmit status
 
 bench: install ## benchmarks that print ratios side by side
-	$(RUN) python benchmarks/ingest.py
+	$(RUN) python -m benchmarks.ingest
 
 clean: ## forget all runtime state under READMIT_HOME
 	rm -rf $(READMIT_HOME)

@@ -10,13 +10,17 @@ import io
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
+import pyarrow.csv as pacsv
 
 from assets.encounters.schemas import (
     DEATH_OR_HOSPICE_DISPOSITIONS, LABEL, MISSING, NOT_TESTED, NOT_TESTED_SPELLINGS, NUMERIC_BOUNDS,
-    TARGET, UNKNOWN, CleanEncounter, RawEncounter, source_columns,
+    TARGET, UNKNOWN, CleanEncounter, RawEncounter, as_integers, source_columns,
 )
 
-QUARANTINE_COLUMNS = ["batch_id", "row_number", "reason"]
+RAW_DTYPE = CLEAN_DTYPE = pd.StringDtype("pyarrow")
+_UNKNOWN_SPELLINGS = [MISSING, "", "None"]
+PARSE_ERROR = "parse_error"
 INT_COLUMNS = ["encounter_id", "patient_nbr", "admission_type_id", "discharge_disposition_id",
                "admission_source_id", *NUMERIC_BOUNDS]
 LAB_COLUMNS = ["max_glu_serum", "A1Cresult"]
@@ -29,35 +33,72 @@ class BatchStructureError(ValueError):
 
 
 def parse_batch(payload: bytes) -> pd.DataFrame:
-    """Parse CSV bytes into an all-string frame, exactly as spelled, or explain why not."""
+    """Parse CSV bytes into an all-string frame, exactly as spelled, or explain why not.
+
+    A line with the wrong number of fields does not sink the batch: it becomes a row whose
+    `parse_error` says what was wrong (and keeps the line's text), so cleaning quarantines it.
+    """
     if not payload.strip():
         raise BatchStructureError("batch is empty (0 bytes of data)")
     try:
-        text = payload.decode("utf-8")
+        payload.decode("utf-8")
     except UnicodeDecodeError as err:
         raise BatchStructureError(f"batch is not UTF-8 text (byte {err.start}): not a CSV file") from err
+    malformed: list[dict] = []
+
+    def keep_malformed(row) -> str:
+        malformed.append({PARSE_ERROR: f"line {row.number} has {row.actual_columns} fields, expected "
+                                       f"{row.expected_columns}: {row.text[:200]}", "_line": row.number})
+        return "skip"
+
     try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        table = pacsv.read_csv(
+            io.BytesIO(payload),
+            read_options=pacsv.ReadOptions(use_threads=False),  # keeps line numbers of malformed rows
+            parse_options=pacsv.ParseOptions(invalid_row_handler=keep_malformed),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pyarrow.string() for c in source_columns()}, null_values=[],
+                strings_can_be_null=False, quoted_strings_can_be_null=False))
+    except pyarrow.ArrowInvalid as err:
         raise BatchStructureError(f"batch is not a readable CSV file: {err}") from err
-    check_structure(frame)
+    frame = table.to_pandas(types_mapper={pyarrow.string(): RAW_DTYPE}.get)
+    check_structure(frame, rows=len(frame) + len(malformed))
+    frame[PARSE_ERROR] = pd.Series("", index=frame.index, dtype=RAW_DTYPE)
+    if malformed:
+        frame = _with_malformed_rows(frame, malformed)
     return frame
 
 
-def check_structure(frame: pd.DataFrame) -> None:
+def _with_malformed_rows(frame: pd.DataFrame, malformed: list[dict]) -> pd.DataFrame:
+    """Put malformed lines back where they were, as rows carrying only their `parse_error`."""
+    bad_lines = {m["_line"] for m in malformed}
+    total = len(frame) + len(malformed)
+    frame["_line"] = [n for n in range(2, total + 2) if n not in bad_lines]
+    bad = pd.DataFrame(malformed).reindex(columns=frame.columns, fill_value="")
+    merged = pd.concat([frame, bad.astype({c: RAW_DTYPE for c in bad.columns if c != "_line"})])
+    return merged.sort_values("_line").drop(columns="_line").reset_index(drop=True)
+
+
+def check_structure(frame: pd.DataFrame, rows: int | None = None) -> None:
     """Fail loudly when columns are missing or there are no rows: such a batch has no good rows."""
     missing = [c for c in source_columns() if c not in frame.columns]
     if missing:
         raise BatchStructureError(
             f"batch is missing {len(missing)} of the {len(source_columns())} source columns: "
             f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}")
-    if frame.empty:
+    if (len(frame) if rows is None else rows) == 0:
         raise BatchStructureError("batch has a header but no rows")
 
 
 def row_failures(raw: pd.DataFrame) -> pd.Series:
     """One reason per failing row (index-aligned), from lazy `RawEncounter` validation plus duplicates."""
     reasons: dict[int, list[str]] = {}
+    if PARSE_ERROR in raw:
+        unparsed = raw[PARSE_ERROR].ne("").to_numpy(dtype=bool)
+        if unparsed.any():
+            for index, error in raw.loc[unparsed, PARSE_ERROR].items():
+                reasons[int(index)] = [error]
+            raw = raw.loc[~unparsed]
     try:
         RawEncounter.validate(raw, lazy=True)
     except pa.errors.SchemaErrors as errors:
@@ -80,10 +121,10 @@ def clean_encounters(raw: pd.DataFrame, batch_id: str) -> tuple[pd.DataFrame, pd
     quarantine.insert(0, "reason", failures.reindex(quarantine.index).astype(str))
     quarantine.insert(0, "row_number", quarantine.index + 1)
     quarantine.insert(0, "batch_id", batch_id)
-    good = raw.loc[~bad, source_columns()]
+    good = raw.loc[~bad, source_columns()] if bad.any() else raw[source_columns()]
     clean = normalise_encounters(good)
-    clean[TARGET] = clean[LABEL].eq("<30")
-    clean["batch_id"] = batch_id
+    clean[TARGET] = clean[LABEL].eq("<30").astype(bool)
+    clean["batch_id"] = pd.Series(batch_id, index=clean.index, dtype=CLEAN_DTYPE)
     clean = CleanEncounter.validate(clean.reset_index(drop=True))
     return clean, quarantine.reset_index(drop=True)
 
@@ -92,19 +133,21 @@ def normalise_encounters(frame: pd.DataFrame) -> pd.DataFrame:
     """Give raw or JSON encounters the clean spelling: ints, `Unknown` for `?`, `NotTested` for no lab.
 
     Tolerates what arrives at the API too: NaN/None for missing cells and numbers as numbers.
+    Text comes out as Arrow-backed strings, the dtype `CleanEncounter` declares.
     """
-    out = frame.copy()
-    for column in INT_COLUMNS:
-        if column in out:
-            out[column] = pd.to_numeric(out[column], errors="coerce").fillna(0).astype("int64")
-    for column in out.columns.difference(INT_COLUMNS):
-        out[column] = out[column].astype(object).where(out[column].notna(), MISSING).astype(str)
-    for column in LAB_COLUMNS:
-        if column in out:
-            out[column] = out[column].where(~out[column].isin(NOT_TESTED_SPELLINGS + ["nan"]), NOT_TESTED)
-    for column in UNKNOWN_COLUMNS:
-        if column in out:
-            out[column] = out[column].where(~out[column].isin([MISSING, "", "None", "nan"]), UNKNOWN)
+    columns: dict[str, pd.Series] = {}
+    for column in frame.columns:
+        cells = frame[column]
+        if column in INT_COLUMNS:
+            columns[column] = as_integers(cells).fillna(0).astype("int64")
+            continue
+        text = cells.astype(CLEAN_DTYPE).fillna(MISSING)
+        if column in LAB_COLUMNS:
+            text = text.mask(text.isin(NOT_TESTED_SPELLINGS), NOT_TESTED)
+        elif column in UNKNOWN_COLUMNS:
+            text = text.mask(text.isin(_UNKNOWN_SPELLINGS), UNKNOWN)
+        columns[column] = text
+    out = pd.DataFrame(columns, index=frame.index)
     if "discharge_disposition_id" in out:
         out["death_or_hospice"] = out["discharge_disposition_id"].isin(DEATH_OR_HOSPICE_DISPOSITIONS)
     return out

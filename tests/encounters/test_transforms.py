@@ -91,7 +91,7 @@ def test_parse_keeps_every_spelling(synthetic_frame):
     raw = raw_frame([{"A1Cresult": "None", "race": "?"}], synthetic_frame)
     parsed = parse_batch(_csv(raw))
     assert parsed.loc[0, "A1Cresult"] == "None" and parsed.loc[0, "race"] == "?"
-    assert (parsed.dtypes == object).all()
+    assert (parsed.dtypes == "string[pyarrow]").all()
 
 
 def test_normalise_accepts_json_nulls_and_numbers():
