@@ -8,8 +8,11 @@ import io
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from upath import UPath
 
+_ARROW_TEXT = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow")}
 FOLDERS = {"raw_batch": "raw", "clean_batch": "clean", "training_set": "training"}
 
 
@@ -36,7 +39,9 @@ class Lake(dg.ConfigurableResource):
         return self.write_bytes(buffer.getvalue(), *parts)
 
     def read_frame(self, *parts: str) -> pd.DataFrame:
-        return pd.read_parquet(io.BytesIO(self.path(*parts).read_bytes()))
+        """Read parquet back with text as Arrow strings, the dtype the schemas declare."""
+        table = pq.read_table(io.BytesIO(self.path(*parts).read_bytes()))
+        return table.to_pandas(types_mapper=_ARROW_TEXT.get)
 
 
 class LakeIOManager(dg.ConfigurableIOManager):

@@ -1,0 +1,79 @@
+"""Holdout metrics and the plots logged with every candidate."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # plots are files, never windows
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.calibration import calibration_curve  # noqa: E402
+from sklearn.metrics import (  # noqa: E402
+    ConfusionMatrixDisplay, average_precision_score, brier_score_loss, f1_score, precision_recall_curve,
+    precision_score, recall_score, roc_auc_score, roc_curve,
+)
+
+
+def choose_threshold(y: np.ndarray, risk: np.ndarray) -> float:
+    """The probability cut that maximises F1 (rare positives make 0.5 useless)."""
+    precision, recall, thresholds = precision_recall_curve(y, risk)
+    f1 = 2 * precision * recall / np.clip(precision + recall, 1e-12, None)
+    return float(thresholds[np.argmax(f1[:-1])]) if len(thresholds) else 0.5
+
+
+def holdout_metrics(y: np.ndarray, risk: np.ndarray, threshold: float) -> dict[str, float]:
+    """ROC-AUC, PR-AUC, Brier score and precision/recall/F1 at `threshold`."""
+    label = risk >= threshold
+    return {
+        "roc_auc": float(roc_auc_score(y, risk)),
+        "pr_auc": float(average_precision_score(y, risk)),
+        "brier": float(brier_score_loss(y, risk)),
+        "precision": float(precision_score(y, label, zero_division=0)),
+        "recall": float(recall_score(y, label, zero_division=0)),
+        "f1": float(f1_score(y, label, zero_division=0)),
+        "threshold": float(threshold),
+        "holdout_rows": float(len(y)),
+        "holdout_positive_rate": float(np.mean(y)),
+    }
+
+
+def evaluation_plots(y: np.ndarray, risk: np.ndarray, threshold: float) -> dict[str, plt.Figure]:
+    """ROC, precision-recall, calibration and confusion-matrix figures, by file name."""
+    figures = {}
+    fig, ax = plt.subplots(figsize=(5, 4))
+    fpr, tpr, _ = roc_curve(y, risk)
+    ax.plot(fpr, tpr, label=f"AUC {roc_auc_score(y, risk):.3f}")
+    ax.plot([0, 1], [0, 1], "--", color="grey")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (holdout)")
+    ax.legend()
+    figures["roc.png"] = fig
+    fig, ax = plt.subplots(figsize=(5, 4))
+    precision, recall, _ = precision_recall_curve(y, risk)
+    ax.plot(recall, precision, label=f"AP {average_precision_score(y, risk):.3f}")
+    ax.axhline(np.mean(y), linestyle="--", color="grey", label="base rate")
+    ax.set(xlabel="recall", ylabel="precision", title="Precision-recall (holdout)")
+    ax.legend()
+    figures["pr.png"] = fig
+    fig, ax = plt.subplots(figsize=(5, 4))
+    observed, predicted = calibration_curve(y, risk, n_bins=10, strategy="quantile")
+    ax.plot(predicted, observed, "o-")
+    ax.plot([0, max(predicted.max(), 0.01)], [0, max(predicted.max(), 0.01)], "--", color="grey")
+    ax.set(xlabel="predicted risk", ylabel="observed rate", title="Calibration (holdout)")
+    figures["calibration.png"] = fig
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ConfusionMatrixDisplay.from_predictions(y, risk >= threshold, ax=ax, colorbar=False,
+                                            display_labels=["not <30", "<30"])
+    ax.set_title(f"Confusion matrix at {threshold:.3f}")
+    figures["confusion_matrix.png"] = fig
+    return figures
+
+
+def importance_plot(importance: pd.Series) -> plt.Figure:
+    """Horizontal bars of the top-20 input columns by permutation importance."""
+    top = importance.sort_values().tail(20)
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.barh(top.index, top.to_numpy())
+    ax.set(xlabel="ROC-AUC drop when shuffled", title="Permutation importance (holdout)")
+    fig.tight_layout()
+    return fig
