@@ -5,7 +5,12 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 DAGSTER_PORT ?= 3070
 
-.PHONY: install demo test test-stack dagster status clean bench
+MLFLOW_PORT ?= 5000
+# The MLflow server reads the embedded store by default, so `make mlflow` shows what `make demo` logged.
+MLFLOW_BACKEND_STORE_URI ?= sqlite:///$(READMIT_HOME)/mlflow.db
+MLFLOW_ARTIFACTS_DESTINATION ?= $(READMIT_HOME)/mlartifacts
+
+.PHONY: install demo test test-stack dagster mlflow status clean bench postgres
 
 $(UV):
 	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
@@ -19,18 +24,28 @@ demo: install ## run the main job on the embedded default: every batch, no serve
 test: install ## unit, contract and graph tests (real data too when READMIT_SOURCE is set)
 	$(RUN) pytest -m "not stack"
 
-test-stack: install ## tests against real servers on loopback (Postgres, MLflow server, moto S3)
+test-stack: install postgres ## tests against real servers on loopback (Postgres, MLflow server, moto S3)
 	$(RUN) pytest -m stack
 
 dagster: install ## the Dagster UI on the instance the pipeline writes to
 	mkdir -p $(READMIT_HOME)/dagster && [ -f $(READMIT_HOME)/dagster/dagster.yaml ] || printf 'telemetry:\n  enabled: false\n' > $(READMIT_HOME)/dagster/dagster.yaml
 	DAGSTER_HOME=$(READMIT_HOME)/dagster $(RUN) dagster dev -m assets.definitions -h 127.0.0.1 -p $(DAGSTER_PORT)
 
+mlflow: install ## MLflow tracking server + UI (http://127.0.0.1:5000); Postgres/S3 via the variables above
+	mkdir -p $(READMIT_HOME)
+	$(RUN) mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1 \
+	  --backend-store-uri $(MLFLOW_BACKEND_STORE_URI) --artifacts-destination $(MLFLOW_ARTIFACTS_DESTINATION) \
+	  --allowed-hosts "127.0.0.1:$(MLFLOW_PORT),localhost:$(MLFLOW_PORT),$(MLFLOW_ALLOWED_HOSTS)"
+
+postgres: ## start the local PostgreSQL 15 cluster and the readmit role the stack tests use (root)
+	bash scripts/postgres.sh
+
 status: install
 	$(RUN) readmit status
 
 bench: install ## benchmarks that print ratios side by side
 	$(RUN) python -m benchmarks.ingest
+	$(RUN) python -m benchmarks.model_quality
 
 clean: ## forget all runtime state under READMIT_HOME
 	rm -rf $(READMIT_HOME)

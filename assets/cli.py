@@ -21,12 +21,15 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("fetch", help="fetch the dataset (path, UCI download, or synthetic offline)")
     sub.add_parser("tick", help="one 5-minute tick: release the next batch and materialize downstream")
     sub.add_parser("demo", help="tick until every batch is in, without waiting")
+    sub.add_parser("retrain", help="retrain on every batch so far and run the promotion gate again")
     status = sub.add_parser("status", help="batches, rows and the production model")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
     settings = Settings.from_env()
     if args.source:
         settings = settings.with_(source=args.source)
@@ -51,6 +54,18 @@ def _tick(settings: Settings, args: argparse.Namespace) -> int:
 
     report = tick(settings, log_level=_level(args))
     print(report.message)
+    return 0
+
+
+def _retrain(settings: Settings, args: argparse.Namespace) -> int:
+    from assets.definitions import RETRAIN_JOB, build_definitions
+    from assets.pipeline import open_instance, run_job
+    from assets.resources.registry import ModelRegistry
+
+    run_job(build_definitions(settings), open_instance(settings), RETRAIN_JOB, log_level=_level(args))
+    latest = ModelRegistry.from_settings(settings).latest_version()
+    print(f"{latest.name} v{latest.version}: {latest.tags.get('promotion_decision')}: "
+          f"{latest.tags.get('promotion_reason')}")
     return 0
 
 
@@ -109,7 +124,7 @@ def _level(args: argparse.Namespace) -> str:
     return "INFO" if args.verbose else "WARNING"
 
 
-COMMANDS = {"fetch": _fetch, "tick": _tick, "demo": _demo, "status": _status}
+COMMANDS = {"fetch": _fetch, "tick": _tick, "demo": _demo, "retrain": _retrain, "status": _status}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -4,7 +4,9 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.encounters.assets import DatasetSource, batches, clean_batch, raw_batch, source_dataset, training_set
+from assets.model.assets import production_model, readmission_model
 from assets.resources.lake import Lake, LakeIOManager
+from assets.resources.registry import ModelRegistry
 from assets.settings import Settings
 
 FETCH_JOB = "fetch_source"
@@ -20,16 +22,17 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                             description="Fetch (or reuse) the encounters dataset."),
         dg.define_asset_job(INGEST_JOB, selection=[raw_batch, clean_batch], partitions_def=batches,
                             description="Materialize one released batch: raw as it arrived, then cleaned."),
-        dg.define_asset_job(RETRAIN_JOB, selection=[training_set],
+        dg.define_asset_job(RETRAIN_JOB, selection=[training_set, readmission_model, production_model],
                             description="Rebuild the training set from every clean batch, then retrain."),
     ]
     return dg.Definitions(
-        assets=[source_dataset, raw_batch, clean_batch, training_set],
+        assets=[source_dataset, raw_batch, clean_batch, training_set, readmission_model, production_model],
         jobs=jobs,
         resources={
             "dataset": DatasetSource.from_settings(settings),
             "lake": lake,
             "io_manager": LakeIOManager(lake=lake),
+            "registry": ModelRegistry.from_settings(settings),
         },
     )
 

@@ -82,8 +82,12 @@ class Settings:
         return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
 
     @property
-    def artifact_root(self) -> str:
-        return self.mlflow_artifact_root or (self.home / "mlartifacts").as_uri()
+    def artifact_root(self) -> str | None:
+        """Artifact location for a new experiment: local folder when embedded; with a server, None lets
+        the server decide (it proxies artifacts to its own store, e.g. S3)."""
+        if self.mlflow_artifact_root:
+            return self.mlflow_artifact_root
+        return None if self.mlflow_tracking_uri else (self.home / "mlartifacts").as_uri()
 
     @property
     def storage_options(self) -> dict:

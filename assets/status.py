@@ -26,5 +26,17 @@ def collect_status(settings: Settings) -> dict:
         "planned_batches": state.get("planned_batches"),
         "batches": batches,
         "training_rows": training_rows,
-        "production_model": None,
+        "production_model": production_model(settings),
     }
+
+
+def production_model(settings: Settings) -> dict | None:
+    """Name, version, run and holdout ROC-AUC of the model the `production` alias points at."""
+    from assets.resources.registry import ModelRegistry
+
+    live = ModelRegistry.from_settings(settings).production()
+    if live is None:
+        return None
+    return {"name": live.name, "version": int(live.version), "run_id": live.run_id,
+            "roc_auc": float(live.tags.get("holdout_roc_auc") or live.tags.get("roc_auc") or "nan"),
+            "data_source": live.tags.get("readmit.data_source"), "candidate": live.tags.get("candidate")}

@@ -27,3 +27,10 @@ def first_batch(home: Path) -> tuple[bytes, str]:
     info = acquire_dataset(settings)
     plan = plan_batches(info.rows, settings.batch_size)[0]
     return slice_batch(info.csv_path, plan), info.data_source
+
+
+def dataset_bytes(home: Path) -> tuple[bytes, str]:
+    """The whole dataset file of READMIT_SOURCE, or of synthetic data offline."""
+    settings = Settings.from_env().with_(home=home, offline=not os.environ.get("READMIT_SOURCE"))
+    info = acquire_dataset(settings)
+    return Path(info.csv_path).read_bytes(), info.data_source

@@ -103,9 +103,9 @@ def _labels(rng: np.random.Generator, data: dict[str, np.ndarray], rows: int) ->
     """`<30` about 11%, `>30` about 35%, driven by prior visits, stay, discharge and age."""
     discharge = data["discharge_disposition_id"].astype(int)
     age = np.array([int(band[1:].split("-")[0]) for band in data["age"]])
-    logit = (-2.95 + 0.38 * np.minimum(data["number_inpatient"], 6) + 0.12 * np.minimum(data["number_emergency"], 5)
-             + 0.03 * data["time_in_hospital"] + 0.004 * age + 0.45 * np.isin(discharge, [3, 5, 22, 28])
-             + 0.25 * (data["insulin"] != "No") + 0.2 * (data["diag_1"] == "428"))
+    logit = (-3.5 + 0.6 * np.minimum(data["number_inpatient"], 6) + 0.25 * np.minimum(data["number_emergency"], 5)
+             + 0.05 * data["time_in_hospital"] + 0.006 * age + 0.7 * np.isin(discharge, [3, 5, 22, 28])
+             + 0.3 * (data["insulin"] != "No") + 0.3 * (data["diag_1"] == "428"))
     p_30 = 1 / (1 + np.exp(-logit))
     u = rng.random(rows)
     label = np.where(u < p_30, "<30", np.where(u < p_30 + 0.35, ">30", "NO"))

@@ -5,6 +5,7 @@ side at every retrain: champion and challenger are always compared on unseen pat
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from assets.encounters.schemas import TARGET, feature_columns
-from assets.model.evaluate import choose_threshold
+from assets.model.evaluate import choose_threshold, holdout_metrics
 from assets.model.features import CATEGORICAL, NUMERIC, death_or_hospice, prepare_features
 
 HOLDOUT_FRACTION = 0.2
@@ -69,10 +70,10 @@ class Hyperparameters:
     """Training knobs; the Dagster `TrainingConfig` exposes the same names in the launchpad."""
 
     lr_c: float = 0.3
-    hgb_learning_rate: float = 0.05
-    hgb_max_iter: int = 400
+    hgb_learning_rate: float = 0.04
+    hgb_max_iter: int = 300
     hgb_max_leaf_nodes: int = 15
-    hgb_min_samples_leaf: int = 80
+    hgb_min_samples_leaf: int = 150
     hgb_l2_regularization: float = 1.0
     random_state: int = 42
 
@@ -101,8 +102,7 @@ def build_candidates(params: Hyperparameters) -> dict[str, Pipeline]:
                 learning_rate=params.hgb_learning_rate, max_iter=params.hgb_max_iter,
                 max_leaf_nodes=params.hgb_max_leaf_nodes, min_samples_leaf=params.hgb_min_samples_leaf,
                 l2_regularization=params.hgb_l2_regularization, categorical_features=categorical_mask,
-                early_stopping=True, validation_fraction=0.1, n_iter_no_change=30,
-                random_state=params.random_state)),
+                early_stopping=False, random_state=params.random_state)),
         ]),
     }
 
@@ -115,3 +115,34 @@ def fit_candidate(name: str, pipeline: Pipeline, train: pd.DataFrame) -> Readmis
     model = ReadmissionModel(pipeline, threshold=0.5, name=name)
     model.threshold = choose_threshold(valid_rows[TARGET].to_numpy(bool), model.predict(valid_rows[feature_columns()]))
     return model
+
+
+@dataclass
+class Candidate:
+    """A fitted candidate with its holdout metrics."""
+
+    model: ReadmissionModel
+    metrics: dict[str, float]
+    fit_seconds: float
+
+
+def split_training_set(training_set: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, holdout) of the modelling rows, split by patient with the fixed hash rule."""
+    rows = modelling_rows(training_set)
+    holdout = holdout_mask(rows)
+    return rows.loc[~holdout].reset_index(drop=True), rows.loc[holdout].reset_index(drop=True)
+
+
+def train_candidates(training_set: pd.DataFrame, params: Hyperparameters) -> tuple[list[Candidate], pd.DataFrame]:
+    """Fit every candidate on the training patients; return them with metrics and the holdout."""
+    train, holdout = split_training_set(training_set)
+    y = holdout[TARGET].to_numpy(bool)
+    candidates = []
+    for name, pipeline in build_candidates(params).items():
+        start = time.perf_counter()
+        model = fit_candidate(name, pipeline, train)
+        seconds = time.perf_counter() - start
+        metrics = holdout_metrics(y, model.predict(holdout[feature_columns()]), model.threshold)
+        candidates.append(Candidate(model, {**metrics, "train_rows": float(len(train)), "fit_seconds": seconds},
+                                    seconds))
+    return candidates, holdout

@@ -1,0 +1,97 @@
+"""Model assets: train and register candidates on the training set, then the promotion gate.
+
+Thin wrappers: training and evaluation are pure (`train`, `evaluate`, `promote`); MLflow access goes
+through the `ModelRegistry` resource.
+"""
+import dagster as dg
+import pandas as pd
+
+from assets.encounters.assets import DatasetSource, training_set
+from assets.encounters.schemas import TARGET, feature_columns
+from assets.model.evaluate import evaluation_plots, importance_plot, permutation_importance
+from assets.model.promote import decide
+from assets.model.train import Hyperparameters, split_training_set, train_candidates
+from assets.resources.registry import ModelRegistry, git_commit
+
+
+class TrainingConfig(dg.Config):
+    """Hyperparameters of the candidates (editable in the Dagster launchpad)."""
+
+    lr_c: float = Hyperparameters.lr_c
+    hgb_learning_rate: float = Hyperparameters.hgb_learning_rate
+    hgb_max_iter: int = Hyperparameters.hgb_max_iter
+    hgb_max_leaf_nodes: int = Hyperparameters.hgb_max_leaf_nodes
+    hgb_min_samples_leaf: int = Hyperparameters.hgb_min_samples_leaf
+    hgb_l2_regularization: float = Hyperparameters.hgb_l2_regularization
+    random_state: int = Hyperparameters.random_state
+
+
+@dg.asset(group_name="model", ins={"training_set": dg.AssetIn()}, kinds={"sklearn", "mlflow"})
+def readmission_model(context: dg.AssetExecutionContext, config: TrainingConfig, training_set: pd.DataFrame,
+                      registry: ModelRegistry, dataset: DatasetSource) -> dg.MaterializeResult:
+    """Every candidate trained and logged to MLflow; the best on the holdout registered as a new version."""
+    params = Hyperparameters(**config.model_dump())
+    candidates, holdout = train_candidates(training_set, params)
+    y = holdout[TARGET].to_numpy(bool)
+    data_source = dataset.info().data_source
+    batches = sorted(training_set["batch_id"].unique())
+    tags = {"readmit.batches": ",".join(batches), "readmit.batch_count": str(len(batches)),
+            "readmit.training_rows": str(len(training_set)), "readmit.data_source": data_source,
+            "readmit.git_commit": git_commit(), "readmit.dagster_run_id": context.run.run_id}
+    best = max(candidates, key=lambda c: c.metrics["roc_auc"])
+    runs, uris = {}, {}
+    for candidate in candidates:
+        model = candidate.model
+        figures = evaluation_plots(y, model.predict(holdout[feature_columns()]), model.threshold)
+        if candidate is best:
+            importance = permutation_importance(model, holdout[feature_columns()], y, feature_columns())
+            figures["feature_importance.png"] = importance_plot(importance)
+        runs[model.name], uris[model.name] = registry.log_candidate(
+            model, candidate.metrics, {**params.__dict__, "candidate": model.name}, tags, figures,
+            example=holdout[feature_columns()].head(50))
+    version = registry.register(uris[best.model.name], tags={
+        **tags, "candidate": best.model.name, "roc_auc": f"{best.metrics['roc_auc']:.6f}",
+        "threshold": f"{best.model.threshold:.6f}"})
+    return dg.MaterializeResult(metadata={
+        "registered_version": int(version.version), "run_id": runs[best.model.name],
+        "best_candidate": best.model.name, "data_source": data_source, "batches": len(batches),
+        **{f"{c.model.name}_roc_auc": c.metrics["roc_auc"] for c in candidates}})
+
+
+@dg.asset(group_name="model", deps=[readmission_model], ins={"training_set": dg.AssetIn()}, kinds={"mlflow"})
+def production_model(context: dg.AssetExecutionContext, training_set: pd.DataFrame,
+                     registry: ModelRegistry) -> dg.MaterializeResult:
+    """The `production` alias: moved to the newest version only if it beats the champion on today's holdout."""
+    challenger = registry.latest_version()
+    if challenger is None:
+        raise dg.Failure(description=f"no registered version of {registry.model_name} to consider")
+    champion = registry.production()
+    _, holdout = split_training_set(training_set)
+    y, encounters = holdout[TARGET].to_numpy(bool), holdout[feature_columns()]
+    challenger_auc = _holdout_auc(registry.load(challenger.version), encounters, y)
+    champion_auc = None
+    if champion is not None and champion.version != challenger.version:
+        champion_auc = _holdout_auc(registry.load(champion.version), encounters, y)
+    elif champion is not None:
+        champion_auc = challenger_auc
+    promoted, reason = decide(challenger_auc, champion_auc, registry.promotion_margin)
+    decision = {
+        "promoted": promoted, "reason": reason, "margin": registry.promotion_margin,
+        "challenger_version": int(challenger.version), "challenger_roc_auc": challenger_auc,
+        "champion_version": int(champion.version) if champion else None, "champion_roc_auc": champion_auc,
+        "holdout_rows": int(len(holdout)), "batches": sorted(training_set["batch_id"].unique()),
+    }
+    if promoted:
+        registry.set_production(challenger.version)
+    registry.record_decision(decision, tags={"readmit.dagster_run_id": context.run.run_id})
+    context.log.info(reason)
+    live = challenger if promoted else champion
+    return dg.MaterializeResult(metadata={
+        "production_version": int(live.version), "promoted": promoted, "reason": reason,
+        "challenger_roc_auc": challenger_auc, "champion_roc_auc": champion_auc or float("nan")})
+
+
+def _holdout_auc(model, encounters: pd.DataFrame, y) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, model.predict(encounters)))

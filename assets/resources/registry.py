@@ -1,0 +1,130 @@
+"""MLflow tracking and model registry: embedded sqlite by default, a tracking server by settings.
+
+The one place that talks to MLflow for the pipeline; the registered model name comes from settings and
+the `production` alias is defined here once (stages are deprecated since MLflow 2.9).
+"""
+import subprocess
+
+import dagster as dg
+import mlflow
+import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+
+from assets.settings import REPO_ROOT, Settings
+
+PRODUCTION_ALIAS = "production"
+EXPERIMENT = "readmit"
+
+
+class ModelRegistry(dg.ConfigurableResource):
+    """Where runs are tracked and models registered, and how much better a challenger must be."""
+
+    tracking_uri: str
+    artifact_root: str | None = None
+    model_name: str = "readmission"
+    promotion_margin: float = 0.002
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "ModelRegistry":
+        return cls(tracking_uri=settings.tracking_uri, artifact_root=settings.artifact_root,
+                   model_name=settings.model_name, promotion_margin=settings.promotion_margin)
+
+    def client(self) -> MlflowClient:
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def activate(self) -> str:
+        """Point MLflow's fluent API here and return the experiment id (created on first use)."""
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+        if experiment is not None:
+            return experiment.experiment_id
+        return mlflow.create_experiment(EXPERIMENT, artifact_location=self.artifact_root)
+
+    def log_candidate(self, model, metrics: dict, params: dict, tags: dict, figures: dict,
+                      example: pd.DataFrame) -> tuple[str, str]:
+        """One MLflow run per candidate: params, holdout metrics, plots, and the model itself.
+
+        Returns the run id and the logged model's URI (what gets registered)."""
+        experiment_id = self.activate()
+        with mlflow.start_run(experiment_id=experiment_id, run_name=model.name, tags=tags) as run:
+            mlflow.log_params(params)
+            mlflow.log_metrics(metrics)
+            for name, figure in figures.items():
+                mlflow.log_figure(figure, f"plots/{name}")
+            mlflow.log_dict(metrics, "holdout_metrics.json")
+            example = example.astype({c: object for c in example.columns if example[c].dtype == "string"})
+            info = mlflow.sklearn.log_model(
+                model, name="model", signature=infer_signature(example, model.predict(example)),
+                input_example=example.head(3), serialization_format="cloudpickle",
+                pip_requirements=_model_requirements())
+            return run.info.run_id, info.model_uri
+
+    def register(self, model_uri: str, tags: dict) -> ModelVersion:
+        """Register a logged model as a new version of `model_name`."""
+        self.activate()
+        return mlflow.register_model(model_uri, self.model_name, tags=tags)
+
+    def production(self) -> ModelVersion | None:
+        """The version the `production` alias points at, or None before the first promotion."""
+        try:
+            return self.client().get_model_version_by_alias(self.model_name, PRODUCTION_ALIAS)
+        except MlflowException as err:
+            if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise
+
+    def latest_version(self) -> ModelVersion | None:
+        versions = self.client().search_model_versions(f"name='{self.model_name}'")
+        return max(versions, key=lambda v: int(v.version)) if versions else None
+
+    def versions(self) -> list[ModelVersion]:
+        """Every registered version, oldest first."""
+        return sorted(self.client().search_model_versions(f"name='{self.model_name}'"),
+                      key=lambda v: int(v.version))
+
+    def load(self, version: str | int):
+        """The `ReadmissionModel` of one registered version."""
+        self.activate()
+        return mlflow.sklearn.load_model(f"models:/{self.model_name}/{version}")
+
+    def set_production(self, version: str | int) -> None:
+        self.client().set_registered_model_alias(self.model_name, PRODUCTION_ALIAS, str(version))
+
+    def record_decision(self, decision: dict, tags: dict) -> str:
+        """Audit trail of the gate: a run with both scores and `decision.json`, plus version tags."""
+        experiment_id = self.activate()
+        with mlflow.start_run(experiment_id=experiment_id, run_name="promotion-gate",
+                              tags={**tags, "readmit.kind": "promotion"}) as run:
+            mlflow.log_metrics({k: v for k, v in decision.items()
+                                if isinstance(v, float) and k.endswith("roc_auc")})
+            mlflow.log_params({"margin": decision["margin"], "promoted": decision["promoted"]})
+            mlflow.log_dict(decision, "decision.json")
+        client = self.client()
+        version = str(decision["challenger_version"])
+        client.set_model_version_tag(self.model_name, version, "promotion_decision",
+                                     "promoted" if decision["promoted"] else "rejected")
+        client.set_model_version_tag(self.model_name, version, "promotion_reason", decision["reason"])
+        client.set_model_version_tag(self.model_name, version, "holdout_roc_auc",
+                                     f"{decision['challenger_roc_auc']:.6f}")
+        return run.info.run_id
+
+
+def _model_requirements() -> list[str]:
+    """What loading the model needs, pinned to what trained it (plus readmit itself for the wrapper)."""
+    from importlib.metadata import version
+
+    return [f"{package}=={version(package)}" for package in
+            ("scikit-learn", "pandas", "numpy", "pyarrow", "pandera", "cloudpickle")]
+
+
+def git_commit() -> str:
+    """The commit the code was trained from (`unknown` outside a git checkout)."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                              timeout=5, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

@@ -1,0 +1,67 @@
+"""The model assets inside the graph: registered, promoted by the gate, reported by status (embedded MLflow)."""
+import mlflow
+import pytest
+
+from assets.definitions import RETRAIN_JOB, build_definitions
+from assets.encounters.schemas import feature_columns
+from assets.encounters.transforms import normalise_encounters
+from assets.pipeline import open_instance, run_job, tick
+from assets.resources.registry import ModelRegistry
+from assets.status import collect_status
+
+
+@pytest.fixture
+def two_ticks(settings):
+    instance = open_instance(settings)
+    tick(settings, instance)
+    tick(settings, instance)
+    return instance
+
+
+def test_each_tick_registers_a_version_and_the_first_is_promoted(settings, two_ticks):
+    registry = ModelRegistry.from_settings(settings)
+    versions = registry.versions()
+    assert [int(v.version) for v in versions] == [1, 2]
+    assert versions[0].tags["promotion_decision"] == "promoted"
+    assert versions[1].tags["promotion_decision"] in {"promoted", "rejected"}
+    assert versions[1].tags["readmit.batches"] == "batch-001,batch-002"
+    assert versions[1].tags["readmit.data_source"] == "real"
+    live = registry.production()
+    model = status_model = collect_status(settings)["production_model"]
+    assert status_model["name"] == "readmission" and status_model["version"] == int(live.version)
+    assert 0.5 < model["roc_auc"] <= 1 and status_model["run_id"] == live.run_id
+
+
+def test_retraining_on_the_same_data_does_not_promote_an_equal_model(settings, two_ticks):
+    registry = ModelRegistry.from_settings(settings)
+    before = registry.production().version
+    run_job(build_definitions(settings), two_ticks, RETRAIN_JOB)
+    latest = registry.latest_version()
+    assert int(latest.version) == 3 and registry.production().version == before
+    assert latest.tags["promotion_decision"] == "rejected"
+    assert "not better than champion" in latest.tags["promotion_reason"]
+
+
+def test_runs_carry_metrics_tags_and_artifacts(settings, two_ticks):
+    registry = ModelRegistry.from_settings(settings)
+    registry.activate()
+    runs = mlflow.search_runs(experiment_names=["readmit"], output_format="list")
+    candidates = [r for r in runs if r.data.params.get("candidate")]
+    assert {r.data.params["candidate"] for r in candidates} == {"logistic_regression", "hist_gradient_boosting"}
+    run = candidates[0]
+    assert {"roc_auc", "pr_auc", "brier", "precision", "recall", "f1"} <= set(run.data.metrics)
+    assert {"readmit.batches", "readmit.training_rows", "readmit.data_source", "readmit.git_commit"} <= set(run.data.tags)
+    artifacts = {a.path for a in registry.client().list_artifacts(run.info.run_id, "plots")}
+    assert {"plots/roc.png", "plots/pr.png", "plots/calibration.png", "plots/confusion_matrix.png"} <= artifacts
+    gates = [r for r in runs if r.data.tags.get("readmit.kind") == "promotion"]
+    assert len(gates) == 2
+    decision = mlflow.artifacts.load_dict(f"runs:/{gates[0].info.run_id}/decision.json")
+    assert {"promoted", "reason", "challenger_roc_auc", "champion_roc_auc"} <= set(decision)
+
+
+def test_production_model_loads_by_alias_and_returns_probabilities(settings, two_ticks, synthetic_frame):
+    ModelRegistry.from_settings(settings).activate()
+    model = mlflow.pyfunc.load_model("models:/readmission@production")
+    typed = normalise_encounters(synthetic_frame.head(5))[feature_columns()]  # the signature's types
+    risk = model.predict(typed.astype({c: object for c in typed.columns if typed[c].dtype == "string"}))
+    assert len(risk) == 5 and all(0 <= r <= 1 for r in risk)
