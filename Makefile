@@ -10,7 +10,7 @@ MLFLOW_PORT ?= 5000
 MLFLOW_BACKEND_STORE_URI ?= sqlite:///$(READMIT_HOME)/mlflow.db
 MLFLOW_ARTIFACTS_DESTINATION ?= $(READMIT_HOME)/mlartifacts
 
-.PHONY: install demo test test-stack dagster mlflow status clean bench postgres
+.PHONY: install demo test test-stack dagster mlflow airflow status clean bench postgres
 
 $(UV):
 	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
@@ -36,6 +36,9 @@ mlflow: install ## MLflow tracking server + UI (http://127.0.0.1:5000); Postgres
 	$(RUN) mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1 \
 	  --backend-store-uri $(MLFLOW_BACKEND_STORE_URI) --artifacts-destination $(MLFLOW_ARTIFACTS_DESTINATION) \
 	  --allowed-hosts "127.0.0.1:$(MLFLOW_PORT),localhost:$(MLFLOW_PORT),$(MLFLOW_ALLOWED_HOSTS)"
+
+airflow: install ## Airflow 3 standalone (http://127.0.0.1:8080), DAG readmit_assets unpaused; login in README
+	$(UV) run --frozen bash scripts/airflow.sh
 
 postgres: ## start the local PostgreSQL 15 cluster and the readmit role the stack tests use (root)
 	bash scripts/postgres.sh

@@ -1,0 +1,89 @@
+"""Builds the Airflow DAG `readmit_assets` from the Dagster Definitions: one task per asset job.
+
+Airflow schedules, Dagster executes: each task runs a Dagster job in-process on the shared instance
+under READMIT_HOME, so every Airflow run appears in the Dagster UI with its lineage. The task list
+and order come from `job_order(defs)`, so a new asset job becomes a new task with no edit in airflow/.
+"""
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+import dagster as dg
+from airflow.providers.standard.operators.python import PythonOperator
+from airflow.sdk import DAG, Asset
+from airflow.sdk.exceptions import AirflowSkipException
+
+from assets.definitions import FETCH_JOB, build_definitions
+from assets.pipeline import is_fetched, is_partitioned, job_order, open_instance, release_next_batch, run_job
+from assets.settings import Settings
+
+DAG_ID = "readmit_assets"
+RELEASE_TASK = "release_batch"
+SCHEDULE = "*/5 * * * *"
+DefinitionsFactory = Callable[[Settings], dg.Definitions]
+
+DOC = """
+### readmit_assets
+Every 5 minutes: fetch the dataset if needed, **release the next batch of 15,000 encounters** as a
+Dagster partition, then run each Dagster asset job downstream of it (ingest: `raw_batch` →
+`clean_batch`; retrain: `training_set` → `readmission_model` → `production_model`).
+The tasks are generated from the Dagster Definitions; runs and lineage are in the Dagster UI.
+After the last batch, `release_batch` is skipped and so is everything after it.
+"""
+
+
+def build_dag(make_definitions: DefinitionsFactory = build_definitions) -> DAG:
+    """The DAG for the asset graph `make_definitions` builds (structure read with default settings)."""
+    defs = make_definitions(Settings())
+    with DAG(
+        dag_id=DAG_ID, schedule=SCHEDULE, start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        catchup=False, max_active_runs=1, is_paused_upon_creation=False, tags=["readmit", "dagster"],
+        doc_md=DOC, default_args={
+            "retries": 2, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True,
+            "max_retry_delay": timedelta(minutes=5), "owner": "readmit"},
+    ) as dag:
+        upstream = None
+        for job_name in job_order(defs):
+            partitioned = is_partitioned(defs, job_name)
+            if partitioned and dag.task_dict.get(RELEASE_TASK) is None:
+                release = PythonOperator(task_id=RELEASE_TASK, python_callable=_release,
+                                         doc_md="Register the next batch as a Dagster partition.")
+                upstream = _chain(upstream, release)
+            keys = sorted(defs.resolve_job_def(job_name).asset_layer.selected_asset_keys)
+            task = PythonOperator(
+                task_id=job_name, python_callable=_run, doc_md=defs.resolve_job_def(job_name).description,
+                op_kwargs={"job_name": job_name, "partitioned": partitioned, "make_definitions": make_definitions},
+                outlets=[asset_for(key) for key in keys])
+            upstream = _chain(upstream, task)
+    return dag
+
+
+def asset_for(key: dg.AssetKey) -> Asset:
+    """The Airflow Asset mirroring a Dagster asset key."""
+    name = key.to_user_string()
+    return Asset(name=name, uri=f"dagster://readmit/{name}", group="readmit")
+
+
+def _chain(upstream, task):
+    if upstream is not None:
+        upstream >> task
+    return task
+
+
+def _release() -> str:
+    settings = Settings.from_env()
+    report = release_next_batch(settings, open_instance(settings))
+    print(report.message)
+    if report.batch is None:
+        raise AirflowSkipException(report.message)
+    return report.batch  # only the partition key travels through XCom
+
+
+def _run(job_name: str, partitioned: bool, make_definitions: DefinitionsFactory, ti=None) -> str:
+    settings = Settings.from_env()
+    if job_name == FETCH_JOB and is_fetched(settings):
+        print("dataset already fetched")
+        return "skipped: already fetched"
+    partition = ti.xcom_pull(task_ids=RELEASE_TASK) if partitioned else None
+    run_id = run_job(make_definitions(settings), open_instance(settings), job_name, partition)
+    print(f"dagster run {run_id} of {job_name} succeeded" + (f" for {partition}" if partition else ""))
+    return run_id

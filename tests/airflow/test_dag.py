@@ -1,0 +1,91 @@
+"""The readmit_assets DAG: generated from the asset graph, scheduled every 5 minutes, runs real ticks."""
+import json
+import os
+import subprocess
+import sys
+
+import dagster as dg
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+
+from assets.airflow_dag import DAG_ID, RELEASE_TASK, build_dag
+from assets.definitions import build_definitions
+from assets.pipeline import open_instance
+from tests.airflow.conftest import REPO
+
+
+def test_dag_folder_imports_without_errors():
+    bag = DagBag(dag_folder=str(REPO / "airflow" / "dags"))
+    assert bag.import_errors == {}
+    assert list(bag.dags) == [DAG_ID]
+
+
+def test_schedule_retries_and_task_graph_follow_the_asset_graph():
+    dag = build_dag()
+    assert dag.schedule == "*/5 * * * *"
+    assert dag.catchup is False and dag.max_active_runs == 1
+    assert "readmit" in dag.tags and "release the next batch" in dag.doc_md
+    tasks = dag.task_dict
+    assert set(tasks) == {"fetch_source", RELEASE_TASK, "ingest_batch", "retrain"}
+    assert tasks[RELEASE_TASK].upstream_task_ids == {"fetch_source"}
+    assert tasks["ingest_batch"].upstream_task_ids == {RELEASE_TASK}
+    assert tasks["retrain"].upstream_task_ids == {"ingest_batch"}
+    for task in tasks.values():
+        assert task.retries == 2 and task.retry_exponential_backoff
+    assert {a.name for a in tasks["ingest_batch"].outlets} == {"raw_batch", "clean_batch"}
+    assert {a.name for a in tasks["retrain"].outlets} == {"training_set", "readmission_model", "production_model"}
+
+
+@dg.asset(deps=["production_model"])
+def model_card() -> None:
+    """An asset added to the graph after the DAG was written."""
+
+
+def _with_model_card(settings):
+    defs = build_definitions(settings)
+    return dg.Definitions.merge(defs, dg.Definitions(
+        assets=[model_card], jobs=[dg.define_asset_job("publish_card", selection=[model_card])]))
+
+
+def test_a_new_asset_job_becomes_a_task_with_no_edit_in_airflow():
+    dag = build_dag(_with_model_card)
+    assert dag.task_dict["publish_card"].upstream_task_ids == {"retrain"}
+    assert [a.name for a in dag.task_dict["publish_card"].outlets] == ["model_card"]
+
+
+def _dag_test(settings, tmp_path, runs: int) -> tuple[list[dict], str]:
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow"), "READMIT_HOME": str(settings.home),
+           "READMIT_SOURCE": settings.source, "READMIT_BATCH_SIZE": str(settings.batch_size),
+           "READMIT_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-m", "tests.airflow.dag_test_runner", str(runs)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=900)
+    output = done.stdout + done.stderr
+    runs_seen = [json.loads(line.split("DAGRUN ", 1)[1]) for line in done.stdout.splitlines() if "DAGRUN " in line]
+    assert runs_seen, output[-3000:]
+    return runs_seen, output
+
+
+def test_dag_test_runs_real_ticks_that_show_in_dagster_and_release_the_next_batch(settings, tmp_path):
+    runs, output = _dag_test(settings, tmp_path, runs=2)
+    assert [r["state"] for r in runs] == ["success", "success"], output[-3000:]
+    assert "released batch-001" in output and "released batch-002" in output
+    instance = open_instance(settings)
+    assert instance.get_dynamic_partitions("batches") == ["batch-001", "batch-002"]
+    for partition in ("batch-001", "batch-002"):
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("clean_batch"), asset_partitions=[partition]), limit=1)
+        assert records.records, partition
+    dagster_runs = [line.split()[2] for line in output.splitlines() if line.startswith("dagster run ")]
+    assert len(dagster_runs) == 5  # fetch once, then ingest + retrain per tick
+    assert all(instance.get_run_by_id(run_id) for run_id in dagster_runs)
+    assert instance.get_latest_materialization_event(dg.AssetKey("production_model")) is not None
+
+
+def test_a_failing_dagster_step_fails_the_airflow_task_with_dagsters_error(settings, tmp_path):
+    arrival = settings.home / "lake" / "raw" / "batch-001.csv"
+    arrival.parent.mkdir(parents=True)
+    arrival.write_bytes(b"")  # the batch arrives empty
+    runs, output = _dag_test(settings, tmp_path, runs=1)
+    assert runs[0]["tasks"]["ingest_batch"] == "failed"
+    assert runs[0]["tasks"]["retrain"] == "upstream_failed"
+    assert "batch-001 cannot be read: batch is empty" in output
