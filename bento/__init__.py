@@ -1,0 +1,1 @@
+"""The prediction service (BentoML): contract, live model with hot swap, micro-batching."""

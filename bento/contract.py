@@ -1,0 +1,84 @@
+"""Request and response models of `POST /predict`, generated from the pandera schema (never re-typed).
+
+Field names are the CSV column names (`A1Cresult`, `glyburide-metformin`); allowed values, bounds and
+patterns come from `column_specs()`; `?`, null or an absent field are accepted exactly where the
+schema allows missing values. Unknown fields are refused, so a typo never silently becomes "missing".
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from assets.encounters.schemas import MEDICATIONS, MISSING, NOT_TESTED_SPELLINGS, ColumnSpec, column_specs
+
+MAX_ENCOUNTERS = 1_000
+IDENTIFIERS = ("encounter_id", "patient_nbr")
+
+
+@lru_cache(maxsize=1)
+def encounter_model() -> type[BaseModel]:
+    """The pydantic model of one encounter, built from `CleanEncounter`/`RawEncounter`."""
+    fields = {}
+    for spec in column_specs().values():
+        fields[spec.name.replace("-", "_")] = _field(spec)
+    return create_model("Encounter", __config__=ConfigDict(extra="forbid", populate_by_name=True,
+                                                           str_strip_whitespace=True), **fields)
+
+
+def _field(spec: ColumnSpec):
+    constraints: dict = {"alias": spec.name}
+    if spec.kind == "int" and spec.allowed:
+        kind = Literal[tuple(spec.allowed)]  # type: ignore[valid-type]
+    elif spec.kind == "int":
+        kind = int
+        if spec.bounds:
+            constraints.update(ge=spec.bounds[0], le=spec.bounds[1])
+        else:
+            constraints.update(ge=1)
+    elif spec.kind == "category":
+        extra = (MISSING,) if spec.nullable else ()
+        if spec.name in ("A1Cresult", "max_glu_serum"):
+            extra = tuple(v for v in NOT_TESTED_SPELLINGS if v)
+        kind = Literal[tuple(spec.allowed) + extra]  # type: ignore[valid-type]
+    else:
+        kind = Annotated[str, Field(pattern=spec.pattern)] if spec.pattern else str
+    if spec.name in IDENTIFIERS:
+        return Optional[kind], Field(default=None, **constraints)
+    if spec.name in MEDICATIONS:  # not listed means not prescribed
+        return kind, Field(default="No", **constraints)
+    if spec.nullable:
+        return Optional[kind], Field(default=None, **constraints)
+    return kind, Field(**constraints)
+
+
+class Prediction(BaseModel):
+    """The answer for one encounter."""
+
+    encounter_id: Optional[int] = None
+    readmitted_30d_probability: float = Field(ge=0, le=1)
+    readmitted_30d: bool
+    risk_band: Literal["low", "elevated", "high"]
+
+
+class ModelInfo(BaseModel):
+    """Which model answered."""
+
+    name: str
+    version: int
+    run_id: str
+    data_source: str
+    threshold: float
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Prediction]
+    model: ModelInfo
+
+
+def risk_band(probability: float, threshold: float) -> str:
+    """`high` at twice the decision threshold or more, `elevated` from the threshold, else `low`."""
+    if probability >= 2 * threshold:
+        return "high"
+    return "elevated" if probability >= threshold else "low"

@@ -1,0 +1,144 @@
+"""The readmission prediction service: the Production model behind /predict, /health and /metrics.
+
+The model comes from the registry alias `models:/readmission@production` at start and is followed by
+a background poll, so a promotion reaches the running service without a redeploy. Requests are
+validated against the schema-derived contract and predicted in adaptive micro-batches.
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+from http import HTTPStatus
+from typing import Annotated
+
+import bentoml
+import pandas as pd
+from bentoml.exceptions import BentoMLException
+from fastapi import FastAPI
+from pydantic import Field
+
+from assets.encounters.schemas import feature_columns
+from assets.settings import Settings
+from bento.batcher import MicroBatcher
+from bento.contract import MAX_ENCOUNTERS, ModelInfo, Prediction, PredictResponse, encounter_model, risk_band
+from bento.live_model import LiveModel, LoadedModel
+
+log = logging.getLogger("readmit.service")
+Encounter = encounter_model()
+info_app = FastAPI(title="readmit info")
+
+PREDICTIONS = bentoml.metrics.Counter(
+    name="readmit_predictions_total", documentation="Encounters scored, by model version and label",
+    labelnames=["model_version", "label"])
+MODEL_VERSION = bentoml.metrics.Gauge(
+    name="readmit_model_version", documentation="Registry version of the model being served (0: none)")
+MODEL_READY = bentoml.metrics.Gauge(name="readmit_model_ready", documentation="1 when a model is loaded")
+POLL_FAILURES = bentoml.metrics.Counter(
+    name="readmit_registry_poll_failures_total", documentation="Failed reads of the production alias")
+MODEL_SWAPS = bentoml.metrics.Counter(
+    name="readmit_model_swaps_total", documentation="Times a new production version was swapped in")
+BATCH_ROWS = bentoml.metrics.Histogram(
+    name="readmit_batch_rows", documentation="Encounters per model call (adaptive micro-batches)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096))
+
+
+class Unauthorized(BentoMLException):
+    error_code = HTTPStatus.UNAUTHORIZED
+
+
+class NoModelYet(BentoMLException):
+    error_code = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+@bentoml.service(name="readmit", workers=1, traffic={"timeout": 60, "max_concurrency": 512})
+@bentoml.asgi_app(info_app, path="/info")
+class ReadmissionService:
+    """Scores encounters with whatever model the `production` alias points at."""
+
+    def __init__(self) -> None:
+        from threadpoolctl import threadpool_limits
+
+        from assets.resources.registry import ModelRegistry
+
+        threadpool_limits(1)  # one predict thread; OpenMP threads only fight it (docs/benchmarks.md)
+        self.settings = Settings.from_env()
+        self.registry = ModelRegistry.from_settings(self.settings)
+        MODEL_VERSION.set(0)
+        MODEL_READY.set(0)
+        self.live = LiveModel(resolve=self.registry.production, load=self._load,
+                              on_poll_failure=lambda err: POLL_FAILURES.inc(), on_swap=self._swapped)
+        self.live.refresh()
+        self.live.poll_forever(self.settings.registry_poll_seconds)
+        self.batcher = MicroBatcher(self._predict_records, on_batch=BATCH_ROWS.observe)
+
+    def __is_ready__(self) -> bool:
+        return self.live.current is not None
+
+    @bentoml.api(route="/predict")
+    async def predict(
+        self,
+        encounters: Annotated[list[Encounter], Field(min_length=1, max_length=MAX_ENCOUNTERS)],  # type: ignore[valid-type]
+        ctx: bentoml.Context,
+    ) -> PredictResponse:
+        """Probability of readmission within 30 days for 1 to 1,000 encounters (CSV column names)."""
+        self._authorize(ctx)
+        if self.live.current is None:
+            raise NoModelYet("no model in production yet: run the pipeline (readmit demo) first")
+        records = [encounter.model_dump(by_alias=True) for encounter in encounters]
+        probabilities, loaded = await self.batcher.submit(records)
+        predictions = []
+        for record, probability in zip(records, probabilities):
+            label = bool(probability >= loaded.threshold)
+            predictions.append(Prediction(
+                encounter_id=record.get("encounter_id"), readmitted_30d_probability=float(probability),
+                readmitted_30d=label, risk_band=risk_band(float(probability), loaded.threshold)))
+        positives = sum(p.readmitted_30d for p in predictions)
+        version = str(loaded.version)
+        if positives:
+            PREDICTIONS.labels(model_version=version, label="<30").inc(positives)
+        if len(predictions) - positives:
+            PREDICTIONS.labels(model_version=version, label="not <30").inc(len(predictions) - positives)
+        return PredictResponse(predictions=predictions, model=ModelInfo(
+            name=loaded.name, version=loaded.version, run_id=loaded.run_id, data_source=loaded.data_source,
+            threshold=loaded.threshold))
+
+    @bentoml.api(route="/noop")
+    async def noop(self, encounters: list[dict]) -> dict:
+        """HTTP ceiling for benchmarks: parses the body, predicts nothing."""
+        return {"received": len(encounters)}
+
+    @info_app.get("/health")
+    def health(self) -> dict:
+        """`GET /info/health`: ready or not, and which model answers (open: no API key needed).
+
+        Under /info because BentoML keeps the root paths for itself (/healthz /livez /readyz)."""
+        current = self.live.current
+        return {"ready": current is not None, "model": None if current is None else {
+            "name": current.name, "version": current.version, "run_id": current.run_id,
+            "data_source": current.data_source, "threshold": current.threshold},
+            "registry_poll_failures": self.live.poll_failures}
+
+    def _authorize(self, ctx: bentoml.Context) -> None:
+        expected = self.settings.api_key
+        if not expected:
+            return
+        given = ctx.request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+            raise Unauthorized("a valid bearer token is required")
+
+    def _predict_records(self, records: list[dict]) -> tuple[list[float], LoadedModel]:
+        loaded = self.live.current
+        frame = pd.DataFrame.from_records(records, columns=feature_columns())
+        return loaded.model.predict(frame).tolist(), loaded
+
+    def _load(self, version) -> LoadedModel:
+        model = self.registry.load(version.version)
+        return LoadedModel(model=model, name=version.name, version=int(version.version), run_id=version.run_id,
+                           data_source=version.tags.get("readmit.data_source", "unknown"),
+                           threshold=float(model.threshold))
+
+    def _swapped(self, loaded: LoadedModel) -> None:
+        MODEL_VERSION.set(loaded.version)
+        MODEL_READY.set(1)
+        MODEL_SWAPS.inc()
+

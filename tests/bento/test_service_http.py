@@ -1,0 +1,153 @@
+"""The service over real HTTP: predictions, rejections with the field named, metrics, hot swap, auth."""
+import threading
+import time
+
+import pytest
+import requests
+
+from assets.resources.registry import ModelRegistry
+from tests.bento.conftest import start_service
+
+
+def _predict(url, encounters, **kw):
+    return requests.post(f"{url}/predict", json={"encounters": encounters}, timeout=30, **kw)
+
+
+def test_valid_request_returns_probabilities_and_the_model_version(service, encounter, trained_settings):
+    response = _predict(service, [encounter, {**encounter, "encounter_id": 99}])
+    assert response.status_code == 200, response.text
+    body = response.json()
+    live = ModelRegistry.from_settings(trained_settings).production()
+    assert body["model"]["version"] == int(live.version) and body["model"]["run_id"] == live.run_id
+    assert body["model"]["data_source"] == "real" and body["model"]["name"] == "readmission"
+    assert [p["encounter_id"] for p in body["predictions"]] == [encounter.get("encounter_id"), 99]
+    for prediction in body["predictions"]:
+        assert 0 <= prediction["readmitted_30d_probability"] <= 1
+        assert prediction["risk_band"] in {"low", "elevated", "high"}
+        assert prediction["readmitted_30d"] == (prediction["readmitted_30d_probability"] >= body["model"]["threshold"])
+
+
+def test_health_reports_the_model(service, trained_settings):
+    health = requests.get(f"{service}/info/health", timeout=5).json()
+    assert health["ready"] is True
+    assert health["model"]["version"] == int(ModelRegistry.from_settings(trained_settings).production().version)
+
+
+MALFORMED = [
+    ({"encounters": [{"gender": "Robot"}]}, "gender"),
+    ("ENCOUNTER", "time_in_hospital"),
+    ("ENCOUNTER", "race"),
+    ("ENCOUNTER", "A1Cresult"),
+    ("ENCOUNTER", "age"),
+    ("ENCOUNTER", "num_medications"),
+    ("ENCOUNTER", "glyburide-metformin"),
+    ("ENCOUNTER", "admission_type_id"),
+    ({"encounters": []}, "encounters"),
+    ({"encounters": "MANY"}, "encounters"),
+    ({}, "encounters"),
+    ({"encounters": [{}]}, "gender"),
+]
+BAD_VALUES = {"time_in_hospital": "three", "race": "Martian", "A1Cresult": ">9", "age": "[100-110)",
+              "num_medications": -4, "glyburide-metformin": "Sometimes", "admission_type_id": 42}
+
+
+@pytest.mark.parametrize("payload,field", MALFORMED)
+def test_malformed_requests_get_400_naming_the_field(service, encounter, payload, field):
+    if payload == "ENCOUNTER":
+        payload = {"encounters": [{**encounter, field: BAD_VALUES[field]}]}
+    elif payload == {"encounters": "MANY"}:
+        payload = {"encounters": [encounter] * 1_001}
+    response = requests.post(f"{service}/predict", json=payload, timeout=30)
+    assert response.status_code == 400, response.text
+    assert field in {str(part) for error in response.json()["detail"] for part in error["loc"]}
+
+
+@pytest.mark.parametrize("body", [b"not json", b"", b"\xff\xfe", b"[1, 2]", b'{"encounters": [1]}'])
+def test_bodies_that_are_not_requests_get_400(service, body):
+    response = requests.post(f"{service}/predict", data=body, headers={"Content-Type": "application/json"}, timeout=30)
+    assert response.status_code == 400, response.text
+
+
+def test_service_still_answers_after_the_malformed_corpus(service, encounter):
+    assert _predict(service, [encounter]).status_code == 200
+
+
+def test_metrics_expose_latency_predictions_version_and_poll_failures(service, encounter):
+    _predict(service, [encounter])
+    text = requests.get(f"{service}/metrics", timeout=5).text
+    for name in ("bentoml_service_request_duration_seconds_bucket", "readmit_predictions_total{",
+                 "readmit_model_version", "readmit_registry_poll_failures_total", "readmit_batch_rows_bucket",
+                 "readmit_model_ready"):
+        assert name in text, name
+
+
+def test_concurrent_single_requests_are_batched(service, encounter):
+    def fire():
+        for _ in range(10):
+            _predict(service, [encounter])
+
+    threads = [threading.Thread(target=fire) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    text = requests.get(f"{service}/metrics", timeout=5).text
+    count = next(float(line.split()[-1]) for line in text.splitlines() if line.startswith("readmit_batch_rows_count"))
+    total = next(float(line.split()[-1]) for line in text.splitlines() if line.startswith("readmit_batch_rows_sum"))
+    assert total / count > 1.5  # more than one encounter per model call on average
+
+
+def test_moving_the_alias_switches_the_version_without_restart_or_errors(service, encounter, trained_settings):
+    registry = ModelRegistry.from_settings(trained_settings)
+    versions = [int(v.version) for v in registry.versions()]
+    current = int(registry.production().version)
+    target = next(v for v in versions if v != current)
+    errors, seen = [], set()
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            response = _predict(service, [encounter])
+            if response.status_code != 200:
+                errors.append(response.status_code)
+            else:
+                seen.add(response.json()["model"]["version"])
+
+    worker = threading.Thread(target=loop)
+    worker.start()
+    registry.set_production(target)
+    deadline = time.monotonic() + 15
+    try:
+        while time.monotonic() < deadline and target not in seen:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        worker.join()
+        registry.set_production(current)
+    assert target in seen and current in seen
+    assert errors == []
+
+
+def test_api_key_is_required_when_set_and_probes_stay_open(trained_settings, tmp_path, encounter):
+    server, url = start_service(trained_settings, tmp_path, READMIT_API_KEY="letmein")
+    try:
+        assert _predict(url, [encounter]).status_code == 401
+        assert _predict(url, [encounter], headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert _predict(url, [encounter], headers={"Authorization": "Bearer letmein"}).status_code == 200
+        for probe in ("/readyz", "/livez", "/metrics", "/info/health"):
+            assert requests.get(url + probe, timeout=5).status_code == 200, probe
+    finally:
+        server.stop()
+
+
+def test_not_ready_until_a_model_exists(tmp_path, encounter):
+    from assets.settings import Settings
+
+    server, url = start_service(Settings(home=tmp_path / "empty"), tmp_path)
+    try:
+        assert requests.get(f"{url}/readyz", timeout=5).status_code == 503
+        assert requests.get(f"{url}/info/health", timeout=5).json()["ready"] is False
+        response = _predict(url, [encounter])
+        assert response.status_code == 503  # BentoML hides 5xx messages; /info/health says why
+    finally:
+        server.stop()
