@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from assets.encounters.schemas import MEDICATIONS, NUMERIC_BOUNDS
-from assets.encounters.transforms import icd9_group, normalise_encounters
+from assets.encounters.schemas import DEATH_OR_HOSPICE_DISPOSITIONS, MEDICATIONS, NUMERIC_BOUNDS, as_integers
+from assets.encounters.transforms import icd9_group, normalised_columns
 
 ID_COLUMNS = ["admission_type_id", "discharge_disposition_id", "admission_source_id"]
 CATEGORICAL = [
@@ -25,25 +25,34 @@ FEATURES = CATEGORICAL + NUMERIC
 
 def prepare_features(encounters: pd.DataFrame) -> pd.DataFrame:
     """Model inputs from encounters as the CSV, the API or the clean schema spell them."""
-    clean = normalise_encounters(encounters)
-    features = pd.DataFrame(index=clean.index)
+    clean = normalised_columns(encounters)
+    features: dict[str, np.ndarray] = {}
     for column in CATEGORICAL:
         if column.endswith("_group"):
-            features[column] = icd9_group(clean[column.removesuffix("_group")]).astype(object)
+            features[column] = icd9_group(clean[column.removesuffix("_group")])
         elif column in ID_COLUMNS:
-            features[column] = clean[column].astype(str)
+            features[column] = clean[column].astype(str).astype(object)
         else:
-            features[column] = clean[column].to_numpy(dtype=object)
+            features[column] = clean[column]
     for column in NUMERIC_BOUNDS:
-        features[column] = clean[column].to_numpy(dtype=float)
-    features["prior_visits"] = clean[["number_outpatient", "number_emergency", "number_inpatient"]].sum(axis=1)
-    medications = clean[MEDICATIONS].to_numpy(dtype=object)
-    features["medications_changed"] = np.isin(medications, ["Up", "Down"]).sum(axis=1)
-    features["medications_used"] = (medications != "No").sum(axis=1)
-    features["age_years"] = clean["age"].astype(str).str.extract(r"\[(\d+)-", expand=False).astype(float) + 5
-    return features[FEATURES]
+        features[column] = clean[column].astype(float)
+    features["prior_visits"] = (clean["number_outpatient"] + clean["number_emergency"]
+                                + clean["number_inpatient"]).astype(float)
+    medications = np.column_stack([clean[m] for m in MEDICATIONS])
+    features["medications_changed"] = np.isin(medications, ["Up", "Down"]).sum(axis=1).astype(float)
+    features["medications_used"] = (medications != "No").sum(axis=1).astype(float)
+    features["age_years"] = np.array([_age_years(band) for band in clean["age"]], dtype=float)
+    return pd.DataFrame(features, index=encounters.index)[FEATURES]
 
 
 def death_or_hospice(encounters: pd.DataFrame) -> np.ndarray:
     """Encounters that end in death or hospice: the model answers 0 for them (no readmission possible)."""
-    return normalise_encounters(encounters[["discharge_disposition_id"]])["death_or_hospice"].to_numpy(bool)
+    return as_integers(encounters["discharge_disposition_id"]).isin(DEATH_OR_HOSPICE_DISPOSITIONS).to_numpy(bool)
+
+
+def _age_years(band: str) -> float:
+    """`[70-80)` -> 75.0; NaN for anything else."""
+    try:
+        return float(band[1:].split("-")[0]) + 5
+    except (ValueError, TypeError, IndexError):
+        return float("nan")
