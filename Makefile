@@ -4,13 +4,14 @@ export READMIT_HOME ?= $(CURDIR)/.readmit
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 DAGSTER_PORT ?= 3070
+API_PORT ?= 3000
 
 MLFLOW_PORT ?= 5000
 # The MLflow server reads the embedded store by default, so `make mlflow` shows what `make demo` logged.
 MLFLOW_BACKEND_STORE_URI ?= sqlite:///$(READMIT_HOME)/mlflow.db
 MLFLOW_ARTIFACTS_DESTINATION ?= $(READMIT_HOME)/mlartifacts
 
-.PHONY: install demo test test-stack dagster mlflow airflow status clean bench postgres
+.PHONY: install demo test test-stack dagster mlflow airflow serve status clean bench postgres
 
 $(UV):
 	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
@@ -39,6 +40,9 @@ mlflow: install ## MLflow tracking server + UI (http://127.0.0.1:5000); Postgres
 
 airflow: install ## Airflow 3 standalone (http://127.0.0.1:8080), DAG readmit_assets unpaused; login in README
 	$(UV) run --frozen bash scripts/airflow.sh
+
+serve: install ## the prediction API on http://127.0.0.1:3000 (model: the registry's production alias)
+	OMP_NUM_THREADS=1 $(RUN) bentoml serve bento.service:ReadmissionService --host 127.0.0.1 --port $(API_PORT)
 
 postgres: ## start the local PostgreSQL 15 cluster and the readmit role the stack tests use (root)
 	bash scripts/postgres.sh

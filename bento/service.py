@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import os
 from http import HTTPStatus
 from typing import Annotated
 
@@ -61,6 +62,9 @@ class ReadmissionService:
         from assets.resources.registry import ModelRegistry
 
         threadpool_limits(1)  # one predict thread; OpenMP threads only fight it (docs/benchmarks.md)
+        # A registry outage must show within a poll interval, not after MLflow's minutes of retries.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
         self.settings = Settings.from_env()
         self.registry = ModelRegistry.from_settings(self.settings)
         MODEL_VERSION.set(0)

@@ -41,6 +41,17 @@ def real_source() -> str:
     return source
 
 
+@pytest.fixture(scope="session")
+def encounter(synthetic_frame) -> dict:
+    """One valid request encounter as a client would send it (JSON types, CSV names)."""
+    from bento.contract import encounter_model
+
+    row = synthetic_frame.drop(columns=["readmitted"]).iloc[0].to_dict()
+    return encounter_model().model_validate(
+        {k: (int(v) if str(v).isdigit() and k not in ("diag_1", "diag_2", "diag_3") else v)
+         for k, v in row.items()}).model_dump(by_alias=True, exclude_none=True)
+
+
 def raw_frame(rows: list[dict] | None = None, base: pd.DataFrame | None = None, n: int = 3) -> pd.DataFrame:
     """A tiny raw batch: `n` valid rows of `base` with per-row overrides."""
     frame = base.head(n).copy().reset_index(drop=True)

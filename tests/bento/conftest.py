@@ -46,14 +46,3 @@ def service(trained_settings, tmp_path_factory):
     assert requests.get(f"{url}/readyz", timeout=5).status_code == 200
     yield url
     server.stop()
-
-
-@pytest.fixture(scope="session")
-def encounter(synthetic_frame) -> dict:
-    """One valid request encounter as a client would send it (JSON types, CSV names)."""
-    from bento.contract import encounter_model
-
-    row = synthetic_frame.drop(columns=["readmitted"]).iloc[0].to_dict()
-    return encounter_model().model_validate(
-        {k: (int(v) if str(v).isdigit() and k not in ("diag_1", "diag_2", "diag_3") else v)
-         for k, v in row.items()}).model_dump(by_alias=True, exclude_none=True)

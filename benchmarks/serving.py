@@ -1,0 +1,89 @@
+"""Serving throughput and latency, side by side in one run: naive per-request baseline, the BentoML
+service (adaptive micro-batching), and the same server's no-op endpoint as the HTTP ceiling.
+
+Load comes from `wrk` in a separate process on loopback, bounded in time (default 10 s per point).
+Needs a production model in READMIT_HOME (run `make demo` first). Run: `uv run python -m benchmarks.serving`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from tests.stack.servers import Server, free_port
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [[%s]]
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT {\\"requests\\": %%d, \\"errors\\": %%d, \\"seconds\\": %%f, \\"p50\\": %%f, \\"p95\\": %%f, \\"p99\\": %%f}\\n",
+    summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000))
+end
+"""
+
+
+def run_wrk(url: str, body: str, connections: int, seconds: int, workdir: Path) -> dict:
+    script = workdir / "post.lua"
+    script.write_text(LUA % body)
+    out = subprocess.run(["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s",
+                          "-s", str(script), url], capture_output=True, text=True, timeout=seconds + 60)
+    line = next(l for l in out.stdout.splitlines() if l.startswith("RESULT "))
+    result = json.loads(line[len("RESULT "):])
+    result["rps"] = result["requests"] / result["seconds"]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed: apt-get install wrk")
+    encounter = json.loads((REPO / "benchmarks" / "encounter.json").read_text())
+    body = json.dumps({"encounters": [encounter]})
+    env = {"OMP_NUM_THREADS": "1", "READMIT_REGISTRY_POLL_SECONDS": "30"}
+    with tempfile.TemporaryDirectory() as tmp:
+        logs = Path(tmp)
+        naive_port, bento_port = free_port(), free_port()
+        naive = Server("naive", [str(BIN / "uvicorn"), "benchmarks.naive_api:app", "--host", "127.0.0.1",
+                                 "--port", str(naive_port), "--log-level", "warning"], logs, env)
+        bento = Server("bento", [str(BIN / "bentoml"), "serve", "bento.service:ReadmissionService", "--host",
+                                 "127.0.0.1", "--port", str(bento_port), "--working-dir", str(REPO)], logs,
+                       {**env, "BENTOML_HOME": str(logs / "bentoml")})
+        targets = {
+            "naive FastAPI (1 row/predict)": (naive, f"http://127.0.0.1:{naive_port}/predict", "/docs"),
+            "readmit BentoML (micro-batched)": (bento, f"http://127.0.0.1:{bento_port}/predict", "/readyz"),
+            "BentoML no-op (HTTP ceiling)": (bento, f"http://127.0.0.1:{bento_port}/noop", "/readyz"),
+        }
+        results: dict[str, dict[int, dict]] = {}
+        for name, (server, url, health) in targets.items():
+            if server.process is None:
+                server.start(url.rsplit("/", 1)[0] + health, deadline_seconds=120)
+            run_wrk(url, body, 8, 2, logs)  # warm-up
+            results[name] = {c: run_wrk(url, body, c, args.seconds, logs) for c in args.concurrency}
+            if name.startswith("naive"):
+                server.stop()
+        bento.stop()
+    print(f"wrk on loopback, {args.seconds}s per point, 1 encounter per request, load generator on the same 2 cores")
+    print(f"{'target':<34} {'conc':>5} {'RPS':>8} {'P50 ms':>8} {'P95 ms':>8} {'P99 ms':>8} {'errors':>7}")
+    for name, by_c in results.items():
+        for c, r in by_c.items():
+            print(f"{name:<34} {c:>5} {r['rps']:>8.1f} {r['p50']:>8.1f} {r['p95']:>8.1f} {r['p99']:>8.1f} {r['errors']:>7}")
+    base, served, ceiling = (results[n] for n in targets)
+    for c in args.concurrency:
+        print(f"c={c}: readmit / naive = {served[c]['rps'] / base[c]['rps']:.1f}x, "
+              f"readmit / no-op ceiling = {served[c]['rps'] / ceiling[c]['rps']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
