@@ -5,13 +5,14 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 DAGSTER_PORT ?= 3070
 API_PORT ?= 3000
+UI_PORT ?= 8501
 
 MLFLOW_PORT ?= 5000
 # The MLflow server reads the embedded store by default, so `make mlflow` shows what `make demo` logged.
 MLFLOW_BACKEND_STORE_URI ?= sqlite:///$(READMIT_HOME)/mlflow.db
 MLFLOW_ARTIFACTS_DESTINATION ?= $(READMIT_HOME)/mlartifacts
 
-.PHONY: install demo test test-stack dagster mlflow airflow serve status clean bench postgres
+.PHONY: system-packages install demo test test-stack dagster mlflow airflow serve ui status clean bench postgres
 
 $(UV):
 	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
@@ -25,7 +26,10 @@ demo: install ## run the main job on the embedded default: every batch, no serve
 test: install ## unit, contract and graph tests (real data too when READMIT_SOURCE is set)
 	$(RUN) pytest -m "not stack"
 
-test-stack: install postgres ## tests against real servers on loopback (Postgres, MLflow server, moto S3)
+system-packages: ## Debian packages for the stack tests (chromium, prometheus); root
+	bash scripts/system_packages.sh
+
+test-stack: install postgres system-packages ## tests against real servers on loopback (Postgres, MLflow server, moto S3)
 	$(RUN) pytest -m stack
 
 dagster: install ## the Dagster UI on the instance the pipeline writes to
@@ -43,6 +47,9 @@ airflow: install ## Airflow 3 standalone (http://127.0.0.1:8080), DAG readmit_as
 
 serve: install ## the prediction API on http://127.0.0.1:3000 (model: the registry's production alias)
 	OMP_NUM_THREADS=1 $(RUN) bentoml serve bento.service:ReadmissionService --host 127.0.0.1 --port $(API_PORT)
+
+ui: install ## the Streamlit app on http://127.0.0.1:8501 (calls the API at READMIT_API_URL)
+	$(RUN) streamlit run ui/app.py --server.address 127.0.0.1 --server.port $(UI_PORT) --server.headless true --browser.gatherUsageStats false
 
 postgres: ## start the local PostgreSQL 15 cluster and the readmit role the stack tests use (root)
 	bash scripts/postgres.sh

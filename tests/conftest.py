@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from assets.encounters.synthetic import generate_encounters
+from assets.pipeline import open_instance, tick
 from assets.settings import Settings
 
 SHARED_ZIP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dataset_diabetes.zip"
@@ -50,6 +51,19 @@ def encounter(synthetic_frame) -> dict:
     return encounter_model().model_validate(
         {k: (int(v) if str(v).isdigit() and k not in ("diag_1", "diag_2", "diag_3") else v)
          for k, v in row.items()}).model_dump(by_alias=True, exclude_none=True)
+
+
+@pytest.fixture(scope="module")
+def trained_settings(tmp_path_factory):
+    """Embedded settings whose registry holds two versions after two ticks on synthetic data."""
+    root = tmp_path_factory.mktemp("served")
+    source = root / "diabetic_data.csv"
+    generate_encounters(4_000, seed=21).to_csv(source, index=False)
+    settings = Settings(home=root / "home", source=str(source), offline=True, batch_size=2_000)
+    instance = open_instance(settings)
+    tick(settings, instance)
+    tick(settings, instance)
+    return settings
 
 
 def raw_frame(rows: list[dict] | None = None, base: pd.DataFrame | None = None, n: int = 3) -> pd.DataFrame:

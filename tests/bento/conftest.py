@@ -6,26 +6,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from assets.pipeline import open_instance, tick
 from tests.stack.servers import Server, free_port
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def trained_settings(tmp_path_factory):
-    """Embedded settings whose registry holds two versions after two ticks on synthetic data."""
-    from assets.encounters.synthetic import generate_encounters
-    from assets.settings import Settings
-
-    root = tmp_path_factory.mktemp("served")
-    source = root / "diabetic_data.csv"
-    generate_encounters(4_000, seed=21).to_csv(source, index=False)
-    settings = Settings(home=root / "home", source=str(source), offline=True, batch_size=2_000)
-    instance = open_instance(settings)
-    tick(settings, instance)
-    tick(settings, instance)
-    return settings
 
 
 def start_service(settings, logs: Path, **env) -> tuple[Server, str]:

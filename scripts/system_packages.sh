@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Debian packages the stack tests use (real Chromium for the UI test, Prometheus, wrk for benchmarks).
+# Idempotent: installs only what is missing. Needs root (CI runs as root).
+set -euo pipefail
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v prometheus >/dev/null || missing+=(prometheus)
+command -v promtool >/dev/null || missing+=(prometheus)
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+chromium --version
+prometheus --version 2>&1 | head -1

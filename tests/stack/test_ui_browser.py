@@ -1,0 +1,75 @@
+"""The Streamlit app in real Chromium against a running service: predict, batch scoring, API down."""
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import expect, sync_playwright
+
+from tests.bento.conftest import start_service
+from tests.stack.servers import Server, free_port
+
+pytestmark = pytest.mark.stack
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--disable-quic", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not shutil.which(CHROMIUM):
+        pytest.fail("Chromium is not installed: apt-get install chromium (.ci/run does it)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+def start_ui(settings, logs: Path, api_url: str) -> tuple[Server, str]:
+    port = free_port()
+    server = Server(f"streamlit-{port}", [str(Path(sys.executable).parent / "streamlit"), "run",
+                                          str(REPO / "ui" / "app.py"), "--server.address", "127.0.0.1",
+                                          "--server.port", str(port), "--server.headless", "true",
+                                          "--browser.gatherUsageStats", "false"], logs,
+                    {"READMIT_HOME": str(settings.home), "READMIT_API_URL": api_url})
+    url = f"http://127.0.0.1:{port}"
+    server.start(f"{url}/_stcore/health", deadline_seconds=90)
+    return server, url
+
+
+def test_clinician_flow_in_chromium(trained_settings, tmp_path, browser, synthetic_frame):
+    api_server, api = start_service(trained_settings, tmp_path)
+    ui_server, ui = start_ui(trained_settings, tmp_path, api)
+    try:
+        version = requests.get(f"{api}/info/health", timeout=5).json()["model"]["version"]
+        page = browser.new_page(viewport={"width": 1400, "height": 1700})
+        page.goto(ui)
+        page.get_by_role("button", name="Fill with a random real encounter").click()
+        page.get_by_role("button", name="Predict readmission risk").click()
+        expect(page.get_by_text("Probability of readmission < 30 days")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text(f"readmission version {version}")).to_be_visible()
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(REPO / "docs" / "ui_predict.png"), full_page=True)
+
+        upload = tmp_path / "encounters.csv"
+        rows = synthetic_frame.head(3).copy()
+        rows.loc[1, "age"] = "ancient"
+        rows.to_csv(upload, index=False)
+        page.goto(f"{ui}/batch")
+        page.locator("input[type=file]").set_input_files(str(upload))
+        expect(page.get_by_text("2 rows scored, 1 rejected")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Rejected rows")).to_be_visible()
+        expect(page.get_by_role("cell", name="age", exact=True)).to_be_visible()
+        expect(page.get_by_text("Input should be '[0-10)'").first).to_be_visible()
+        page.wait_for_timeout(1500)  # let the results grid paint before the screenshot
+        page.screenshot(path=str(REPO / "docs" / "ui_batch.png"), full_page=True)
+
+        api_server.stop()
+        page.goto(ui)
+        page.get_by_role("button", name="Predict readmission risk").click()
+        expect(page.get_by_text("is not reachable")).to_be_visible(timeout=60_000)
+    finally:
+        ui_server.stop()
+        api_server.stop()

@@ -1,0 +1,72 @@
+"""Predict page: one encounter in a schema-generated form, the risk and which model answered."""
+from __future__ import annotations
+
+import streamlit as st
+
+from assets.encounters.source import read_source_info
+from ui.client import ApiError
+from ui.form import build_fields, encounter_from_form, id_descriptions, most_common_values, request_spelling
+from ui.views.shared import client, settings, training_set
+
+KEY = "field_{}"
+
+
+def render() -> None:
+    st.title("30-day readmission risk")
+    st.caption("Enter an inpatient diabetic encounter; the model in production estimates the probability "
+               "of readmission within 30 days.")
+    training = training_set()
+    info = read_source_info(settings())
+    descriptions = id_descriptions(info.ids_mapping_path if info else None)
+    groups = build_fields(most_common_values(training), descriptions)
+    if st.button("Fill with a random real encounter", disabled=training is None):
+        _fill_random(training)
+    with st.form("encounter"):
+        values = {}
+        for group, fields in groups.items():
+            with st.expander(group, expanded=group != "Diabetes medications"):
+                columns = st.columns(3)
+                for index, field in enumerate(fields):
+                    with columns[index % 3]:
+                        values[field.spec.name] = _widget(field)
+        submitted = st.form_submit_button("Predict readmission risk", type="primary")
+    if submitted:
+        _show_prediction(encounter_from_form(values))
+
+
+def _widget(field):
+    key = KEY.format(field.spec.name)
+    if key not in st.session_state:
+        st.session_state[key] = field.default
+    if field.widget == "select":
+        describe = (lambda v: f"{v}: {field.descriptions.get(v, '')}") if field.descriptions else str
+        return st.selectbox(field.label, field.options, key=key, format_func=describe)
+    if field.widget == "number":
+        low, high = field.spec.bounds or (0, None)
+        return st.number_input(field.label, min_value=low, max_value=high, step=1, key=key)
+    return st.text_input(field.label, key=key, help="ICD-9 code such as 428 or 250.83; ? if unknown")
+
+
+def _fill_random(training) -> None:
+    row = training.sample(1).iloc[0]
+    for field_groups in build_fields().values():
+        for field in field_groups:
+            st.session_state[KEY.format(field.spec.name)] = request_spelling(field.spec.name, row[field.spec.name])
+
+
+def _show_prediction(encounter: dict) -> None:
+    try:
+        result = client().predict([encounter])
+    except ApiError as err:
+        st.error(str(err))
+        if err.fields:
+            st.table([{"field": f["field"], "reason": f["reason"]} for f in err.fields])
+        return
+    prediction, model = result["predictions"][0], result["model"]
+    left, middle, right = st.columns(3)
+    left.metric("Probability of readmission < 30 days", f"{prediction['readmitted_30d_probability']:.1%}")
+    middle.metric("Risk band", prediction["risk_band"])
+    right.metric("Flagged for follow-up", "yes" if prediction["readmitted_30d"] else "no",
+                 help=f"at the model's threshold {model['threshold']:.3f}")
+    source = " — SYNTHETIC training data" if model["data_source"] == "synthetic" else ""
+    st.info(f"Answered by model **{model['name']} version {model['version']}** (run `{model['run_id']}`){source}")
