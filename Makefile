@@ -12,7 +12,7 @@ MLFLOW_PORT ?= 5000
 MLFLOW_BACKEND_STORE_URI ?= sqlite:///$(READMIT_HOME)/mlflow.db
 MLFLOW_ARTIFACTS_DESTINATION ?= $(READMIT_HOME)/mlartifacts
 
-.PHONY: system-packages install demo test test-stack dagster mlflow airflow serve ui status clean bench postgres
+.PHONY: system-packages install demo test test-stack dagster mlflow airflow serve ui observe loadtest deploy-check status clean bench postgres
 
 $(UV):
 	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
@@ -50,6 +50,17 @@ serve: install ## the prediction API on http://127.0.0.1:3000 (model: the regist
 
 ui: install ## the Streamlit app on http://127.0.0.1:8501 (calls the API at READMIT_API_URL)
 	$(RUN) streamlit run ui/app.py --server.address 127.0.0.1 --server.port $(UI_PORT) --server.headless true --browser.gatherUsageStats false
+
+observe: install ## Prometheus on http://127.0.0.1:9090 scraping the local API (Debian package prometheus)
+	mkdir -p $(READMIT_HOME)/prometheus
+	prometheus --config.file=observability/prometheus/prometheus.yml --storage.tsdb.path=$(READMIT_HOME)/prometheus \
+	  --web.listen-address=127.0.0.1:9090
+
+loadtest: install ## Locust step load against the API (make serve first); reports to docs/locust_results/
+	$(RUN) python -m observability.locust.step_load --host http://127.0.0.1:$(API_PORT)
+
+deploy-check: install ## validate compose and kustomize manifests offline (no Docker, no cluster)
+	$(RUN) pytest -q tests/deploy
 
 postgres: ## start the local PostgreSQL 15 cluster and the readmit role the stack tests use (root)
 	bash scripts/postgres.sh

@@ -34,6 +34,7 @@ class Settings:
     api_url: str = "http://127.0.0.1:3000"
     api_key: str | None = field(default=None, repr=False)
     registry_poll_seconds: float = 10.0
+    dagster_home_dir: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -57,6 +58,8 @@ class Settings:
             api_url=get("API_URL") or defaults.api_url,
             api_key=get("API_KEY"),
             registry_poll_seconds=float(get("REGISTRY_POLL_SECONDS") or defaults.registry_poll_seconds),
+            # Dagster's own variable: a deployment (compose) may point every process at one instance.
+            dagster_home_dir=Path(env["DAGSTER_HOME"]) if env.get("DAGSTER_HOME") else None,
         )
 
     def with_(self, **changes) -> "Settings":
@@ -70,7 +73,8 @@ class Settings:
 
     @property
     def dagster_home(self) -> Path:
-        return self.home / "dagster"
+        """The Dagster instance: DAGSTER_HOME when set, else `home/dagster`."""
+        return self.dagster_home_dir or self.home / "dagster"
 
     @property
     def cache_dir(self) -> Path:

@@ -1,0 +1,56 @@
+"""Writes the Grafana dashboards (JSON in git) from one short description per panel.
+
+Run `uv run python observability/grafana/make_dashboards.py` after editing; the JSON files are what
+Grafana provisions and what the stack test checks against a real Prometheus.
+"""
+import json
+from pathlib import Path
+
+DATASOURCE = {"type": "prometheus", "uid": "readmit-prometheus"}
+PREDICT = 'endpoint="/predict"'
+DASHBOARDS = {
+    "api_overview": ("readmit — API overview", [
+        ("Requests per second (/predict)", "reqps", [f"sum(rate(bentoml_service_request_total{{{PREDICT}}}[1m]))"]),
+        ("Latency P50 / P95 / P99 (/predict)", "s", [
+            f"histogram_quantile({q}, sum by (le) (rate(bentoml_service_request_duration_seconds_bucket{{{PREDICT}}}[1m])))"
+            for q in (0.5, 0.95, 0.99)]),
+        ("Responses by status", "reqps",
+         [f"sum by (http_response_code) (rate(bentoml_service_request_total{{{PREDICT}}}[1m]))"]),
+        ("Error ratio (5xx)", "percentunit", ["readmit:predict_error_ratio:rate1m"]),
+        ("In-flight requests", "short", [f"sum(bentoml_service_request_in_progress{{{PREDICT}}})"]),
+        ("Encounters per model call (micro-batches)", "short", [
+            "sum(rate(readmit_batch_rows_sum[1m])) / clamp_min(sum(rate(readmit_batch_rows_count[1m])), 1e-9)",
+            "histogram_quantile(0.95, sum by (le) (rate(readmit_batch_rows_bucket[1m])))"]),
+    ]),
+    "model": ("readmit — model", [
+        ("Predictions by model version and label", "short",
+         ["sum by (model_version, label) (rate(readmit_predictions_total[1m]))"]),
+        ("Production model version", "none", ["max(readmit_model_version)"]),
+        ("Model swaps (promotions reaching the service)", "short", ["sum(readmit_model_swaps_total)"]),
+        ("Model loaded", "bool", ["max(readmit_model_ready)"]),
+        ("Registry poll failures", "short", ["sum(readmit_registry_poll_failures_total)"]),
+    ]),
+}
+
+
+def dashboard(uid: str, title: str, panels: list) -> dict:
+    return {
+        "uid": f"readmit-{uid.replace('_', '-')}", "title": title, "schemaVersion": 39, "version": 1,
+        "time": {"from": "now-30m", "to": "now"}, "refresh": "10s", "tags": ["readmit"],
+        "panels": [{
+            "id": index + 1, "type": "timeseries", "title": name, "datasource": DATASOURCE,
+            "gridPos": {"h": 8, "w": 12, "x": 12 * (index % 2), "y": 8 * (index // 2)},
+            "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+            "targets": [{"refId": chr(65 + i), "datasource": DATASOURCE, "expr": expr} for i, expr in enumerate(exprs)],
+        } for index, (name, unit, exprs) in enumerate(panels)],
+    }
+
+
+def main() -> None:
+    folder = Path(__file__).parent / "dashboards"
+    for uid, (title, panels) in DASHBOARDS.items():
+        (folder / f"{uid}.json").write_text(json.dumps(dashboard(uid, title, panels), indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Offline validation of what cannot run here: compose (Compose spec), kustomize + kubernetes-validate."""
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+DOCKERFILE = REPO / "compose" / "Dockerfile"
+SECRET_NAMES = ("PASSWORD", "SECRET", "API_KEY", "ACCESS_KEY")
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> list[dict]:
+    """`kubectl kustomize` of the minikube overlay, in a copy with a throwaway credentials file."""
+    root = tmp_path_factory.mktemp("render")
+    for folder in ("k8s", "observability"):
+        shutil.copytree(REPO / folder, root / folder)
+    (root / "k8s" / "base" / "credentials.env").write_text(
+        (REPO / "k8s" / "base" / "credentials.env.example").read_text().replace("=\n", "=placeholder\n"))
+    out = subprocess.run(["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone",
+                          str(root / "k8s" / "overlays" / "minikube")], capture_output=True, text=True, check=True)
+    (root / "rendered.yaml").write_text(out.stdout)
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    docs.append({"_path": str(root / "rendered.yaml")})
+    return docs
+
+
+def _objects(rendered, kind=None):
+    return [d for d in rendered if "kind" in d and (kind is None or d["kind"] == kind)]
+
+
+def test_rendered_manifests_pass_kubernetes_validate_strict(rendered):
+    path = rendered[-1]["_path"]
+    result = subprocess.run([str(Path(sys.executable).parent / "kubernetes-validate"), "--strict",
+                             "--kubernetes-version", "1.30.0", path], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_deployment_has_probes_resources_and_pinned_images(rendered):
+    deployments = _objects(rendered, "Deployment")
+    assert {d["metadata"]["name"] for d in deployments} >= {"readmit-api", "readmit-ui", "prometheus", "grafana",
+                                                           "locust-master", "locust-worker"}
+    for deployment in deployments:
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            where = f"{deployment['metadata']['name']}/{container['name']}"
+            assert "readinessProbe" in container and "livenessProbe" in container, where
+            assert container["resources"]["requests"] and container["resources"]["limits"], where
+            assert ":" in container["image"] and not container["image"].endswith(":latest"), where
+
+
+def test_api_probes_are_the_services_own_endpoints(rendered):
+    api = next(d for d in _objects(rendered, "Deployment") if d["metadata"]["name"] == "readmit-api")
+    container = api["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+    assert api["spec"]["template"]["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    assert any(h["spec"]["scaleTargetRef"]["name"] == "readmit-api" for h in _objects(rendered, "HorizontalPodAutoscaler"))
+
+
+def test_every_service_selects_a_deployment_and_targets_a_declared_port(rendered):
+    deployments = _objects(rendered, "Deployment")
+    for service in _objects(rendered, "Service"):
+        selector = service["spec"]["selector"]
+        matches = [d for d in deployments
+                   if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()]
+        assert matches, service["metadata"]["name"]
+        ports = {p.get("name") for d in matches for c in d["spec"]["template"]["spec"]["containers"]
+                 for p in c.get("ports", [])} | {p["containerPort"] for d in matches
+                                                  for c in d["spec"]["template"]["spec"]["containers"]
+                                                  for p in c.get("ports", [])}
+        for port in service["spec"]["ports"]:
+            assert port["targetPort"] in ports, (service["metadata"]["name"], port)
+
+
+def test_minikube_exposes_ui_and_grafana_as_node_ports(rendered):
+    node_ports = {s["metadata"]["name"] for s in _objects(rendered, "Service") if s["spec"].get("type") == "NodePort"}
+    assert node_ports == {"readmit-ui", "grafana"}
+    settings = next(c for c in _objects(rendered, "ConfigMap") if c["metadata"]["name"].startswith("readmit-settings"))
+    assert settings["data"]["READMIT_MLFLOW_TRACKING_URI"] == "http://host.minikube.internal:5000"
+
+
+def test_mounted_observability_config_is_the_file_in_git(rendered):
+    configs = {c["metadata"]["name"].rsplit("-", 1)[0]: c["data"] for c in _objects(rendered, "ConfigMap")}
+    assert configs["prometheus-config"]["prometheus.yml"] == (REPO / "observability/prometheus/prometheus.yml").read_text()
+    assert configs["prometheus-config"]["rules.yml"] == (REPO / "observability/prometheus/rules.yml").read_text()
+    for name in ("api_overview.json", "model.json"):
+        assert configs["grafana-dashboards"][name] == (REPO / "observability/grafana/dashboards" / name).read_text()
+    assert configs["locustfile"]["locustfile.py"] == (REPO / "observability/locust/locustfile.py").read_text()
+
+
+def test_compose_file_is_valid_compose_spec():
+    result = subprocess.run([str(Path(sys.executable).parent / "check-jsonschema"), "--builtin-schema",
+                             "vendor.compose-spec", str(REPO / "compose" / "docker-compose.yml")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_has_the_platform_with_healthchecks_and_ordered_start():
+    services = yaml.safe_load((REPO / "compose" / "docker-compose.yml").read_text())["services"]
+    assert {"postgres", "minio", "minio-init", "mlflow", "airflow-apiserver", "airflow-scheduler",
+            "airflow-dag-processor", "airflow-triggerer", "dagster-webserver", "dagster-daemon"} <= set(services)
+    assert "--allowed-hosts" in services["mlflow"]["command"]
+    assert services["mlflow"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    long_running = [n for n, s in services.items() if s.get("restart") != "no" and "init" not in n]
+    built = DOCKERFILE.read_text()
+    for name in long_running:
+        service = services[name]
+        assert "healthcheck" in service or (service.get("build") and "HEALTHCHECK" in built), name
+
+
+def test_every_image_of_ours_is_built_by_a_dockerfile_target(rendered):
+    targets = set(re.findall(r"^FROM \S+ AS (\w+)", DOCKERFILE.read_text(), re.M))
+    compose = yaml.safe_load((REPO / "compose" / "docker-compose.yml").read_text())["services"]
+    images = {c["image"] for d in _objects(rendered, "Deployment") for c in d["spec"]["template"]["spec"]["containers"]}
+    images |= {s["image"] for s in compose.values() if "image" in s}
+    ours = {i for i in images if i.startswith("readmit/")}
+    assert ours and all(i.split("/")[1].split(":")[0] in targets for i in ours), (ours, targets)
+    assert "USER readmit" in DOCKERFILE.read_text()
+
+
+def test_no_secret_value_is_committed():
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True).stdout.split()
+    assert "k8s/base/credentials.env" not in tracked and "compose/.env" not in tracked and ".env" not in tracked
+    for example in (".env.example", "k8s/base/credentials.env.example"):
+        for line in (REPO / example).read_text().splitlines():
+            if "=" in line and not line.startswith("#"):
+                name, value = line.split("=", 1)
+                if any(word in name for word in SECRET_NAMES):
+                    assert value == "", f"{example}: {name} has a value"

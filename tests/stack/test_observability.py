@@ -1,0 +1,91 @@
+"""Real Prometheus scraping the real service under a short Locust load: every dashboard panel's and every
+rule's PromQL returns data; configs pass promtool; Grafana's datasource uid matches the provisioning."""
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from observability.locust.step_load import run_step, sample_encounters
+from tests.bento.conftest import start_service
+from tests.stack.servers import Server, free_port
+
+pytestmark = pytest.mark.stack
+OBS = Path(__file__).resolve().parents[2] / "observability"
+DASHBOARDS = sorted((OBS / "grafana" / "dashboards").glob("*.json"))
+RULES = OBS / "prometheus" / "rules.yml"
+
+
+def _dashboard_exprs() -> list[str]:
+    return [target["expr"] for path in DASHBOARDS for panel in json.loads(path.read_text())["panels"]
+            for target in panel["targets"]]
+
+
+def _rule_exprs() -> list[str]:
+    """Recording rules as written; alerting rules without their threshold (the condition is false when
+    healthy, but the series it compares must exist)."""
+    exprs = []
+    for group in yaml.safe_load(RULES.read_text())["groups"]:
+        for rule in group["rules"]:
+            expr = " ".join(rule["expr"].split())
+            exprs.append(expr if "record" in rule else expr.rsplit(" ", 2)[0])
+    return exprs
+
+
+def test_promtool_accepts_config_and_rules():
+    assert shutil.which("promtool"), "install the Debian package prometheus (make system-packages)"
+    subprocess.run(["promtool", "check", "config", str(OBS / "prometheus" / "prometheus.yml")], check=True)
+    subprocess.run(["promtool", "check", "rules", str(RULES)], check=True)
+
+
+def test_dashboards_use_the_provisioned_datasource():
+    uid = yaml.safe_load((OBS / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())[
+        "datasources"][0]["uid"]
+    for path in DASHBOARDS:
+        for panel in json.loads(path.read_text())["panels"]:
+            assert panel["datasource"]["uid"] == uid
+            assert all(t["datasource"]["uid"] == uid for t in panel["targets"])
+    provider = yaml.safe_load((OBS / "grafana" / "provisioning" / "dashboards" / "readmit.yml").read_text())
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_every_panel_and_rule_query_returns_data(trained_settings, tmp_path):
+    api_server, api = start_service(trained_settings, tmp_path)
+    config = yaml.safe_load((OBS / "prometheus" / "prometheus.yml").read_text())
+    config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    config["rule_files"] = [str(RULES)]
+    port = free_port()
+    config["scrape_configs"][0]["static_configs"][0]["targets"] = [api.removeprefix("http://")]
+    config["scrape_configs"][1]["static_configs"][0]["targets"] = [f"127.0.0.1:{port}"]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    prometheus = Server("prometheus", ["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
+                                       f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                                       f"--web.listen-address=127.0.0.1:{port}"], tmp_path)
+    prom = f"http://127.0.0.1:{port}"
+    prometheus.start(f"{prom}/-/ready", deadline_seconds=60)
+    try:
+        encounters = tmp_path / "encounters.json"
+        encounters.write_text(json.dumps(sample_encounters(100)))
+        result = run_step(api, users=4, seconds=15, prefix=tmp_path / "load", encounters=encounters)
+        assert result["requests"] > 50 and result["failures"] == 0
+        missing = []
+        deadline = time.monotonic() + 30
+        for expr in _dashboard_exprs() + _rule_exprs():
+            while True:
+                data = requests.get(f"{prom}/api/v1/query", params={"query": expr}, timeout=10).json()
+                assert data["status"] == "success", (expr, data)
+                if data["data"]["result"]:
+                    break
+                if time.monotonic() > deadline:
+                    missing.append(expr)
+                    break
+                time.sleep(0.5)
+        assert missing == []
+    finally:
+        prometheus.stop()
+        api_server.stop()
