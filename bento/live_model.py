@@ -62,6 +62,12 @@ class LiveModel:
         self._on_swap(loaded)
         return True
 
+    def adopt(self, loaded: LoadedModel) -> None:
+        """Serve `loaded` now (the Bento's packed fallback); the alias replaces it when it differs."""
+        with self._lock:
+            self._current = loaded
+        self._on_swap(loaded)
+
     def poll_forever(self, interval_seconds: float) -> threading.Thread:
         """Start the daemon thread that follows the alias until `stop()`."""
         def loop() -> None:

@@ -72,6 +72,8 @@ class ReadmissionService:
         self.live = LiveModel(resolve=self.registry.production, load=self._load,
                               on_poll_failure=lambda err: POLL_FAILURES.inc(), on_swap=self._swapped)
         self.live.refresh()
+        if self.live.current is None:
+            self._start_with_packed_model()
         self.live.poll_forever(self.settings.registry_poll_seconds)
         self.batcher = MicroBatcher(self._predict_records, on_batch=BATCH_ROWS.observe)
 
@@ -140,6 +142,21 @@ class ReadmissionService:
         return LoadedModel(model=model, name=version.name, version=int(version.version), run_id=version.run_id,
                            data_source=version.tags.get("readmit.data_source", "unknown"),
                            threshold=float(model.threshold))
+
+    def _start_with_packed_model(self) -> None:
+        """Registry unreachable or alias unset at start: serve the model packed into the Bento, if any."""
+        from bento.packing import packed_model
+
+        packed = packed_model()
+        if packed is None:
+            return
+        model, labels = packed
+        loaded = LoadedModel(model=model, name=self.settings.model_name, version=int(labels["registry_version"]),
+                             run_id=labels["run_id"], data_source=labels.get("data_source", "unknown"),
+                             threshold=float(model.threshold))
+        self.live.adopt(loaded)
+        log.warning("registry unavailable at start: serving the packed model v%s until the alias can be read",
+                    loaded.version)
 
     def _swapped(self, loaded: LoadedModel) -> None:
         MODEL_VERSION.set(loaded.version)

@@ -1,0 +1,43 @@
+"""Pack the registry's production model into the BentoML model store, for `bentoml build`.
+
+The Bento then carries the model that was in production at build time: the service starts with it
+when the registry is unreachable, and the `production` alias still wins whenever it can be read.
+Run: `make bento` (this, then `bentoml build`).
+"""
+from __future__ import annotations
+
+import bentoml
+import mlflow
+
+from assets.resources.registry import ModelRegistry
+from assets.settings import Settings
+
+BENTO_MODEL = "readmission-production"
+
+
+def pack_production_model(settings: Settings) -> bentoml.Model:
+    """Import `models:/<name>@production` into the BentoML store, labelled with its registry version."""
+    registry = ModelRegistry.from_settings(settings)
+    live = registry.production()
+    if live is None:
+        raise SystemExit("no model in production: run the pipeline (make demo) before building the Bento")
+    registry.activate()
+    return bentoml.mlflow.import_model(
+        BENTO_MODEL, model_uri=f"models:/{live.name}/{live.version}",
+        labels={"registry_version": str(live.version), "run_id": live.run_id,
+                "data_source": live.tags.get("readmit.data_source", "unknown")},
+        metadata={"registered_model": live.name})
+
+
+def packed_model():
+    """(model, labels) of the packed fallback, or None when this process has no packed model."""
+    try:
+        packed = bentoml.models.get(f"{BENTO_MODEL}:latest")
+    except bentoml.exceptions.NotFound:
+        return None
+    return mlflow.sklearn.load_model(packed.path_of("mlflow_model")), packed.info.labels
+
+
+if __name__ == "__main__":
+    model = pack_production_model(Settings.from_env())
+    print(f"packed {model.tag} (registry version {model.info.labels['registry_version']})")
