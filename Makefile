@@ -12,7 +12,7 @@ MLFLOW_PORT ?= 5000
 MLFLOW_BACKEND_STORE_URI ?= sqlite:///$(READMIT_HOME)/mlflow.db
 MLFLOW_ARTIFACTS_DESTINATION ?= $(READMIT_HOME)/mlartifacts
 
-.PHONY: system-packages install demo test test-stack dagster mlflow airflow serve ui observe loadtest deploy-check bento status clean bench postgres
+.PHONY: system-packages install demo test test-stack dagster mlflow airflow serve ui observe loadtest deploy-check bento up down logs status clean bench postgres
 
 $(UV):
 	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
@@ -65,6 +65,15 @@ deploy-check: install ## validate compose and kustomize manifests offline (no Do
 bento: install ## build the Bento, packing the model that is in production now as its fallback
 	$(RUN) python -m bento.packing
 	$(RUN) bentoml build -f bento/bentofile.yaml .
+
+up: install ## every service as a local process (MLflow, Dagster, Airflow, API, Streamlit, Prometheus)
+	bash scripts/up.sh
+
+down: ## stop what make up started
+	bash scripts/down.sh
+
+logs: ## follow the logs of make up
+	tail -n 100 -f $(READMIT_HOME)/stack/stack.log
 
 postgres: ## start the local PostgreSQL 15 cluster and the readmit role the stack tests use (root)
 	bash scripts/postgres.sh

@@ -3,6 +3,8 @@
 Thin wrappers: training and evaluation are pure (`train`, `evaluate`, `promote`); MLflow access goes
 through the `ModelRegistry` resource.
 """
+import time
+
 import dagster as dg
 import pandas as pd
 
@@ -82,6 +84,7 @@ def production_model(context: dg.AssetExecutionContext, training_set: pd.DataFra
         "holdout_rows": int(len(holdout)), "batches": sorted(training_set["batch_id"].unique()),
     }
     if promoted:
+        decision["alias_moved_at"] = time.time()
         registry.set_production(challenger.version)
     registry.record_decision(decision, tags={"readmit.dagster_run_id": context.run.run_id})
     context.log.info(reason)

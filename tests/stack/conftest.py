@@ -21,16 +21,29 @@ def stack_logs(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_url():
-    """A fresh database on the local PostgreSQL for this test session."""
+def new_database():
+    """Factory of fresh databases on the local PostgreSQL (dropped at the end of the session)."""
     admin = os.environ.get("READMIT_TEST_PG_DSN", PG_DSN)
-    name = f"readmit_{uuid.uuid4().hex[:8]}"
     connection = psycopg2.connect(admin)
     connection.autocommit = True
-    connection.cursor().execute(f"CREATE DATABASE {name}")
-    yield admin.rsplit("/", 1)[0] + f"/{name}"
-    connection.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    made = []
+
+    def create() -> str:
+        name = f"readmit_{uuid.uuid4().hex[:8]}"
+        connection.cursor().execute(f"CREATE DATABASE {name}")
+        made.append(name)
+        return admin.rsplit("/", 1)[0] + f"/{name}"
+
+    yield create
+    for name in made:
+        connection.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     connection.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(new_database):
+    """A fresh database for the session's shared MLflow server."""
+    return new_database()
 
 
 @pytest.fixture(scope="session")

@@ -43,11 +43,12 @@ def _wait_for(condition, seconds=30):
 
 
 def test_predictions_survive_the_registry_going_down_and_follow_it_back(
-        postgres_url, s3_endpoint, stack_logs, tmp_path, synthetic_frame, encounter):
+        new_database, s3_endpoint, stack_logs, tmp_path, synthetic_frame, encounter):
     from assets.encounters.transforms import clean_encounters
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    postgres_url = new_database()
     mlflow_server = _mlflow(postgres_url, s3_endpoint, stack_logs, port)
     registry = ModelRegistry(tracking_uri=url)
     clean, _ = clean_encounters(synthetic_frame, "batch-001")

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# `make up`: every readmit service as a local process under one supervisor (honcho), health-checked
+# with a deadline, then a table of URLs and logins. `make down` stops them; `make logs` follows them.
+# State stays under READMIT_HOME. Ports: MLFLOW_PORT DAGSTER_PORT AIRFLOW_PORT API_PORT UI_PORT PROMETHEUS_PORT.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+: "${READMIT_HOME:=$repo/.readmit}"
+: "${MLFLOW_PORT:=5000}" "${DAGSTER_PORT:=3070}" "${AIRFLOW_PORT:=8080}" "${API_PORT:=3000}" "${UI_PORT:=8501}" "${PROMETHEUS_PORT:=9090}"
+stack="$READMIT_HOME/stack"
+mkdir -p "$stack" "$READMIT_HOME/dagster"
+if [ -f "$stack/honcho.pid" ] && kill -0 "$(cat "$stack/honcho.pid")" 2>/dev/null; then
+  echo "readmit is already up (pid $(cat "$stack/honcho.pid")); make down first"; exit 0
+fi
+bin="$repo/.venv/bin"
+
+# MLflow's backend store: the local PostgreSQL when it answers, else sqlite under READMIT_HOME.
+backend="sqlite:///$READMIT_HOME/mlflow.db"
+if command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432 \
+   && "$bin/python" - <<'PY' 2>/dev/null
+import psycopg2
+c = psycopg2.connect("postgresql://readmit:readmit@127.0.0.1:5432/postgres"); c.autocommit = True
+cur = c.cursor(); cur.execute("SELECT 1 FROM pg_database WHERE datname = 'readmit_mlflow'")
+cur.fetchone() or cur.execute("CREATE DATABASE readmit_mlflow")
+PY
+then
+  backend="postgresql+psycopg2://readmit:readmit@127.0.0.1:5432/readmit_mlflow"
+fi
+artifacts="${MLFLOW_ARTIFACTS_DESTINATION:-$READMIT_HOME/mlartifacts}"
+[ -f "$READMIT_HOME/dagster/dagster.yaml" ] || printf 'telemetry:\n  enabled: false\n' > "$READMIT_HOME/dagster/dagster.yaml"
+
+cat > "$stack/.env" <<ENV
+READMIT_HOME=$READMIT_HOME
+READMIT_MLFLOW_TRACKING_URI=http://127.0.0.1:$MLFLOW_PORT
+READMIT_API_URL=http://127.0.0.1:$API_PORT
+DAGSTER_HOME=$READMIT_HOME/dagster
+OMP_NUM_THREADS=1
+AIRFLOW_PORT=$AIRFLOW_PORT
+ENV
+sed "s/127.0.0.1:3000/127.0.0.1:$API_PORT/; s/127.0.0.1:9090/127.0.0.1:$PROMETHEUS_PORT/; s|rules.yml|$repo/observability/prometheus/rules.yml|" \
+  "$repo/observability/prometheus/prometheus.yml" > "$stack/prometheus.yml"
+{
+  echo "mlflow: $bin/mlflow server --host 127.0.0.1 --port $MLFLOW_PORT --workers 1 --backend-store-uri $backend --artifacts-destination $artifacts --allowed-hosts 127.0.0.1:$MLFLOW_PORT,localhost:$MLFLOW_PORT"
+  echo "dagster: $bin/dagster dev -m assets.definitions -h 127.0.0.1 -p $DAGSTER_PORT"
+  echo "airflow: bash $repo/scripts/airflow.sh"
+  echo "api: $bin/bentoml serve bento.service:ReadmissionService --host 127.0.0.1 --port $API_PORT"
+  echo "ui: $bin/streamlit run $repo/ui/app.py --server.address 127.0.0.1 --server.port $UI_PORT --server.headless true --browser.gatherUsageStats false"
+  if command -v prometheus >/dev/null; then
+    echo "prometheus: prometheus --config.file=$stack/prometheus.yml --storage.tsdb.path=$READMIT_HOME/prometheus --web.listen-address=127.0.0.1:$PROMETHEUS_PORT"
+  fi
+} > "$stack/Procfile"
+
+cd "$repo"
+PATH="$bin:$PATH" setsid "$bin/honcho" -f "$stack/Procfile" -e "$stack/.env" -d "$repo" start > "$stack/stack.log" 2>&1 &
+echo $! > "$stack/honcho.pid"
+
+wait_for() {  # name url deadline-seconds
+  local deadline=$((SECONDS + $3))
+  until curl -fsS -o /dev/null "$2" 2>/dev/null; do
+    if [ $SECONDS -ge $deadline ]; then echo "  $1 did not become healthy at $2 (see make logs)"; return 1; fi
+    kill -0 "$(cat "$stack/honcho.pid")" 2>/dev/null || { echo "the supervisor exited: see $stack/stack.log"; exit 1; }
+    sleep 1
+  done
+  echo "  $1 healthy"
+}
+echo "waiting for services (MLflow backend: ${backend%%:*})..."
+status=0
+wait_for MLflow "http://127.0.0.1:$MLFLOW_PORT/health" 120 || status=1
+wait_for API "http://127.0.0.1:$API_PORT/livez" 120 || status=1
+wait_for Streamlit "http://127.0.0.1:$UI_PORT/_stcore/health" 120 || status=1
+wait_for Dagster "http://127.0.0.1:$DAGSTER_PORT/server_info" 180 || status=1
+wait_for Airflow "http://127.0.0.1:$AIRFLOW_PORT/api/v2/monitor/health" 240 || status=1
+if command -v prometheus >/dev/null; then wait_for Prometheus "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" 60 || status=1; fi
+cat <<TABLE
+
+  service     URL                                  login
+  Airflow     http://127.0.0.1:$AIRFLOW_PORT               ${READMIT_AIRFLOW_USER:-admin} / \$READMIT_AIRFLOW_PASSWORD (else: $READMIT_HOME/airflow/simple_auth_manager_passwords.json.generated)
+  Dagster     http://127.0.0.1:$DAGSTER_PORT               -
+  MLflow      http://127.0.0.1:$MLFLOW_PORT               -
+  API         http://127.0.0.1:$API_PORT/docs          bearer \$READMIT_API_KEY when set
+  Streamlit   http://127.0.0.1:$UI_PORT               -
+  Prometheus  http://127.0.0.1:$PROMETHEUS_PORT               -
+
+  logs: make logs   stop: make down   (the API is ready once a model is promoted: Airflow's first tick, or readmit demo)
+TABLE
+exit $status
