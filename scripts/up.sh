@@ -12,6 +12,11 @@ if [ -f "$stack/honcho.pid" ] && kill -0 "$(cat "$stack/honcho.pid")" 2>/dev/nul
   echo "readmit is already up (pid $(cat "$stack/honcho.pid")); make down first"; exit 0
 fi
 bin="$repo/.venv/bin"
+for port in "$MLFLOW_PORT" "$DAGSTER_PORT" "$AIRFLOW_PORT" "$API_PORT" "$UI_PORT" "$PROMETHEUS_PORT"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is already in use: stop what listens there or choose another (see make up's port variables)"; exit 1
+  fi
+done
 
 # MLflow's backend store: the local PostgreSQL when it answers, else sqlite under READMIT_HOME.
 backend="sqlite:///$READMIT_HOME/mlflow.db"
