@@ -31,6 +31,7 @@ system-packages: ## Debian packages for the stack tests (chromium, prometheus); 
 
 test-stack: install postgres system-packages ## tests against real servers on loopback (Postgres, MLflow server, moto S3)
 	$(RUN) pytest -m stack
+	@echo "end-to-end figures (docs/e2e_results.json):" && cat docs/e2e_results.json
 
 dagster: install ## the Dagster UI on the instance the pipeline writes to
 	mkdir -p $(READMIT_HOME)/dagster && [ -f $(READMIT_HOME)/dagster/dagster.yaml ] || printf 'telemetry:\n  enabled: false\n' > $(READMIT_HOME)/dagster/dagster.yaml

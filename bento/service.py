@@ -43,6 +43,18 @@ BATCH_ROWS = bentoml.metrics.Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096))
 
 
+class HealthPath:
+    """ASGI middleware: `GET /health` answers from `/info/health` (BentoML keeps root mounts for itself)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"] == "/health":
+            scope = dict(scope, path="/info/health", raw_path=b"/info/health")
+        await self.app(scope, receive, send)
+
+
 class Unauthorized(BentoMLException):
     error_code = HTTPStatus.UNAUTHORIZED
 
@@ -115,9 +127,7 @@ class ReadmissionService:
 
     @info_app.get("/health")
     def health(self) -> dict:
-        """`GET /info/health`: ready or not, and which model answers (open: no API key needed).
-
-        Under /info because BentoML keeps the root paths for itself (/healthz /livez /readyz)."""
+        """`GET /health` (also `/info/health`): ready or not, and which model answers (no API key needed)."""
         current = self.live.current
         return {"ready": current is not None, "model": None if current is None else {
             "name": current.name, "version": current.version, "run_id": current.run_id,
@@ -163,3 +173,6 @@ class ReadmissionService:
         MODEL_READY.set(1)
         MODEL_SWAPS.inc()
 
+
+
+ReadmissionService.add_asgi_middleware(HealthPath)

@@ -25,7 +25,7 @@ class ApiClient:
 
     def health(self) -> dict:
         try:
-            return requests.get(f"{self.base_url}/info/health", timeout=5).json()
+            return requests.get(f"{self.base_url}/health", timeout=5).json()
         except (requests.RequestException, ValueError) as err:
             raise ApiError(f"The prediction API at {self.base_url} is not reachable. Start it with "
                            f"`make serve` (or check READMIT_API_URL).") from err

@@ -28,7 +28,8 @@ def test_valid_request_returns_probabilities_and_the_model_version(service, enco
 
 
 def test_health_reports_the_model(service, trained_settings):
-    health = requests.get(f"{service}/info/health", timeout=5).json()
+    assert requests.get(f"{service}/info/health", timeout=5).json() == requests.get(f"{service}/health", timeout=5).json()
+    health = requests.get(f"{service}/health", timeout=5).json()
     assert health["ready"] is True
     assert health["model"]["version"] == int(ModelRegistry.from_settings(trained_settings).production().version)
 
@@ -134,7 +135,7 @@ def test_api_key_is_required_when_set_and_probes_stay_open(trained_settings, tmp
         assert _predict(url, [encounter]).status_code == 401
         assert _predict(url, [encounter], headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert _predict(url, [encounter], headers={"Authorization": "Bearer letmein"}).status_code == 200
-        for probe in ("/readyz", "/livez", "/metrics", "/info/health"):
+        for probe in ("/readyz", "/livez", "/metrics", "/health"):
             assert requests.get(url + probe, timeout=5).status_code == 200, probe
     finally:
         server.stop()
@@ -146,9 +147,9 @@ def test_not_ready_until_a_model_exists(tmp_path, encounter):
     server, url = start_service(Settings(home=tmp_path / "empty"), tmp_path)
     try:
         assert requests.get(f"{url}/readyz", timeout=5).status_code == 503
-        assert requests.get(f"{url}/info/health", timeout=5).json()["ready"] is False
+        assert requests.get(f"{url}/health", timeout=5).json()["ready"] is False
         response = _predict(url, [encounter])
-        assert response.status_code == 503  # BentoML hides 5xx messages; /info/health says why
+        assert response.status_code == 503  # BentoML hides 5xx messages; /health says why
     finally:
         server.stop()
 

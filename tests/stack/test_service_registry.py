@@ -70,7 +70,7 @@ def test_predictions_survive_the_registry_going_down_and_follow_it_back(
         for _ in range(20):
             response = predict()
             assert response.status_code == 200 and response.json()["model"]["version"] == 1
-        assert requests.get(f"{api}/info/health", timeout=5).json()["registry_poll_failures"] >= 2
+        assert requests.get(f"{api}/health", timeout=5).json()["registry_poll_failures"] >= 2
 
         mlflow_server = _mlflow(postgres_url, s3_endpoint, stack_logs, port)
         registry.set_production(registry.register(uri, {}).version)

@@ -43,7 +43,7 @@ def test_clinician_flow_in_chromium(trained_settings, tmp_path, browser, synthet
     api_server, api = start_service(trained_settings, tmp_path)
     ui_server, ui = start_ui(trained_settings, tmp_path, api)
     try:
-        version = requests.get(f"{api}/info/health", timeout=5).json()["model"]["version"]
+        version = requests.get(f"{api}/health", timeout=5).json()["model"]["version"]
         page = browser.new_page(viewport={"width": 1400, "height": 1700})
         page.goto(ui)
         page.get_by_role("button", name="Fill with a random real encounter").click()
