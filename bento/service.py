@@ -6,6 +6,7 @@ validated against the schema-derived contract and predicted in adaptive micro-ba
 """
 from __future__ import annotations
 
+import gc
 import hmac
 import logging
 import os
@@ -88,6 +89,10 @@ class ReadmissionService:
             self._start_with_packed_model()
         self.live.poll_forever(self.settings.registry_poll_seconds)
         self.batcher = MicroBatcher(self._predict_records, on_batch=BATCH_ROWS.observe)
+        # Everything loaded so far lives as long as the process: keep it out of the cyclic GC's scans,
+        # whose full collections otherwise stall requests for hundreds of ms (docs/benchmarks.md).
+        gc.collect()
+        gc.freeze()
 
     def __is_ready__(self) -> bool:
         return self.live.current is not None
