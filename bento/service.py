@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from pydantic import Field
 
 from assets.encounters.schemas import feature_columns
+from assets.model.compiled import for_serving
 from assets.settings import Settings
 from bento.batcher import MicroBatcher
 from bento.contract import MAX_ENCOUNTERS, ModelInfo, Prediction, PredictResponse, encounter_model, risk_band
@@ -153,7 +154,7 @@ class ReadmissionService:
         return loaded.model.predict(frame).tolist(), loaded
 
     def _load(self, version) -> LoadedModel:
-        model = self.registry.load(version.version)
+        model = for_serving(self.registry.load(version.version))
         return LoadedModel(model=model, name=version.name, version=int(version.version), run_id=version.run_id,
                            data_source=version.tags.get("readmit.data_source", "unknown"),
                            threshold=float(model.threshold))
@@ -166,6 +167,7 @@ class ReadmissionService:
         if packed is None:
             return
         model, labels = packed
+        model = for_serving(model)
         loaded = LoadedModel(model=model, name=self.settings.model_name, version=int(labels["registry_version"]),
                              run_id=labels["run_id"], data_source=labels.get("data_source", "unknown"),
                              threshold=float(model.threshold))

@@ -4,7 +4,7 @@ import pytest
 
 from assets.encounters.schemas import source_columns
 from assets.encounters.transforms import (
-    BatchStructureError, clean_encounters, icd9_group, normalise_encounters, parse_batch,
+    BatchStructureError, clean_encounters, icd9_group, normalise_encounters, normalised_columns, parse_batch,
 )
 from tests.conftest import raw_frame
 
@@ -106,3 +106,18 @@ def test_icd9_codes_group_into_chapters():
     assert icd9_group(codes).tolist() == [
         "Circulatory", "Respiratory", "Diabetes", "Diabetes", "Injury", "Other", "Other", "Unknown",
         "Neoplasms", "Musculoskeletal", "Genitourinary", "Digestive"]
+
+
+def test_model_view_of_cells_matches_cleaning_for_every_spelling():
+    """`normalised_columns` (the model's first step) must read each cell as `normalise_encounters` does."""
+    frame = pd.DataFrame({
+        "time_in_hospital": [3, "4", " 5", None, "?", "3.5", float("nan"), 7.0],
+        "A1Cresult": [None, "None", "", "?", ">7", "Norm", float("nan"), "NotTested"],
+        "race": [None, "?", "", "None", "Caucasian", "Other", float("nan"), "Unknown"],
+        "gender": ["Male", "Female", None, "Male", "Female", "Male", "Female", "Male"],
+    }, dtype=object)
+    cleaned = normalise_encounters(frame)
+    model_view = normalised_columns(frame)
+    for column in frame.columns:
+        assert model_view[column].tolist() == cleaned[column].tolist(), column
+    assert model_view["time_in_hospital"].dtype == "int64"
