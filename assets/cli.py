@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from tqdm import tqdm
@@ -28,8 +29,8 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    if not args.verbose:
-        logging.getLogger("mlflow").setLevel(logging.WARNING)
+    if not args.verbose:  # MLflow configures its own loggers on import, from this variable
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
     settings = Settings.from_env()
     if args.source:
         settings = settings.with_(source=args.source)

@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pandas as pd
+
 from tests.stack.servers import Server, free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,6 +42,32 @@ def run_wrk(url: str, body: str, connections: int, seconds: int, workdir: Path) 
     result = json.loads(line[len("RESULT "):])
     result["rps"] = result["requests"] / result["seconds"]
     return result
+
+
+def predict_path(encounter: dict, sizes=(1, 16, 64, 256)) -> list[tuple[int, float, float, float]]:
+    """In-process cost of one model call by batch size: sklearn pipeline vs the serving form, 1 and 2
+    OpenMP threads (what the micro-batcher pays per batch)."""
+    from threadpoolctl import threadpool_limits
+
+    from assets.encounters.schemas import feature_columns
+    from assets.model.compiled import for_serving
+    from assets.resources.registry import ModelRegistry
+    from assets.settings import Settings
+    from bento.contract import encounter_model
+    from benchmarks._common import best_of
+
+    registry = ModelRegistry.from_settings(Settings.from_env())
+    model = registry.load(registry.production().version)
+    served = {threads: for_serving(model, n_threads=threads) for threads in (1, 2)}
+    record = encounter_model().model_validate(encounter).model_dump(by_alias=True)
+    rows = []
+    for size in sizes:
+        frame = pd.DataFrame.from_records([record] * size, columns=feature_columns())
+        with threadpool_limits(2):
+            timings = [best_of(lambda m=m: m.predict(frame), repeat=50)[1]
+                       for m in (model, served[1], served[2])]
+        rows.append((size, *timings))
+    return rows
 
 
 def main() -> None:
@@ -74,6 +102,10 @@ def main() -> None:
             if name.startswith("naive"):
                 server.stop()
         bento.stop()
+    print("one model call, median ms by batch size (in process)")
+    print(f"{'rows':>5} {'sklearn pipeline':>17} {'serving, 1 thread':>18} {'serving, 2 threads':>19} {'speed-up':>9}")
+    for size, pipeline, one, two in predict_path(encounter):
+        print(f"{size:>5} {pipeline:>17.2f} {one:>18.2f} {two:>19.2f} {pipeline / one:>8.1f}x")
     print(f"wrk on loopback, {args.seconds}s per point, 1 encounter per request, load generator on the same 2 cores")
     print(f"{'target':<34} {'conc':>5} {'RPS':>8} {'P50 ms':>8} {'P95 ms':>8} {'P99 ms':>8} {'errors':>7}")
     for name, by_c in results.items():

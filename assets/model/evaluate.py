@@ -1,15 +1,12 @@
 """Holdout metrics and the plots logged with every candidate."""
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")  # plots are files, never windows
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.calibration import calibration_curve  # noqa: E402
-from sklearn.metrics import (  # noqa: E402
+# Figures without pyplot: plots are files, never windows, and pyplot would keep every one alive.
+from matplotlib.figure import Figure
+import numpy as np
+import pandas as pd
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import (
     ConfusionMatrixDisplay, average_precision_score, brier_score_loss, f1_score, precision_recall_curve,
     precision_score, recall_score, roc_auc_score, roc_curve,
 )
@@ -38,30 +35,34 @@ def holdout_metrics(y: np.ndarray, risk: np.ndarray, threshold: float) -> dict[s
     }
 
 
-def evaluation_plots(y: np.ndarray, risk: np.ndarray, threshold: float) -> dict[str, plt.Figure]:
+def evaluation_plots(y: np.ndarray, risk: np.ndarray, threshold: float) -> dict[str, Figure]:
     """ROC, precision-recall, calibration and confusion-matrix figures, by file name."""
     figures = {}
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig = Figure(figsize=(5, 4))
+    ax = fig.subplots()
     fpr, tpr, _ = roc_curve(y, risk)
     ax.plot(fpr, tpr, label=f"AUC {roc_auc_score(y, risk):.3f}")
     ax.plot([0, 1], [0, 1], "--", color="grey")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (holdout)")
     ax.legend()
     figures["roc.png"] = fig
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig = Figure(figsize=(5, 4))
+    ax = fig.subplots()
     precision, recall, _ = precision_recall_curve(y, risk)
     ax.plot(recall, precision, label=f"AP {average_precision_score(y, risk):.3f}")
     ax.axhline(np.mean(y), linestyle="--", color="grey", label="base rate")
     ax.set(xlabel="recall", ylabel="precision", title="Precision-recall (holdout)")
     ax.legend()
     figures["pr.png"] = fig
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig = Figure(figsize=(5, 4))
+    ax = fig.subplots()
     observed, predicted = calibration_curve(y, risk, n_bins=10, strategy="quantile")
     ax.plot(predicted, observed, "o-")
     ax.plot([0, max(predicted.max(), 0.01)], [0, max(predicted.max(), 0.01)], "--", color="grey")
     ax.set(xlabel="predicted risk", ylabel="observed rate", title="Calibration (holdout)")
     figures["calibration.png"] = fig
-    fig, ax = plt.subplots(figsize=(4.5, 4))
+    fig = Figure(figsize=(4.5, 4))
+    ax = fig.subplots()
     ConfusionMatrixDisplay.from_predictions(y, risk >= threshold, ax=ax, colorbar=False,
                                             display_labels=["not <30", "<30"])
     ax.set_title(f"Confusion matrix at {threshold:.3f}")
@@ -69,10 +70,11 @@ def evaluation_plots(y: np.ndarray, risk: np.ndarray, threshold: float) -> dict[
     return figures
 
 
-def importance_plot(importance: pd.Series) -> plt.Figure:
+def importance_plot(importance: pd.Series) -> Figure:
     """Horizontal bars of the top-20 input columns by permutation importance."""
     top = importance.sort_values().tail(20)
-    fig, ax = plt.subplots(figsize=(6, 6))
+    fig = Figure(figsize=(6, 6))
+    ax = fig.subplots()
     ax.barh(top.index, top.to_numpy())
     ax.set(xlabel="ROC-AUC drop when shuffled", title="Permutation importance (holdout)")
     fig.tight_layout()

@@ -4,6 +4,7 @@ The one place that talks to MLflow for the pipeline; the registered model name c
 the `production` alias is defined here once (stages are deprecated since MLflow 2.9).
 """
 import subprocess
+import warnings
 
 import dagster as dg
 import mlflow
@@ -57,10 +58,14 @@ class ModelRegistry(dg.ConfigurableResource):
                 mlflow.log_figure(figure, f"plots/{name}")
             mlflow.log_dict(metrics, "holdout_metrics.json")
             example = example.astype({c: object for c in example.columns if example[c].dtype == "string"})
-            info = mlflow.sklearn.log_model(
-                model, name="model", signature=infer_signature(example, model.predict(example)),
-                input_example=example.head(3), serialization_format="cloudpickle",
-                pip_requirements=_model_requirements())
+            with warnings.catch_warnings():
+                # MLflow's hint that integer columns cannot hold missing values: none of ours may be
+                # missing, and requests are checked against the schema-derived contract, not this signature.
+                warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+                info = mlflow.sklearn.log_model(
+                    model, name="model", signature=infer_signature(example, model.predict(example)),
+                    input_example=example.head(3), serialization_format="cloudpickle",
+                    pip_requirements=_model_requirements())
             return run.info.run_id, info.model_uri
 
     def register(self, model_uri: str, tags: dict) -> ModelVersion:

@@ -47,7 +47,7 @@ def run_step(host: str, users: int, seconds: int, prefix: Path, encounters: Path
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="http://127.0.0.1:3000")
-    parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 48, 64])
+    parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 48, 64, 96, 128])
     parser.add_argument("--hold", type=int, default=20, help="seconds per step")
     parser.add_argument("--p99-bound-ms", type=float, default=500)
     parser.add_argument("--out", default=str(REPO / "docs" / "locust_results"))
