@@ -12,7 +12,7 @@ MLFLOW_PORT ?= 5000
 MLFLOW_BACKEND_STORE_URI ?= sqlite:///$(READMIT_HOME)/mlflow.db
 MLFLOW_ARTIFACTS_DESTINATION ?= $(READMIT_HOME)/mlartifacts
 
-.PHONY: system-packages install demo test test-stack dagster mlflow airflow serve ui observe loadtest deploy-check bento up down logs status clean bench postgres
+.PHONY: system-packages install demo test test-stack dagster mlflow airflow serve ui observe loadtest deploy-check bento bento-requirements up down logs status clean bench postgres
 
 $(UV):
 	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
@@ -62,6 +62,9 @@ loadtest: install ## Locust step load against the API (make serve first); report
 
 deploy-check: install ## validate compose and kustomize manifests offline (no Docker, no cluster)
 	$(RUN) pytest -q tests/deploy
+
+bento-requirements: $(UV) ## re-export bento/requirements.txt from uv.lock (a test fails when it is stale)
+	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --group serve > bento/requirements.txt
 
 bento: install ## build the Bento, packing the model that is in production now as its fallback
 	$(RUN) python -m bento.packing
