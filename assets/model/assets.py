@@ -1,7 +1,8 @@
 """Model assets: train and register candidates on the training set, then the promotion gate.
 
 Thin wrappers: training and evaluation are pure (`train`, `evaluate`, `promote`); MLflow access goes
-through the `ModelRegistry` resource.
+through the `ModelRegistry` resource. scikit-learn and matplotlib are imported inside the assets that
+use them: the asset graph itself is read on every Airflow DAG parse and by every ingest run.
 """
 import time
 
@@ -10,9 +11,8 @@ import pandas as pd
 
 from assets.encounters.assets import DatasetSource, training_set
 from assets.encounters.schemas import TARGET, feature_columns
-from assets.model.evaluate import evaluation_plots, importance_plot, permutation_importance
+from assets.model.hyperparameters import Hyperparameters
 from assets.model.promote import decide
-from assets.model.train import Hyperparameters, split_training_set, train_candidates
 from assets.resources.registry import ModelRegistry, git_commit
 
 
@@ -32,6 +32,9 @@ class TrainingConfig(dg.Config):
 def readmission_model(context: dg.AssetExecutionContext, config: TrainingConfig, training_set: pd.DataFrame,
                       registry: ModelRegistry, dataset: DatasetSource) -> dg.MaterializeResult:
     """Every candidate trained and logged to MLflow; the best on the holdout registered as a new version."""
+    from assets.model.evaluate import evaluation_plots, importance_plot, permutation_importance
+    from assets.model.train import train_candidates
+
     params = Hyperparameters(**config.model_dump())
     candidates, holdout = train_candidates(training_set, params)
     y = holdout[TARGET].to_numpy(bool)
@@ -64,6 +67,8 @@ def readmission_model(context: dg.AssetExecutionContext, config: TrainingConfig,
 def production_model(context: dg.AssetExecutionContext, training_set: pd.DataFrame,
                      registry: ModelRegistry) -> dg.MaterializeResult:
     """The `production` alias: moved to the newest version only if it beats the champion on today's holdout."""
+    from assets.model.train import split_training_set
+
     challenger = registry.latest_version()
     if challenger is None:
         raise dg.Failure(description=f"no registered version of {registry.model_name} to consider")

@@ -19,6 +19,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEnc
 from assets.encounters.schemas import TARGET, feature_columns
 from assets.model.evaluate import choose_threshold, holdout_metrics
 from assets.model.features import CATEGORICAL, NUMERIC, death_or_hospice, prepare_features
+from assets.model.hyperparameters import Hyperparameters
 
 HOLDOUT_FRACTION = 0.2
 VALIDATION_FRACTION = 0.1
@@ -63,19 +64,6 @@ class ReadmissionModel:
 
     def predict_label(self, encounters: pd.DataFrame) -> np.ndarray:
         return self.predict(encounters) >= self.threshold
-
-
-@dataclass(frozen=True)
-class Hyperparameters:
-    """Training knobs; the Dagster `TrainingConfig` exposes the same names in the launchpad."""
-
-    lr_c: float = 0.3
-    hgb_learning_rate: float = 0.04
-    hgb_max_iter: int = 300
-    hgb_max_leaf_nodes: int = 15
-    hgb_min_samples_leaf: int = 150
-    hgb_l2_regularization: float = 1.0
-    random_state: int = 42
 
 
 def build_candidates(params: Hyperparameters) -> dict[str, Pipeline]:

@@ -1,20 +1,24 @@
 """MLflow tracking and model registry: embedded sqlite by default, a tracking server by settings.
 
 The one place that talks to MLflow for the pipeline; the registered model name comes from settings and
-the `production` alias is defined here once (stages are deprecated since MLflow 2.9).
+the `production` alias is defined here once (stages are deprecated since MLflow 2.9). MLflow is
+imported inside the methods: this resource is part of the asset graph, which the Airflow DAG file
+reads on every parse, and importing MLflow alone costs ~1.5 s there.
 """
+from __future__ import annotations
+
 import subprocess
 import warnings
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import mlflow
-import pandas as pd
-from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
-from mlflow.tracking import MlflowClient
 
 from assets.settings import REPO_ROOT, Settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.tracking import MlflowClient
 
 PRODUCTION_ALIAS = "production"
 EXPERIMENT = "readmit"
@@ -34,10 +38,14 @@ class ModelRegistry(dg.ConfigurableResource):
                    model_name=settings.model_name, promotion_margin=settings.promotion_margin)
 
     def client(self) -> MlflowClient:
+        from mlflow.tracking import MlflowClient
+
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     def activate(self) -> str:
         """Point MLflow's fluent API here and return the experiment id (created on first use)."""
+        import mlflow
+
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
         experiment = mlflow.get_experiment_by_name(EXPERIMENT)
@@ -50,6 +58,9 @@ class ModelRegistry(dg.ConfigurableResource):
         """One MLflow run per candidate: params, holdout metrics, plots, and the model itself.
 
         Returns the run id and the logged model's URI (what gets registered)."""
+        import mlflow
+        from mlflow.models import infer_signature
+
         experiment_id = self.activate()
         with mlflow.start_run(experiment_id=experiment_id, run_name=model.name, tags=tags) as run:
             mlflow.log_params(params)
@@ -70,11 +81,15 @@ class ModelRegistry(dg.ConfigurableResource):
 
     def register(self, model_uri: str, tags: dict) -> ModelVersion:
         """Register a logged model as a new version of `model_name`."""
+        import mlflow
+
         self.activate()
         return mlflow.register_model(model_uri, self.model_name, tags=tags)
 
     def production(self) -> ModelVersion | None:
         """The version the `production` alias points at, or None before the first promotion."""
+        from mlflow.exceptions import MlflowException
+
         try:
             return self.client().get_model_version_by_alias(self.model_name, PRODUCTION_ALIAS)
         except MlflowException as err:
@@ -93,6 +108,8 @@ class ModelRegistry(dg.ConfigurableResource):
 
     def load(self, version: str | int):
         """The `ReadmissionModel` of one registered version."""
+        import mlflow
+
         self.activate()
         return mlflow.sklearn.load_model(f"models:/{self.model_name}/{version}")
 
@@ -101,6 +118,8 @@ class ModelRegistry(dg.ConfigurableResource):
 
     def record_decision(self, decision: dict, tags: dict) -> str:
         """Audit trail of the gate: a run with both scores and `decision.json`, plus version tags."""
+        import mlflow
+
         experiment_id = self.activate()
         with mlflow.start_run(experiment_id=experiment_id, run_name="promotion-gate",
                               tags={**tags, "readmit.kind": "promotion"}) as run:

@@ -20,6 +20,16 @@ def test_dag_folder_imports_without_errors():
     assert list(bag.dags) == [DAG_ID]
 
 
+def test_parsing_the_dag_file_leaves_training_and_mlflow_unimported():
+    """Airflow re-parses the file all day and runs every ingest task from it: neither needs
+    scikit-learn, matplotlib or MLflow, which together doubled the parse time (docs/benchmarks.md)."""
+    probe = ("import runpy, sys; runpy.run_path(sys.argv[1]); "
+             "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'matplotlib', 'mlflow'}))")
+    out = subprocess.run([sys.executable, "-c", probe, str(REPO / "airflow" / "dags" / "readmit_assets.py")],
+                         cwd=REPO, capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_schedule_retries_and_task_graph_follow_the_asset_graph():
     dag = build_dag()
     assert dag.schedule == "*/5 * * * *"
