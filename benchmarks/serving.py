@@ -26,9 +26,9 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = [[%s]]
 done = function(summary, latency, requests)
-  io.write(string.format("RESULT {\\"requests\\": %%d, \\"errors\\": %%d, \\"seconds\\": %%f, \\"p50\\": %%f, \\"p95\\": %%f, \\"p99\\": %%f}\\n",
+  io.write(string.format("RESULT {\\"requests\\": %%d, \\"errors\\": %%d, \\"seconds\\": %%f, \\"p50\\": %%f, \\"p95\\": %%f, \\"p99\\": %%f, \\"mean\\": %%f}\\n",
     summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
-    summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000))
+    summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000, latency.mean / 1000))
 end
 """
 
@@ -41,6 +41,9 @@ def run_wrk(url: str, body: str, connections: int, seconds: int, workdir: Path) 
     line = next(l for l in out.stdout.splitlines() if l.startswith("RESULT "))
     result = json.loads(line[len("RESULT "):])
     result["rps"] = result["requests"] / result["seconds"]
+    # Little's law: with `connections` requests always in flight, the true mean latency is c / RPS.
+    # wrk's own mean above it means its percentiles over-state latency (upper bounds, see docs).
+    result["little_mean"] = connections / result["rps"] * 1000
     return result
 
 
@@ -107,10 +110,12 @@ def main() -> None:
     for size, pipeline, one, two in predict_path(encounter):
         print(f"{size:>5} {pipeline:>17.2f} {one:>18.2f} {two:>19.2f} {pipeline / one:>8.1f}x")
     print(f"wrk on loopback, {args.seconds}s per point, 1 encounter per request, load generator on the same 2 cores")
-    print(f"{'target':<34} {'conc':>5} {'RPS':>8} {'P50 ms':>8} {'P95 ms':>8} {'P99 ms':>8} {'errors':>7}")
+    print(f"{'target':<34} {'conc':>5} {'RPS':>8} {'P50 ms':>8} {'P95 ms':>8} {'P99 ms':>8} {'errors':>7}"
+          f" {'mean ms':>8} {'c/RPS ms':>9}")
     for name, by_c in results.items():
         for c, r in by_c.items():
-            print(f"{name:<34} {c:>5} {r['rps']:>8.1f} {r['p50']:>8.1f} {r['p95']:>8.1f} {r['p99']:>8.1f} {r['errors']:>7}")
+            print(f"{name:<34} {c:>5} {r['rps']:>8.1f} {r['p50']:>8.1f} {r['p95']:>8.1f} {r['p99']:>8.1f} {r['errors']:>7}"
+                  f" {r['mean']:>8.1f} {r['little_mean']:>9.1f}")
     base, served, ceiling = (results[n] for n in targets)
     for c in args.concurrency:
         print(f"c={c}: readmit / naive = {served[c]['rps'] / base[c]['rps']:.1f}x, "
