@@ -27,21 +27,18 @@ class EncodedTrees:
     def __init__(self, pipeline: Pipeline, n_threads: int = 1):
         self.prepare, encode, self.trees = (step for _, step in pipeline.steps)
         self.n_threads = n_threads
-        width = len(self.trees.is_categorical_)
-        probe = _probe_frame(encode)
-        encoded = self.trees._preprocess_X(encode.transform(probe), reset=False)
-        after_encode = _output_positions(encode)
+        self.width = len(self.trees.is_categorical_)
+        categories = _categories(encode)
+        encoded = self.trees._preprocess_X(encode.transform(_probe_frame(encode, categories)), reset=False)
         after_trees = _output_positions(self.trees._preprocessor)
-        self.width = width
         self.categorical: list[tuple[str, int, dict, float]] = []
         self.numeric: list[tuple[str, int]] = []
-        for name, position in after_encode.items():
+        for name, position in _output_positions(encode).items():
             final = after_trees[position]
-            if name in _categories(encode):
-                known = _categories(encode)[name]
-                codes = encoded[:len(known) + 1, final]
-                self.categorical.append((name, final, dict(zip(known.tolist(), codes[:-1].tolist())),
-                                         float(codes[-1])))
+            if name in categories:
+                known = categories[name].tolist()
+                codes = encoded[:len(known) + 1, final].tolist()
+                self.categorical.append((name, final, dict(zip(known, codes[:-1])), float(codes[-1])))
             else:
                 self.numeric.append((name, final))
         self.known_cat_bitsets, self.f_idx_map = self.trees._bin_mapper.make_known_categories_bitsets()
@@ -90,9 +87,8 @@ def _categories(encode: ColumnTransformer) -> dict[str, np.ndarray]:
     return known
 
 
-def _probe_frame(encode: ColumnTransformer) -> pd.DataFrame:
+def _probe_frame(encode: ColumnTransformer, known: dict[str, np.ndarray]) -> pd.DataFrame:
     """Every known category of every column, then one unseen, in one frame (numeric columns 0)."""
-    known = _categories(encode)
     length = max(len(values) for values in known.values()) + 1
     columns = {}
     for name in encode.feature_names_in_:
