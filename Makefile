@@ -1,7 +1,14 @@
-# readmit: one front door. Every target installs what it needs (uv bootstraps itself with pip).
+# readmit: one front door. Every target installs what it needs.
 SHELL := /bin/bash
 export READMIT_HOME ?= $(CURDIR)/.readmit
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv is the project's own: a pinned copy in a private virtual environment under .tools/, so the bootstrap
+# installs nothing into the system Python (PEP 668 refuses that on Debian 12) and needs no uv on PATH.
+# Only .tools/bin (uv and uvx, nothing else) goes first on PATH, so every target and every process the tests
+# start (e.g. `bentoml build`, which looks for uv there) find this same uv.
+UV_VERSION := 0.13.9
+TOOLS := $(CURDIR)/.tools
+UV := $(TOOLS)/bin/uv
+export PATH := $(TOOLS)/bin:$(PATH)
 RUN := $(UV) run --frozen
 DAGSTER_PORT ?= 3070
 API_PORT ?= 3000
@@ -15,7 +22,11 @@ MLFLOW_ARTIFACTS_DESTINATION ?= $(READMIT_HOME)/mlartifacts
 .PHONY: system-packages install demo test test-stack dagster mlflow airflow serve ui observe loadtest deploy-check bento bento-requirements up down logs status clean bench postgres
 
 $(UV):
-	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+	@command -v python3 >/dev/null || { echo "readmit needs python3 (3.11) on PATH" >&2; exit 1; }
+	@python3 -m venv --clear $(TOOLS)/uv-venv || { echo "python3 cannot create a virtual environment: \
+	on Debian/Ubuntu install python3-venv (apt-get install python3-venv)" >&2; exit 1; }
+	$(TOOLS)/uv-venv/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	mkdir -p $(TOOLS)/bin && ln -sf ../uv-venv/bin/uv $(TOOLS)/bin/uv && ln -sf ../uv-venv/bin/uvx $(TOOLS)/bin/uvx
 
 install: $(UV) ## create .venv with every dependency group from uv.lock
 	$(UV) sync --frozen --all-groups
@@ -54,6 +65,7 @@ ui: install ## the Streamlit app on http://127.0.0.1:8501 (calls the API at READ
 
 observe: install ## Prometheus on http://127.0.0.1:9090 scraping the local API (Debian package prometheus)
 	mkdir -p $(READMIT_HOME)/prometheus
+	@command -v prometheus >/dev/null || { echo "make observe needs Prometheus: make system-packages (Debian package prometheus)" >&2; exit 1; }
 	prometheus --config.file=observability/prometheus/prometheus.yml --storage.tsdb.path=$(READMIT_HOME)/prometheus \
 	  --web.listen-address=127.0.0.1:9090
 
@@ -89,5 +101,5 @@ bench: install ## benchmarks that print ratios side by side
 	$(RUN) python -m benchmarks.ingest
 	$(RUN) python -m benchmarks.model_quality
 
-clean: ## forget all runtime state under READMIT_HOME
+clean: ## forget all runtime state under READMIT_HOME (the venv and .tools/ stay)
 	rm -rf $(READMIT_HOME)
