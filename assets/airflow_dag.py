@@ -9,11 +9,14 @@ from typing import Callable
 
 import dagster as dg
 from airflow.providers.standard.operators.python import PythonOperator
-from airflow.sdk import DAG, Asset
+from airflow.sdk import DAG, Asset, Param
 from airflow.sdk.exceptions import AirflowSkipException
 
 from assets.definitions import FETCH_JOB, build_definitions
-from assets.pipeline import is_fetched, is_partitioned, job_order, open_instance, release_next_batch, run_job
+from assets.pipeline import (
+    is_fetched, is_partitioned, job_order, open_instance, release_next_batch, reopen_batch, retrain_owed, run_batch_job,
+    run_job, tick_lock,
+)
 from assets.settings import Settings
 
 DAG_ID = "readmit_assets"
@@ -27,7 +30,10 @@ Every 5 minutes: fetch the dataset if needed, **release the next batch of 15,000
 Dagster partition, then run each Dagster asset job downstream of it (ingest: `raw_batch` →
 `clean_batch`; retrain: `training_set` → `readmission_model` → `production_model`).
 The tasks are generated from the Dagster Definitions; runs and lineage are in the Dagster UI.
-After the last batch, `release_batch` is skipped and so is everything after it.
+After the last batch, `release_batch` and `ingest_batch` are skipped; `retrain` still runs when a clean
+batch has not been judged by a completed retrain (e.g. MLflow was down during the last one).
+A batch that fails `READMIT_BATCH_ATTEMPTS` times is marked failed and the next run moves on;
+**Trigger DAG w/ config** `{"retry_batch": "batch-003"}` re-opens a failed batch (same as `readmit retry`).
 """
 
 
@@ -37,7 +43,9 @@ def build_dag(make_definitions: DefinitionsFactory = build_definitions) -> DAG:
     with DAG(
         dag_id=DAG_ID, schedule=SCHEDULE, start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
         catchup=False, max_active_runs=1, is_paused_upon_creation=False, tags=["readmit", "dagster"],
-        doc_md=DOC, default_args={
+        doc_md=DOC, params={"retry_batch": Param(None, type=["null", "string"],
+                                                  description="re-open this failed batch instead of releasing a new one")},
+        default_args={
             "retries": 2, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True,
             "max_retry_delay": timedelta(minutes=5), "owner": "readmit"},
     ) as dag:
@@ -49,10 +57,12 @@ def build_dag(make_definitions: DefinitionsFactory = build_definitions) -> DAG:
                                          doc_md="Register the next batch as a Dagster partition.")
                 upstream = _chain(upstream, release)
             keys = sorted(defs.resolve_job_def(job_name).asset_layer.selected_asset_keys)
+            # Jobs downstream of the batch still run when the release is skipped, to do owed work.
+            trigger = "none_failed" if not partitioned and job_name != FETCH_JOB else "all_success"
             task = PythonOperator(
                 task_id=job_name, python_callable=_run, doc_md=defs.resolve_job_def(job_name).description,
                 op_kwargs={"job_name": job_name, "partitioned": partitioned, "make_definitions": make_definitions},
-                outlets=[asset_for(key) for key in keys])
+                outlets=[asset_for(key) for key in keys], trigger_rule=trigger)
             upstream = _chain(upstream, task)
     return dag
 
@@ -69,9 +79,12 @@ def _chain(upstream, task):
     return task
 
 
-def _release() -> str:
+def _release(params=None) -> str:
     settings = Settings.from_env()
-    report = release_next_batch(settings, open_instance(settings))
+    with tick_lock(settings):
+        if params and params.get("retry_batch"):
+            reopen_batch(settings, params["retry_batch"])
+        report = release_next_batch(settings, open_instance(settings))
     print(report.message)
     if report.batch is None:
         raise AirflowSkipException(report.message)
@@ -83,7 +96,15 @@ def _run(job_name: str, partitioned: bool, make_definitions: DefinitionsFactory,
     if job_name == FETCH_JOB and is_fetched(settings):
         print("dataset already fetched")
         return "skipped: already fetched"
-    partition = ti.xcom_pull(task_ids=RELEASE_TASK) if partitioned else None
-    run_id = run_job(make_definitions(settings), open_instance(settings), job_name, partition)
+    defs, instance = make_definitions(settings), open_instance(settings)
+    with tick_lock(settings):
+        if partitioned:
+            partition = ti.xcom_pull(task_ids=RELEASE_TASK)
+            run_id = run_batch_job(settings, defs, instance, job_name, partition)
+        else:
+            partition = None
+            if job_name != FETCH_JOB and ti.xcom_pull(task_ids=RELEASE_TASK) is None and not retrain_owed(settings):
+                raise AirflowSkipException("no new batch and no owed retrain")
+            run_id = run_job(defs, instance, job_name)
     print(f"dagster run {run_id} of {job_name} succeeded" + (f" for {partition}" if partition else ""))
     return run_id

@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("tick", help="one 5-minute tick: release the next batch and materialize downstream")
     sub.add_parser("demo", help="tick until every batch is in, without waiting")
     sub.add_parser("retrain", help="retrain on every batch so far and run the promotion gate again")
+    retry = sub.add_parser("retry", help="re-open a failed batch (its raw bytes kept) and run it again, then retrain")
+    retry.add_argument("batch", help="the batch id, e.g. batch-003 (readmit status lists failed batches)")
     status = sub.add_parser("status", help="batches, rows and the production model")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
@@ -58,12 +60,24 @@ def _tick(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _retry(settings: Settings, args: argparse.Namespace) -> int:
+    from assets.pipeline import tick
+    from assets.status import collect_status
+
+    report = tick(settings, log_level=_level(args), retry=args.batch)
+    print(report.message)
+    entry = next(b for b in collect_status(settings)["batches"] if b["id"] == args.batch)
+    print(f"{args.batch}: {entry['status']}, {entry['clean_rows']} clean, {entry['quarantined_rows']} quarantined")
+    return 0 if entry["status"] == "clean" else 1
+
+
 def _retrain(settings: Settings, args: argparse.Namespace) -> int:
     from assets.definitions import RETRAIN_JOB, build_definitions
-    from assets.pipeline import open_instance, run_job
+    from assets.pipeline import open_instance, run_job, tick_lock
     from assets.resources.registry import ModelRegistry
 
-    run_job(build_definitions(settings), open_instance(settings), RETRAIN_JOB, log_level=_level(args))
+    with tick_lock(settings):
+        run_job(build_definitions(settings), open_instance(settings), RETRAIN_JOB, log_level=_level(args))
     latest = ModelRegistry.from_settings(settings).latest_version()
     print(f"{latest.name} v{latest.version}: {latest.tags.get('promotion_decision')}: "
           f"{latest.tags.get('promotion_reason')}")
@@ -105,7 +119,11 @@ def _print_summary(status: dict) -> None:
     label = " (SYNTHETIC data)" if status["data_source"] == "synthetic" else ""
     print(f"{'batch':<10} {'status':<9} {'raw':>7} {'clean':>7} {'quarantined':>12}{label}")
     for b in status["batches"]:
-        print(f"{b['id']:<10} {b['status'] or '':<9} {b['raw_rows']:>7} {b['clean_rows']:>7} {b['quarantined_rows']:>12}")
+        print(f"{b['id']:<10} {b['status'] or '':<9} {b['raw_rows']:>7} {b['clean_rows']:>7} {b['quarantined_rows']:>12}"
+              + (f"  {b['error']}" if b.get("error") else ""))
+    failed = [b["id"] for b in status["batches"] if b["status"] == "failed"]
+    if failed:
+        print(f"failed: {', '.join(failed)} (raw bytes kept; after a fix: readmit retry {failed[0]})")
     raw = sum(b["raw_rows"] for b in status["batches"])
     print(f"{len(status['batches'])} of {status['planned_batches']} batches, {raw} raw rows, "
           f"{status['training_rows']} training rows")
@@ -125,7 +143,8 @@ def _level(args: argparse.Namespace) -> str:
     return "INFO" if args.verbose else "WARNING"
 
 
-COMMANDS = {"fetch": _fetch, "tick": _tick, "demo": _demo, "retrain": _retrain, "status": _status}
+COMMANDS = {"fetch": _fetch, "tick": _tick, "demo": _demo, "retrain": _retrain, "retry": _retry,
+            "status": _status}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -35,6 +35,8 @@ class Settings:
     api_key: str | None = field(default=None, repr=False)
     registry_poll_seconds: float = 10.0
     dagster_home_dir: Path | None = None
+    batch_attempts: int = 3
+    tick_lock_seconds: float = 300.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -58,6 +60,8 @@ class Settings:
             api_url=get("API_URL") or defaults.api_url,
             api_key=get("API_KEY"),
             registry_poll_seconds=float(get("REGISTRY_POLL_SECONDS") or defaults.registry_poll_seconds),
+            batch_attempts=int(get("BATCH_ATTEMPTS") or defaults.batch_attempts),
+            tick_lock_seconds=float(get("TICK_LOCK_SECONDS") or defaults.tick_lock_seconds),
             # Dagster's own variable: a deployment (compose) may point every process at one instance.
             dagster_home_dir=Path(env["DAGSTER_HOME"]) if env.get("DAGSTER_HOME") else None,
         )

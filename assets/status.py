@@ -14,7 +14,8 @@ def collect_status(settings: Settings) -> dict:
     state = BatchLedger(lake.path()).read()
     batches = [{"id": b["id"], "status": b.get("status"), "raw_rows": b.get("raw_rows", 0),
                 "clean_rows": b.get("clean_rows", 0), "quarantined_rows": b.get("quarantined_rows", 0),
-                **({"error": b["error"]} if "error" in b else {})}
+                "attempts": b.get("attempts", 0), "data_source": b.get("data_source"),
+                **({"error": b["error"]} if b.get("error") else {})}
                for b in state["batches"]]
     training = lake.path("training", "training_set.parquet")
     training_rows = 0
@@ -26,6 +27,9 @@ def collect_status(settings: Settings) -> dict:
         "planned_batches": state.get("planned_batches"),
         "batches": batches,
         "training_rows": training_rows,
+        "last_retrain": state.get("last_retrain"),
+        "retrain_owed": [b["id"] for b in batches if b["status"] == "clean"
+                         and b["id"] not in set((state.get("last_retrain") or {}).get("batches", []))],
         "production_model": production_model(settings),
     }
 

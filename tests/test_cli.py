@@ -52,3 +52,17 @@ def test_real_demo_gives_seven_batches_and_every_row(tmp_path, real_source):
     assert sum(b["raw_rows"] for b in status["batches"]) == 101_766
     assert all(b["clean_rows"] + b["quarantined_rows"] == b["raw_rows"] for b in status["batches"])
     assert status["training_rows"] == sum(b["clean_rows"] for b in status["batches"])
+
+
+def test_status_names_a_failed_batch_and_why_and_retry_reruns_it(settings):
+    assert _readmit(settings, "fetch").returncode == 0
+    arrival = settings.home / "lake" / "raw" / "batch-001.csv"
+    arrival.parent.mkdir(parents=True, exist_ok=True)
+    arrival.write_bytes(b"\x89PNG not a csv")
+    assert _readmit(settings, "tick").returncode == 1
+    status = _readmit(settings, "status")
+    assert "failed" in status.stdout and "cannot be read" in status.stdout and "readmit retry batch-001" in status.stdout
+    arrival.unlink()  # the fix: the batch is delivered again
+    retry = _readmit(settings, "retry", "batch-001")
+    assert retry.returncode == 0, retry.stderr
+    assert "batch-001: clean, 1000 clean" in retry.stdout

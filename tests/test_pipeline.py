@@ -34,7 +34,8 @@ def test_each_tick_releases_the_next_batch_until_all_are_in(settings, instance):
     assert [b["raw_rows"] for b in status["batches"]] == [1_000, 1_000, 500]
     assert all(b["clean_rows"] + b["quarantined_rows"] == b["raw_rows"] for b in status["batches"])
     assert status["training_rows"] == 2_500 == len(_training(settings))
-    assert status["data_source"] == "real"  # a user-given path is treated as real data
+    assert status["data_source"].startswith("path:")  # a user's file that is not the UCI copy
+    assert {b["data_source"] for b in status["batches"]} == {status["data_source"]}
 
 
 def test_the_instance_holds_materializations_and_checks(settings, instance):
@@ -87,7 +88,7 @@ def test_a_broken_batch_fails_clearly_keeps_its_bytes_and_the_next_tick_moves_on
     arrival.parent.mkdir(parents=True, exist_ok=True)
     garbage = b"\x89PNG\r\n\x1a\n\x00\x00 not a csv"
     arrival.write_bytes(garbage)  # a batch delivered broken
-    with pytest.raises(PipelineError, match="batch-001 cannot be read: batch is not UTF-8"):
+    with pytest.raises(PipelineError, match="batch-001 cannot be read: the header line is not UTF-8"):
         tick(settings, instance)
     assert arrival.read_bytes() == garbage
     ledger = json.loads((settings.home / "lake" / "metadata_batch.json").read_text())
@@ -105,3 +106,56 @@ def test_a_batch_missing_a_column_fails_and_says_which(settings, instance):
     with pytest.raises(PipelineError, match="missing 1 of the 50 source columns: A1Cresult"):
         tick(settings, instance)
     assert arrival.exists()
+
+
+def test_a_batch_that_keeps_failing_ends_failed_and_the_schedule_moves_on(settings, instance, monkeypatch):
+    from assets.encounters import assets as encounter_assets
+
+    real_clean = encounter_assets.clean_encounters
+
+    def failing(raw, batch_id):
+        if batch_id == "batch-001":
+            raise OSError("No space left on device")
+        return real_clean(raw, batch_id)
+
+    monkeypatch.setattr(encounter_assets, "clean_encounters", failing)
+    attempts = settings.with_(batch_attempts=2)
+    for attempt in (1, 2):
+        with pytest.raises(PipelineError, match="batch-001"):
+            tick(attempts, instance)
+        entry = collect_status(attempts)["batches"][0]
+        assert entry["attempts"] == attempt and "No space left on device" in entry["error"]
+    assert entry["status"] == "failed"
+    assert tick(attempts, instance).batch == "batch-002"  # the schedule is not stalled
+    monkeypatch.setattr(encounter_assets, "clean_encounters", real_clean)  # the fix
+    report = tick(attempts, instance, retry="batch-001")
+    assert report.batch == "batch-001"
+    status = collect_status(attempts)
+    assert [b["status"] for b in status["batches"]] == ["clean", "clean"]
+    assert status["training_rows"] == 2_000 and status["retrain_owed"] == []
+
+
+def test_a_clean_batch_missing_from_the_lake_is_an_error_naming_it(settings, instance):
+    tick(settings, instance)
+    (settings.home / "lake" / "clean" / "batch-001.parquet").unlink()
+    with pytest.raises(PipelineError, match="batch-001 as clean but its clean rows are not in the lake"):
+        tick(settings, instance)
+
+
+def test_the_gate_files_its_decision_before_it_moves_the_alias(settings, instance, monkeypatch):
+    from assets.resources.registry import ModelRegistry
+
+    def alias_store_down(self, version):
+        raise ConnectionError("registry went away")
+
+    monkeypatch.setattr(ModelRegistry, "set_production", alias_store_down)
+    with pytest.raises(PipelineError, match="registry went away"):
+        tick(settings, instance)
+    registry = ModelRegistry.from_settings(settings)
+    assert registry.production() is None
+    version = registry.latest_version()
+    assert version.tags["promotion_decision"] == "promoted"  # the decision is on file
+    assert collect_status(settings)["retrain_owed"] == ["batch-001"]  # and the gate is owed again
+    monkeypatch.undo()
+    tick(settings, instance)
+    assert registry.production() is not None and collect_status(settings)["retrain_owed"] == []

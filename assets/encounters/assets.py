@@ -67,8 +67,10 @@ def source_dataset(context: dg.AssetExecutionContext, dataset: DatasetSource, la
 
 
 @dg.asset(group_name="encounters", partitions_def=batches, deps=[source_dataset], dagster_type=RawBatch,
-          kinds={"pandas", "parquet"})
-def raw_batch(context: dg.AssetExecutionContext, dataset: DatasetSource, lake: Lake) -> dg.Output:
+          kinds={"pandas", "parquet"},
+          check_specs=[dg.AssetCheckSpec("rows_match_plan", asset="raw_batch",
+                                         description="every line released for the batch is a raw row")])
+def raw_batch(context: dg.AssetExecutionContext, dataset: DatasetSource, lake: Lake):
     """One batch exactly as it arrived; the arrival file `raw/<batch>.csv` is kept forever."""
     key = context.partition_key
     arrival = lake.path("raw", f"{key}.csv")
@@ -78,25 +80,36 @@ def raw_batch(context: dg.AssetExecutionContext, dataset: DatasetSource, lake: L
     ledger = BatchLedger(lake.path())
     try:
         frame = parse_batch(arrival.read_bytes())
-    except BatchStructureError as err:
-        ledger.record(key, status="failed", error=str(err), arrival=str(arrival))
+    except BatchStructureError as err:  # the bytes themselves are unreadable: retrying cannot help
+        ledger.record(key, status="failed", error=f"cannot be read: {err}", failed_at=now_iso(), arrival=str(arrival))
         raise dg.Failure(description=f"{key} cannot be read: {err}. The raw batch is kept at {arrival}.") from err
+    planned = ledger.entry(key).get("rows")
     ledger.record(key, status="raw", raw_rows=len(frame), arrival=str(arrival))
-    return dg.Output(frame, metadata={"raw_rows": len(frame), "arrival": dg.MetadataValue.path(str(arrival))})
+    yield dg.Output(frame, metadata={"raw_rows": len(frame), "arrival": dg.MetadataValue.path(str(arrival))})
+    yield dg.AssetCheckResult(check_name="rows_match_plan", passed=planned is None or planned == len(frame),
+                              metadata={"planned": planned if planned is not None else "not planned (delivered)",
+                                        "raw": len(frame)})
 
 
-@dg.asset(group_name="encounters", partitions_def=batches, dagster_type=CleanBatch, kinds={"pandera", "parquet"},
-          check_specs=[dg.AssetCheckSpec("rows_accounted_for", asset="clean_batch"),
+@dg.asset(group_name="encounters", partitions_def=batches, kinds={"pandera", "parquet"},
+          check_specs=[dg.AssetCheckSpec("rows_accounted_for", asset="clean_batch",
+                                         description="raw rows = clean rows + quarantined rows"),
                        dg.AssetCheckSpec("quarantine_rate", asset="clean_batch")])
 def clean_batch(context: dg.AssetExecutionContext, raw_batch: pd.DataFrame, lake: Lake):
-    """Valid `CleanEncounter` rows of the batch; failing rows go to `quarantine/<batch>.parquet`."""
+    """Valid `CleanEncounter` rows of the batch; failing rows go to `quarantine/<batch>.parquet`.
+
+    Data first, ledger second: both parquet files are written (atomically) before the ledger says
+    `clean`, so a failed write leaves the batch unfinished, to be completed, never recorded as done."""
     key = context.partition_key
     clean, quarantine = clean_encounters(raw_batch, key)
     lake.write_frame(quarantine, "quarantine", f"{key}.parquet")
+    target = lake.write_frame(clean, "clean", f"{key}.parquet")
     BatchLedger(lake.path()).record(key, status="clean", raw_rows=len(raw_batch), clean_rows=len(clean),
-                                    quarantined_rows=len(quarantine), cleaned_at=now_iso())
+                                    quarantined_rows=len(quarantine), cleaned_at=now_iso(),
+                                    attempts=0, error=None)
     rate = len(quarantine) / max(len(raw_batch), 1)
-    yield dg.Output(clean, metadata={
+    yield dg.MaterializeResult(metadata={
+        "path": dg.MetadataValue.path(str(target)),
         "clean_rows": len(clean), "quarantined_rows": len(quarantine),
         "readmitted_30d_rate": float(clean[TARGET].mean()) if len(clean) else 0.0,
         "quarantine_reasons": dg.MetadataValue.md(_reasons_table(quarantine))})
@@ -107,14 +120,31 @@ def clean_batch(context: dg.AssetExecutionContext, raw_batch: pd.DataFrame, lake
                               severity=dg.AssetCheckSeverity.WARN, metadata={"rate": rate})
 
 
-@dg.asset(group_name="encounters", dagster_type=CleanBatch, kinds={"pandas", "parquet"})
-def training_set(clean_batch: pd.DataFrame) -> dg.Output:
-    """All clean batches so far, one row per `encounter_id` (a re-delivered encounter keeps its latest)."""
-    frame = clean_batch.drop_duplicates("encounter_id", keep="last").reset_index(drop=True)
-    included = sorted(frame["batch_id"].unique()) if len(frame) else []
-    return dg.Output(frame, metadata={
-        "rows": len(frame), "batches": len(included), "batch_ids": ", ".join(included),
-        "duplicates_dropped": len(clean_batch) - len(frame)})
+@dg.asset(group_name="encounters", deps=[clean_batch], dagster_type=CleanBatch, kinds={"pandas", "parquet"})
+def training_set(lake: Lake) -> dg.Output:
+    """All clean batches so far, one row per `encounter_id` (a re-delivered encounter keeps its latest).
+
+    The ledger says which batches are clean; each must be in the lake, or this fails naming it (a
+    missing partition is never skipped in silence). Failed batches have no clean rows to include."""
+    frame = read_clean_batches(lake)
+    deduplicated = frame.drop_duplicates("encounter_id", keep="last").reset_index(drop=True)
+    included = sorted(deduplicated["batch_id"].unique()) if len(deduplicated) else []
+    return dg.Output(deduplicated, metadata={
+        "rows": len(deduplicated), "batches": len(included), "batch_ids": ", ".join(included),
+        "duplicates_dropped": len(frame) - len(deduplicated)})
+
+
+def read_clean_batches(lake: Lake) -> pd.DataFrame:
+    """Every batch the ledger records as clean, concatenated in batch order."""
+    clean = BatchLedger(lake.path()).clean_batches()
+    missing = [b for b in clean if not lake.path("clean", f"{b}.parquet").exists()]
+    if missing:
+        raise dg.Failure(description=f"the ledger records {', '.join(missing)} as clean but "
+                                     f"{'its' if len(missing) == 1 else 'their'} clean rows are not in the lake "
+                                     f"({lake.path('clean')}): re-run the batch (readmit retry {missing[0]})")
+    if not clean:
+        raise dg.Failure(description="no clean batch yet: nothing to train on")
+    return pd.concat([lake.read_frame("clean", f"{b}.parquet") for b in clean], ignore_index=True)
 
 
 def _plan_for(dataset: DatasetSource, key: str):

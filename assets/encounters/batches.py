@@ -12,6 +12,8 @@ from pathlib import Path
 
 from upath import UPath
 
+from assets.resources.lake import write_atomically
+
 LEDGER_FILE = "metadata_batch.json"
 
 
@@ -42,11 +44,13 @@ def plan_batches(total_rows: int, batch_size: int) -> list[BatchPlan]:
 
 
 def slice_batch(csv_path: str | Path, plan: BatchPlan) -> bytes:
-    """The header line plus the plan's rows, byte for byte as they are in the source file."""
+    """The header line plus the plan's rows, byte for byte as they are in the source file.
+
+    Lines end at `\\n` only, as the source's row count does, so a plan's rows are exactly its lines."""
     with open(csv_path, "rb") as handle:
-        lines = handle.read().splitlines(keepends=True)
+        lines = handle.read().split(b"\n")
     body = lines[1 + plan.start: 1 + plan.stop]
-    return b"".join([lines[0], *body])
+    return b"\n".join([lines[0], *body]) + b"\n"
 
 
 class BatchLedger:
@@ -61,11 +65,18 @@ class BatchLedger:
         return json.loads(self.path.read_text())
 
     def write(self, state: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(state, indent=2, sort_keys=False) + "\n")
+        write_atomically(self.path, (json.dumps(state, indent=2, sort_keys=False) + "\n").encode())
 
     def released(self) -> list[str]:
         return [entry["id"] for entry in self.read()["batches"]]
+
+    def entry(self, batch: str) -> dict:
+        """The ledger entry of `batch` ({} when it was never released)."""
+        return next((e for e in self.read()["batches"] if e["id"] == batch), {})
+
+    def clean_batches(self) -> list[str]:
+        """Batches whose clean rows are on disk: data first, ledger second, so the ledger never lies."""
+        return [e["id"] for e in self.read()["batches"] if e.get("status") == "clean"]
 
     def record(self, batch: str, **fields) -> None:
         """Create or update the entry of `batch` with `fields`."""

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import requests
 from tqdm import tqdm
+from upath import UPath
 
 from assets.encounters.schemas import source_columns
 from assets.encounters.synthetic import generate_encounters
+from assets.resources.lake import write_atomically
 from assets.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,14 @@ class SourceDataset:
 
     @property
     def data_source(self) -> str:
-        return "synthetic" if self.synthetic else "real"
+        """Provenance every batch, run and model version carries: `real` (the UCI data, verified),
+        `synthetic` (the stand-in), or `path:<sha256>` (a file of the user's that is not the UCI copy).
+        The promotion gate never compares models of different provenance."""
+        if self.synthetic:
+            return "synthetic"
+        if self.sha256 in KNOWN_SHA256 or self.origin.startswith(("http://", "https://")):
+            return "real"
+        return f"path:{self.sha256}"
 
 
 def acquire_dataset(settings: Settings) -> SourceDataset:
@@ -68,7 +77,7 @@ def acquire_dataset(settings: Settings) -> SourceDataset:
             dataset = _from_path(archive, target, origin=url, expected_rows=UCI_ROWS)
     else:
         dataset = _synthetic(target)
-    (target / "source.json").write_text(json.dumps(asdict(dataset), indent=2))
+    write_atomically(UPath(target / "source.json"), json.dumps(asdict(dataset), indent=2).encode())
     return dataset
 
 
@@ -119,11 +128,11 @@ def _from_path(path: Path, target: Path, origin: str | None = None,
     data, ids = _read_dataset_bytes(path)
     rows = _verify_structure(data, path, expected_rows)
     csv_path = target / DATA_FILE
-    csv_path.write_bytes(data)
+    write_atomically(UPath(csv_path), data)
     ids_path = None
     if ids is not None:
         ids_path = target / IDS_FILE
-        ids_path.write_bytes(ids)
+        write_atomically(UPath(ids_path), ids)
     digest = sha256_of(path)
     known = KNOWN_SHA256.get(digest)
     log.info("dataset %s: %d rows, sha256 %s%s", path, rows, digest, f" (= {known})" if known else "")
@@ -164,6 +173,6 @@ def _synthetic(target: Path) -> SourceDataset:
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
     csv_path = target / DATA_FILE
-    csv_path.write_text(buffer.getvalue())
+    write_atomically(UPath(csv_path), buffer.getvalue().encode())
     return SourceDataset(str(csv_path), None, "synthetic", True, sha256_of(csv_path), len(frame))
 

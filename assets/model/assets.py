@@ -10,10 +10,12 @@ import dagster as dg
 import pandas as pd
 
 from assets.encounters.assets import DatasetSource, training_set
+from assets.encounters.batches import BatchLedger, now_iso
 from assets.encounters.schemas import TARGET, feature_columns
 from assets.model.hyperparameters import Hyperparameters
 from assets.model.promote import decide
-from assets.resources.registry import ModelRegistry, git_commit
+from assets.resources.lake import Lake
+from assets.resources.registry import DATA_SOURCE_TAG, ModelRegistry, git_commit
 
 
 class TrainingConfig(dg.Config):
@@ -41,7 +43,7 @@ def readmission_model(context: dg.AssetExecutionContext, config: TrainingConfig,
     data_source = dataset.info().data_source
     batches = sorted(training_set["batch_id"].unique())
     tags = {"readmit.batches": ",".join(batches), "readmit.batch_count": str(len(batches)),
-            "readmit.training_rows": str(len(training_set)), "readmit.data_source": data_source,
+            "readmit.training_rows": str(len(training_set)), DATA_SOURCE_TAG: data_source,
             "readmit.git_commit": git_commit(), "readmit.dagster_run_id": context.run.run_id}
     best = max(candidates, key=lambda c: c.metrics["roc_auc"])
     runs, uris = {}, {}
@@ -65,7 +67,7 @@ def readmission_model(context: dg.AssetExecutionContext, config: TrainingConfig,
 
 @dg.asset(group_name="model", deps=[readmission_model], ins={"training_set": dg.AssetIn()}, kinds={"mlflow"})
 def production_model(context: dg.AssetExecutionContext, training_set: pd.DataFrame,
-                     registry: ModelRegistry) -> dg.MaterializeResult:
+                     registry: ModelRegistry, lake: Lake) -> dg.MaterializeResult:
     """The `production` alias: moved to the newest version only if it beats the champion on today's holdout."""
     from assets.model.train import split_training_set
 
@@ -74,6 +76,7 @@ def production_model(context: dg.AssetExecutionContext, training_set: pd.DataFra
         raise dg.Failure(description=f"no registered version of {registry.model_name} to consider")
     champion = registry.production()
     _, holdout = split_training_set(training_set)
+    batches = sorted(training_set["batch_id"].unique())
     y, encounters = holdout[TARGET].to_numpy(bool), holdout[feature_columns()]
     challenger_auc = _holdout_auc(registry.load(challenger.version), encounters, y)
     champion_auc = None
@@ -81,17 +84,25 @@ def production_model(context: dg.AssetExecutionContext, training_set: pd.DataFra
         champion_auc = _holdout_auc(registry.load(champion.version), encounters, y)
     elif champion is not None:
         champion_auc = challenger_auc
-    promoted, reason = decide(challenger_auc, champion_auc, registry.promotion_margin)
+    sources = {"challenger": challenger.tags.get(DATA_SOURCE_TAG),
+               "champion": champion.tags.get(DATA_SOURCE_TAG) if champion else None}
+    promoted, reason = decide(challenger_auc, champion_auc, registry.promotion_margin,
+                              sources["challenger"], sources["champion"])
     decision = {
         "promoted": promoted, "reason": reason, "margin": registry.promotion_margin,
         "challenger_version": int(challenger.version), "challenger_roc_auc": challenger_auc,
         "champion_version": int(champion.version) if champion else None, "champion_roc_auc": champion_auc,
-        "holdout_rows": int(len(holdout)), "batches": sorted(training_set["batch_id"].unique()),
+        "challenger_data_source": sources["challenger"], "champion_data_source": sources["champion"],
+        "holdout_rows": int(len(holdout)), "batches": batches,
     }
-    if promoted:
-        decision["alias_moved_at"] = time.time()
-        registry.set_production(challenger.version)
+    # The decision is on file before the alias moves: a failure in between leaves a recorded decision
+    # and an unmoved alias, and the retrain stays owed, so the next tick runs the gate again.
     registry.record_decision(decision, tags={"readmit.dagster_run_id": context.run.run_id})
+    if promoted:
+        registry.set_production(challenger.version)
+    BatchLedger(lake.path()).describe_source(last_retrain={
+        "batches": batches, "finished_at": now_iso(), "challenger_version": int(challenger.version),
+        "promoted": promoted, "production_version": int((challenger if promoted else champion).version)})
     context.log.info(reason)
     live = challenger if promoted else champion
     return dg.MaterializeResult(metadata={

@@ -5,6 +5,8 @@
 """
 
 import io
+import os
+import uuid
 
 import dagster as dg
 import pandas as pd
@@ -28,10 +30,7 @@ class Lake(dg.ConfigurableResource):
         return base.joinpath(*parts) if parts else base
 
     def write_bytes(self, payload: bytes, *parts: str) -> UPath:
-        target = self.path(*parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(payload)
-        return target
+        return write_atomically(self.path(*parts), payload)
 
     def write_frame(self, frame: pd.DataFrame, *parts: str) -> UPath:
         buffer = io.BytesIO()
@@ -42,6 +41,26 @@ class Lake(dg.ConfigurableResource):
         """Read parquet back with text as Arrow strings, the dtype the schemas declare."""
         table = pq.read_table(io.BytesIO(self.path(*parts).read_bytes()))
         return table.to_pandas(types_mapper=_ARROW_TEXT.get)
+
+
+def write_atomically(target: UPath, payload: bytes) -> UPath:
+    """Write `payload` so that `target` is either its old self or all of `payload`, never a part.
+
+    Local: a temporary name in the same folder, then `os.replace` (atomic on POSIX). S3: one PUT, which
+    an object store applies whole or not at all. A crash or a full disk mid-write leaves the target as
+    it was, plus at most a `.tmp-` file that nothing reads."""
+    if target.protocol in ("", "file", "local"):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+        try:
+            temporary.write_bytes(payload)
+            os.replace(temporary.path, target.path)
+        finally:
+            if temporary.exists():
+                temporary.unlink()
+        return target
+    target.write_bytes(payload)
+    return target
 
 
 class LakeIOManager(dg.ConfigurableIOManager):

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 PRODUCTION_ALIAS = "production"
 EXPERIMENT = "readmit"
+DATA_SOURCE_TAG = "readmit.data_source"
 
 
 class ModelRegistry(dg.ConfigurableResource):
@@ -126,6 +127,7 @@ class ModelRegistry(dg.ConfigurableResource):
             mlflow.log_metrics({k: v for k, v in decision.items()
                                 if isinstance(v, float) and k.endswith("roc_auc")})
             mlflow.log_params({"margin": decision["margin"], "promoted": decision["promoted"]})
+            mlflow.set_tags({DATA_SOURCE_TAG: decision.get("challenger_data_source") or "unknown"})
             mlflow.log_dict(decision, "decision.json")
         client = self.client()
         version = str(decision["challenger_version"])

@@ -19,7 +19,8 @@ def test_valid_request_returns_probabilities_and_the_model_version(service, enco
     body = response.json()
     live = ModelRegistry.from_settings(trained_settings).production()
     assert body["model"]["version"] == int(live.version) and body["model"]["run_id"] == live.run_id
-    assert body["model"]["data_source"] == "real" and body["model"]["name"] == "readmission"
+    assert body["model"]["data_source"] == live.tags["readmit.data_source"] and body["model"]["name"] == "readmission"
+    assert body["model"]["data_source"].startswith("path:")  # trained on a user's file, which is not the UCI copy
     assert [p["encounter_id"] for p in body["predictions"]] == [encounter.get("encounter_id"), 99]
     for prediction in body["predictions"]:
         assert 0 <= prediction["readmitted_30d_probability"] <= 1

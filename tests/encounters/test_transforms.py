@@ -54,7 +54,8 @@ def test_bad_rows_are_quarantined_with_their_reason_and_the_rest_flows_on(synthe
     assert quarantine["row_number"].tolist() == [2, 3]
     assert "time_in_hospital='many'" in quarantine.loc[0, "reason"]
     assert "gender='Robot'" in quarantine.loc[1, "reason"]
-    assert list(quarantine.columns[3:]) == source_columns()  # the raw row is kept whole
+    assert list(quarantine.columns[4:-1]) == source_columns()  # the raw row is kept whole
+    assert list(quarantine.columns[:4]) == ["batch_id", "row_number", "line_number", "reason"]
 
 
 def test_duplicated_encounter_id_is_quarantined_once(synthetic_frame):
@@ -91,7 +92,8 @@ def test_parse_keeps_every_spelling(synthetic_frame):
     raw = raw_frame([{"A1Cresult": "None", "race": "?"}], synthetic_frame)
     parsed = parse_batch(_csv(raw))
     assert parsed.loc[0, "A1Cresult"] == "None" and parsed.loc[0, "race"] == "?"
-    assert (parsed.dtypes == "string[pyarrow]").all()
+    assert (parsed.drop(columns="line_number").dtypes == "string[pyarrow]").all()
+    assert parsed["line_number"].tolist() == [2, 3, 4]
 
 
 def test_normalise_accepts_json_nulls_and_numbers():

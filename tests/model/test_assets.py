@@ -1,4 +1,6 @@
 """The model assets inside the graph: registered, promoted by the gate, reported by status (embedded MLflow)."""
+import json
+
 import mlflow
 import pytest
 
@@ -25,7 +27,8 @@ def test_each_tick_registers_a_version_and_the_first_is_promoted(settings, two_t
     assert versions[0].tags["promotion_decision"] == "promoted"
     assert versions[1].tags["promotion_decision"] in {"promoted", "rejected"}
     assert versions[1].tags["readmit.batches"] == "batch-001,batch-002"
-    assert versions[1].tags["readmit.data_source"] == "real"
+    source_sha = json.loads((settings.home / "source" / "source.json").read_text())["sha256"]
+    assert versions[1].tags["readmit.data_source"] == f"path:{source_sha}"  # a user's file, not the UCI copy
     live = registry.production()
     model = status_model = collect_status(settings)["production_model"]
     assert status_model["name"] == "readmission" and status_model["version"] == int(live.version)

@@ -1,0 +1,181 @@
+"""Faults injected into a running pipeline: after each one, the next tick reaches a correct state
+with no row lost or duplicated (every batch clean, the training set = every encounter once)."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import boto3
+import pandas as pd
+import pytest
+from moto.server import ThreadedMotoServer
+
+from assets.pipeline import PipelineError, open_instance, tick
+from assets.resources.registry import ModelRegistry
+from assets.status import collect_status
+from tests.conftest import SHARED_ZIP  # noqa: F401  (keeps the fixture module imported first)
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+BUCKET = "readmit-faults"
+
+
+class SimulatedCrash(BaseException):
+    """The process dies here (BaseException: no `except Exception` in the code under test catches it)."""
+
+
+def _correct_state(settings, batches: int = 3, rows: int = 2_500) -> None:
+    status = collect_status(settings)
+    assert [b["status"] for b in status["batches"]] == ["clean"] * batches
+    assert sum(b["clean_rows"] + b["quarantined_rows"] for b in status["batches"]) == rows
+    lake = settings.home / "lake"
+    training = pd.read_parquet(lake / "training" / "training_set.parquet")
+    assert len(training) == rows and training["encounter_id"].is_unique
+    source = pd.read_csv(settings.source, dtype=str, keep_default_na=False)
+    assert sorted(training["encounter_id"]) == sorted(source["encounter_id"].astype(int))
+    assert status["retrain_owed"] == []
+
+
+def _crash_halfway_through_writing(monkeypatch, name_part: str, calls: list) -> None:
+    """The first write of a file whose name contains `name_part` writes half its bytes, then the process dies."""
+    real_write_bytes, real_write_text = pathlib.Path.write_bytes, pathlib.Path.write_text
+
+    def write_bytes(self, data):
+        if name_part in self.name and not calls:
+            calls.append(str(self))
+            real_write_bytes(self, bytes(data)[: len(data) // 2])
+            raise SimulatedCrash(f"killed while writing {self}")
+        return real_write_bytes(self, data)
+
+    def write_text(self, data, *args, **kwargs):
+        if name_part in self.name and not calls:
+            return write_bytes(self, data.encode())
+        return real_write_text(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", write_bytes)
+    monkeypatch.setattr(pathlib.Path, "write_text", write_text)
+
+
+@pytest.mark.parametrize("kind, name_part, tick_number", [
+    ("ledger", "metadata_batch.json", 2),
+    ("raw arrival", "batch-002.csv", 2),
+    ("raw parquet", "batch-002.parquet", 2),  # raw/ is written first, so this is raw/batch-002.parquet
+    ("training set", "training_set.parquet", 2),
+])
+def test_a_kill_mid_write_leaves_no_half_file_and_the_next_tick_recovers(
+        settings, monkeypatch, kind, name_part, tick_number):
+    instance = open_instance(settings)
+    for _ in range(tick_number - 1):
+        tick(settings, instance)
+    calls: list = []
+    with monkeypatch.context() as patched:
+        _crash_halfway_through_writing(patched, name_part, calls)
+        with pytest.raises((SimulatedCrash, PipelineError)):  # inside a Dagster step, Dagster reports it
+            tick(settings, instance)
+    assert calls, f"no {kind} write happened: the fault was not injected"
+    for _ in range(4):  # finishes the interrupted batch, then the rest
+        tick(settings, instance)
+    _correct_state(settings)
+
+
+@pytest.mark.parametrize("folder", ["quarantine", "clean"])
+def test_a_kill_while_writing_clean_data_never_leaves_the_batch_recorded_as_clean(settings, monkeypatch, folder):
+    instance = open_instance(settings)
+    tick(settings, instance)
+    real_write_bytes = pathlib.Path.write_bytes
+    calls = []
+
+    def write_bytes(self, data):
+        if self.parent.name == folder and "batch-002" in self.name and not calls:
+            calls.append(str(self))
+            real_write_bytes(self, bytes(data)[: len(data) // 2])
+            raise SimulatedCrash(str(self))
+        return real_write_bytes(self, data)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(pathlib.Path, "write_bytes", write_bytes)
+        with pytest.raises((SimulatedCrash, PipelineError)):  # inside a Dagster step, Dagster reports it
+            tick(settings, instance)
+    assert calls
+    entry = next(b for b in collect_status(settings)["batches"] if b["id"] == "batch-002")
+    assert entry["status"] != "clean"  # data first, ledger second
+    for _ in range(3):
+        tick(settings, instance)
+    _correct_state(settings)
+
+
+@pytest.fixture
+def s3_lake(settings, monkeypatch):
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    for name, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_MAX_ATTEMPTS": "2"}.items():
+        monkeypatch.setenv(name, value)
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
+    yield settings.with_(lake_url=f"s3://{BUCKET}/lake", s3_endpoint_url=endpoint), endpoint
+    server.stop()
+
+
+def test_s3_answering_5xx_on_a_write_fails_the_tick_and_the_next_one_recovers(s3_lake, monkeypatch):
+    from moto.s3.models import S3Backend
+
+    settings, endpoint = s3_lake
+    instance = open_instance(settings)
+    tick(settings, instance)
+    real_put = S3Backend.put_object
+    refused = []
+
+    def put_object(self, bucket_name, key_name, *args, **kwargs):
+        if key_name.startswith("lake/clean/batch-002"):
+            refused.append(key_name)
+            raise RuntimeError("injected: the object store is failing")  # moto answers 500
+        return real_put(self, bucket_name, key_name, *args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(S3Backend, "put_object", put_object)
+        with pytest.raises(PipelineError, match="batch-002"):
+            tick(settings, instance)
+    assert refused
+    entry = next(b for b in collect_status(settings)["batches"] if b["id"] == "batch-002")
+    assert entry["status"] != "clean" and entry["attempts"] == 1 and entry["error"]
+    for _ in range(3):
+        tick(settings, instance)
+    status = collect_status(settings)
+    assert [b["status"] for b in status["batches"]] == ["clean"] * 3
+    assert status["training_rows"] == 2_500 and status["retrain_owed"] == []
+
+
+def test_mlflow_down_during_the_last_retrain_is_made_good_by_the_next_tick(settings, monkeypatch):
+    instance = open_instance(settings)
+    tick(settings, instance)
+    tick(settings, instance)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    down = settings.with_(mlflow_tracking_uri="http://127.0.0.1:9")  # nothing listens there
+    with pytest.raises(PipelineError, match="retrain"):
+        tick(down, instance)
+    assert collect_status(settings)["retrain_owed"] == ["batch-003"]
+    report = tick(settings, instance)  # nothing new to release, but a retrain is owed
+    assert report.batch is None and "retrained" in report.message
+    decision_batches = collect_status(settings)["last_retrain"]["batches"]
+    assert decision_batches == ["batch-001", "batch-002", "batch-003"]
+    assert ModelRegistry.from_settings(settings).latest_version().tags["readmit.batches"] == ",".join(decision_batches)
+    _correct_state(settings)
+
+
+def test_two_ticks_started_together_release_two_batches_and_keep_the_ledger_whole(settings):
+    env = {**os.environ, "READMIT_HOME": str(settings.home), "READMIT_SOURCE": settings.source,
+           "READMIT_OFFLINE": "1", "READMIT_BATCH_SIZE": str(settings.batch_size)}
+    subprocess.run([sys.executable, "-m", "assets.cli", "fetch"], env=env, cwd=REPO, check=True, timeout=300)
+    ticks = [subprocess.Popen([sys.executable, "-m", "assets.cli", "tick"], env=env, cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [t.communicate(timeout=600) for t in ticks]
+    assert [t.returncode for t in ticks] == [0, 0], outputs
+    released = sorted(line.split()[1] for out, _ in outputs for line in out.splitlines() if line.startswith("released"))
+    assert released == ["batch-001", "batch-002"], outputs
+    ledger = json.loads((settings.home / "lake" / "metadata_batch.json").read_text())
+    assert [b["id"] for b in ledger["batches"]] == ["batch-001", "batch-002"]
+    tick(settings, open_instance(settings))
+    _correct_state(settings)
