@@ -36,6 +36,7 @@ class Settings:
     registry_poll_seconds: float = 10.0
     dagster_home_dir: Path | None = None
     batch_attempts: int = 3
+    api_max_body_bytes: int = 2_000_000  # 1,000 encounters of the widest legal spelling fit in ~1.3 MB
     tick_lock_seconds: float = 300.0
 
     @classmethod
@@ -61,6 +62,7 @@ class Settings:
             api_key=get("API_KEY"),
             registry_poll_seconds=float(get("REGISTRY_POLL_SECONDS") or defaults.registry_poll_seconds),
             batch_attempts=int(get("BATCH_ATTEMPTS") or defaults.batch_attempts),
+            api_max_body_bytes=int(get("API_MAX_BODY_BYTES") or defaults.api_max_body_bytes),
             tick_lock_seconds=float(get("TICK_LOCK_SECONDS") or defaults.tick_lock_seconds),
             # Dagster's own variable: a deployment (compose) may point every process at one instance.
             dagster_home_dir=Path(env["DAGSTER_HOME"]) if env.get("DAGSTER_HOME") else None,

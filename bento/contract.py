@@ -11,10 +11,11 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from assets.encounters.schemas import MEDICATIONS, MISSING, NOT_TESTED_SPELLINGS, ColumnSpec, column_specs
+from assets.encounters.schemas import ID_MAX, MEDICATIONS, MISSING, NOT_TESTED_SPELLINGS, ColumnSpec, column_specs
 
 MAX_ENCOUNTERS = 1_000
 IDENTIFIERS = ("encounter_id", "patient_nbr")
+MAX_TEXT_LENGTH = 64  # any text field the schema leaves unbounded (every one today is bounded by it)
 
 
 @lru_cache(maxsize=1)
@@ -35,15 +36,15 @@ def _field(spec: ColumnSpec):
         kind = int
         if spec.bounds:
             constraints.update(ge=spec.bounds[0], le=spec.bounds[1])
-        else:
-            constraints.update(ge=1)
+        else:  # identifiers: the schema's range (ID_PATTERN), so any id accepted here types cleanly
+            constraints.update(ge=1, le=ID_MAX)
     elif spec.kind == "category":
         extra = (MISSING,) if spec.nullable else ()
         if spec.name in ("A1Cresult", "max_glu_serum"):
             extra = tuple(v for v in NOT_TESTED_SPELLINGS if v)
         kind = Literal[tuple(spec.allowed) + extra]  # type: ignore[valid-type]
-    else:
-        kind = Annotated[str, Field(pattern=spec.pattern)] if spec.pattern else str
+    else:  # free text: bounded by the schema's pattern and, where the pattern is open-ended, its length
+        kind = Annotated[str, Field(pattern=spec.pattern, max_length=spec.max_length or MAX_TEXT_LENGTH)]
     if spec.name in IDENTIFIERS:
         return Optional[kind], Field(default=None, **constraints)
     if spec.name in MEDICATIONS:  # not listed means not prescribed

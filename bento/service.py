@@ -7,7 +7,6 @@ validated against the schema-derived contract and predicted in adaptive micro-ba
 from __future__ import annotations
 
 import gc
-import hmac
 import logging
 import os
 from http import HTTPStatus
@@ -23,6 +22,7 @@ from assets.encounters.schemas import feature_columns
 from assets.model.compiled import for_serving
 from assets.settings import Settings
 from bento.batcher import MicroBatcher
+from bento.guard import RequestGuard
 from bento.contract import MAX_ENCOUNTERS, ModelInfo, Prediction, PredictResponse, encounter_model, risk_band
 from bento.live_model import LiveModel, LoadedModel
 
@@ -38,6 +38,13 @@ MODEL_VERSION = bentoml.metrics.Gauge(
 MODEL_READY = bentoml.metrics.Gauge(name="readmit_model_ready", documentation="1 when a model is loaded")
 POLL_FAILURES = bentoml.metrics.Counter(
     name="readmit_registry_poll_failures_total", documentation="Failed reads of the production alias")
+LOAD_FAILURES = bentoml.metrics.Counter(
+    name="readmit_model_load_failures_total",
+    documentation="Versions refused: failed to load, to adapt for serving, or their smoke test", labelnames=["version"])
+ALIAS_VERSION = bentoml.metrics.Gauge(
+    name="readmit_production_alias_version", documentation="Version the production alias points at (0: none)")
+LAST_POLL = bentoml.metrics.Gauge(
+    name="readmit_registry_last_poll_timestamp_seconds", documentation="When the alias poll last completed")
 MODEL_SWAPS = bentoml.metrics.Counter(
     name="readmit_model_swaps_total", documentation="Times a new production version was swapped in")
 BATCH_ROWS = bentoml.metrics.Histogram(
@@ -57,8 +64,9 @@ class HealthPath:
         await self.app(scope, receive, send)
 
 
-class Unauthorized(BentoMLException):
-    error_code = HTTPStatus.UNAUTHORIZED
+class ModelRefused(RuntimeError):
+    """A version that loaded but must not serve: its predictions are not probabilities, or its serving
+    form disagrees with its pipeline."""
 
 
 class NoModelYet(BentoMLException):
@@ -83,8 +91,12 @@ class ReadmissionService:
         self.registry = ModelRegistry.from_settings(self.settings)
         MODEL_VERSION.set(0)
         MODEL_READY.set(0)
+        if not self.settings.api_key:
+            log.warning("READMIT_API_KEY is not set: POST /predict answers anyone who can reach this port")
         self.live = LiveModel(resolve=self.registry.production, load=self._load,
-                              on_poll_failure=lambda err: POLL_FAILURES.inc(), on_swap=self._swapped)
+                              on_poll_failure=lambda err: POLL_FAILURES.inc(), on_swap=self._swapped,
+                              on_load_failure=lambda version, err: LOAD_FAILURES.labels(version=str(version)).inc(),
+                              on_poll=self._polled)
         self.live.refresh()
         if self.live.current is None:
             self._start_with_packed_model()
@@ -104,8 +116,9 @@ class ReadmissionService:
         encounters: Annotated[list[Encounter], Field(min_length=1, max_length=MAX_ENCOUNTERS)],  # type: ignore[valid-type]
         ctx: bentoml.Context,
     ) -> PredictResponse:
-        """Probability of readmission within 30 days for 1 to 1,000 encounters (CSV column names)."""
-        self._authorize(ctx)
+        """Probability of readmission within 30 days for 1 to 1,000 encounters (CSV column names).
+
+        `RequestGuard` has already authorised and validated the request (bento/guard.py)."""
         if self.live.current is None:
             raise NoModelYet("no model in production yet: run the pipeline (readmit demo) first")
         records = [encounter.model_dump(by_alias=True) for encounter in encounters]
@@ -126,11 +139,6 @@ class ReadmissionService:
             name=loaded.name, version=loaded.version, run_id=loaded.run_id, data_source=loaded.data_source,
             threshold=loaded.threshold))
 
-    @bentoml.api(route="/noop")
-    async def noop(self, encounters: list[dict]) -> dict:
-        """HTTP ceiling for benchmarks: parses the body, predicts nothing."""
-        return {"received": len(encounters)}
-
     @info_app.get("/health")
     def health(self) -> dict:
         """`GET /health` (also `/info/health`): ready or not, and which model answers (no API key needed)."""
@@ -138,15 +146,8 @@ class ReadmissionService:
         return {"ready": current is not None, "model": None if current is None else {
             "name": current.name, "version": current.version, "run_id": current.run_id,
             "data_source": current.data_source, "threshold": current.threshold},
-            "registry_poll_failures": self.live.poll_failures}
-
-    def _authorize(self, ctx: bentoml.Context) -> None:
-        expected = self.settings.api_key
-        if not expected:
-            return
-        given = ctx.request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
-            raise Unauthorized("a valid bearer token is required")
+            "registry_poll_failures": self.live.poll_failures, "model_load_failures": self.live.load_failures,
+            "production_alias_version": self.live.alias_version, "polling": self.live.polling}
 
     def _predict_records(self, records: list[dict]) -> tuple[list[float], LoadedModel]:
         loaded = self.live.current
@@ -154,7 +155,8 @@ class ReadmissionService:
         return loaded.model.predict(frame).tolist(), loaded
 
     def _load(self, version) -> LoadedModel:
-        model = for_serving(self.registry.load(version.version))
+        pipeline, example = self.registry.load_with_example(version.version)
+        model = smoke_tested(pipeline, example)
         return LoadedModel(model=model, name=version.name, version=int(version.version), run_id=version.run_id,
                            data_source=version.tags.get("readmit.data_source", "unknown"),
                            threshold=float(model.threshold))
@@ -167,7 +169,11 @@ class ReadmissionService:
         if packed is None:
             return
         model, labels = packed
-        model = for_serving(model)
+        try:
+            model = smoke_tested(model, None)
+        except Exception as err:  # noqa: BLE001 - a broken packed model: start without a model, say why
+            log.error("the packed model cannot be served (%s); waiting for the registry", err)
+            return
         loaded = LoadedModel(model=model, name=self.settings.model_name, version=int(labels["registry_version"]),
                              run_id=labels["run_id"], data_source=labels.get("data_source", "unknown"),
                              threshold=float(model.threshold))
@@ -175,11 +181,34 @@ class ReadmissionService:
         log.warning("registry unavailable at start: serving the packed model v%s until the alias can be read",
                     loaded.version)
 
+    def _polled(self, alias_version: int | None) -> None:
+        ALIAS_VERSION.set(alias_version or 0)
+        LAST_POLL.set_to_current_time()
+
     def _swapped(self, loaded: LoadedModel) -> None:
         MODEL_VERSION.set(loaded.version)
         MODEL_READY.set(1)
         MODEL_SWAPS.inc()
 
 
+def smoke_tested(pipeline, example: pd.DataFrame | None):
+    """The serving form of `pipeline`, once it has shown it works: on its own input example (or a probe
+    of synthetic encounters) it must answer probabilities, and its serving form the very same ones."""
+    import numpy as np
+
+    from assets.encounters.synthetic import generate_encounters
+
+    probe = example if example is not None and len(example) else generate_encounters(16, seed=3)
+    probe = probe.reindex(columns=feature_columns())
+    model = for_serving(pipeline)
+    expected = np.asarray(pipeline.predict(probe), dtype=float)
+    served = np.asarray(model.predict(probe), dtype=float)
+    if expected.shape != (len(probe),) or not np.all((expected >= 0) & (expected <= 1)):
+        raise ModelRefused(f"its predictions on {len(probe)} example encounters are not probabilities")
+    if not np.allclose(expected, served, rtol=0, atol=1e-9):
+        raise ModelRefused("its serving form disagrees with its pipeline on the example encounters")
+    return model
+
 
 ReadmissionService.add_asgi_middleware(HealthPath)
+ReadmissionService.add_asgi_middleware(RequestGuard)

@@ -12,6 +12,13 @@ from assets.pipeline import open_instance, tick
 from assets.settings import Settings
 
 SHARED_ZIP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dataset_diabetes.zip"
+PROJECT_TOOLS = Path(__file__).resolve().parents[1] / ".tools" / "bin"
+
+
+def pytest_configure(config):
+    """Processes the tests start find the project's own uv (as under make) even when pytest is run by hand."""
+    if PROJECT_TOOLS.is_dir() and str(PROJECT_TOOLS) not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = f"{PROJECT_TOOLS}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
 @pytest.fixture(scope="session")

@@ -67,8 +67,11 @@ ICD9_PATTERN = r"^(?:V[0-9]{2}|E[0-9]{3}|[0-9]{1,3})(?:\.[0-9]{1,2})?$"
 # Identifiers: ASCII digits (`\d` would admit other scripts' digits), value 1 .. 10^15 - 1 so that every id
 # is exact as a float64 and an int64; leading zeros are allowed and read as the number they spell.
 ID_PATTERN = r"^0*[1-9][0-9]{0,14}$"
+ID_MAX = 10**15 - 1
 DIAGNOSIS_GROUPS = ["Circulatory", "Respiratory", "Digestive", "Diabetes", "Injury", "Musculoskeletal",
                     "Genitourinary", "Neoplasms", "Other", UNKNOWN]
+# The longest specialty in the source is 36 characters; a bound keeps a 5 MB "specialty" out of every stage.
+SPECIALTY_MAX_LENGTH = 64
 LABEL = "readmitted"
 TARGET = "readmitted_30d"
 
@@ -126,7 +129,8 @@ class RawEncounter(pa.DataFrameModel):
     admission_source_id: Series[Text] = pa.Field()  # checked by integer_in_range / known_id
     time_in_hospital: Series[Text] = pa.Field()  # checked by integer_in_range / known_id
     payer_code: Series[Text] = pa.Field(str_matches=r"^(?:[A-Z]{2}|\?)$")
-    medical_specialty: Series[Text] = pa.Field(str_matches=r"^(?:[A-Za-z][A-Za-z&/\-]*|\?)$")
+    medical_specialty: Series[Text] = pa.Field(str_matches=r"^(?:[A-Za-z][A-Za-z&/\-]*|\?)$",
+                                               str_length={"max_value": SPECIALTY_MAX_LENGTH})
     num_lab_procedures: Series[Text] = pa.Field()  # checked by integer_in_range / known_id
     num_procedures: Series[Text] = pa.Field()  # checked by integer_in_range / known_id
     num_medications: Series[Text] = pa.Field()  # checked by integer_in_range / known_id
@@ -204,7 +208,8 @@ class CleanEncounter(pa.DataFrameModel):
     admission_source_id: Series[int] = pa.Field(isin=ADMISSION_SOURCE_IDS)
     time_in_hospital: Series[int] = _clean_int("time_in_hospital")
     payer_code: Series[Text] = pa.Field(str_matches=r"^(?:[A-Z]{2}|Unknown)$")
-    medical_specialty: Series[Text] = pa.Field(str_matches=r"^[A-Za-z][A-Za-z&/\-]*$")
+    medical_specialty: Series[Text] = pa.Field(str_matches=r"^[A-Za-z][A-Za-z&/\-]*$",
+                                               str_length={"max_value": SPECIALTY_MAX_LENGTH})
     num_lab_procedures: Series[int] = _clean_int("num_lab_procedures")
     num_procedures: Series[int] = _clean_int("num_procedures")
     num_medications: Series[int] = _clean_int("num_medications")
@@ -262,6 +267,7 @@ class ColumnSpec:
     bounds: tuple[int, int] | None = None
     pattern: str | None = None
     nullable: bool = False  # `?`/null/missing accepted at the API
+    max_length: int | None = None
 
 
 def source_columns() -> list[str]:
@@ -299,7 +305,7 @@ def column_specs() -> dict[str, ColumnSpec]:
         if allowed is not None:
             allowed = tuple(v for v in allowed if v != UNKNOWN)
         specs[name] = ColumnSpec(name=name, kind=kind, allowed=allowed, bounds=bounds,
-                                 pattern=_pattern(raw[name]), nullable=nullable)
+                                 pattern=_pattern(raw[name]), nullable=nullable, max_length=_max_length(raw[name]))
     return specs
 
 
@@ -314,6 +320,13 @@ def _pattern(column: pa.Column) -> str | None:
     for check in column.checks:
         if check.name == "str_matches":
             return check.statistics["pattern"]
+    return None
+
+
+def _max_length(column: pa.Column) -> int | None:
+    for check in column.checks:
+        if check.name == "str_length":
+            return check.statistics.get("max_value")
     return None
 
 

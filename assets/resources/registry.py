@@ -114,6 +114,20 @@ class ModelRegistry(dg.ConfigurableResource):
         self.activate()
         return mlflow.sklearn.load_model(f"models:/{self.model_name}/{version}")
 
+    def load_with_example(self, version: str | int):
+        """(model, its logged input example or None) of one version: what a smoke test needs."""
+        import mlflow
+        from mlflow.models import Model
+
+        self.activate()
+        local = mlflow.artifacts.download_artifacts(f"models:/{self.model_name}/{version}")
+        model = mlflow.sklearn.load_model(local)
+        try:
+            example = Model.load(local).load_input_example(local)
+        except Exception:  # noqa: BLE001 - a model without a readable example is smoke-tested on a probe
+            example = None
+        return model, example
+
     def set_production(self, version: str | int) -> None:
         self.client().set_registered_model_alias(self.model_name, PRODUCTION_ALIAS, str(version))
 

@@ -24,8 +24,14 @@ def start_service(settings, logs: Path, **env) -> tuple[Server, str]:
 
 
 @pytest.fixture(scope="module")
-def service(trained_settings, tmp_path_factory):
+def service_server(trained_settings, tmp_path_factory):
+    """The running service and its URL; its log file is `server.log_path`."""
     server, url = start_service(trained_settings, tmp_path_factory.mktemp("bento-logs"))
     assert requests.get(f"{url}/readyz", timeout=5).status_code == 200
-    yield url
+    yield server, url
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def service(service_server):
+    return service_server[1]

@@ -135,6 +135,8 @@ def test_api_key_is_required_when_set_and_probes_stay_open(trained_settings, tmp
     try:
         assert _predict(url, [encounter]).status_code == 401
         assert _predict(url, [encounter], headers={"Authorization": "Bearer wrong"}).status_code == 401
+        malformed = _predict(url, [{"gender": "Robot"}])  # authorised first: a stranger learns no schema
+        assert malformed.status_code == 401 and "gender" not in malformed.text
         assert _predict(url, [encounter], headers={"Authorization": "Bearer letmein"}).status_code == 200
         for probe in ("/readyz", "/livez", "/metrics", "/health"):
             assert requests.get(url + probe, timeout=5).status_code == 200, probe
@@ -182,3 +184,41 @@ def test_bento_packs_the_production_model_and_starts_with_it_when_the_registry_i
         assert requests.get(f"{url}/readyz", timeout=5).status_code == 200
     finally:
         server.stop()
+
+
+def test_a_form_upload_without_boundary_gets_415_not_500(service):
+    response = requests.post(f"{service}/predict", data=b"--x", headers={"Content-Type": "multipart/form-data"},
+                             timeout=30)
+    assert response.status_code == 415, response.text
+    assert response.json()["detail"][0]["loc"] == ["content-type"]
+
+
+def test_bodies_and_fields_are_bounded(service, encounter):
+    huge = b'{"encounters": [' + b'{"gender": "Female"},' * 200_000 + b"{}]}"
+    assert requests.post(f"{service}/predict", data=huge, headers={"Content-Type": "application/json"},
+                         timeout=60).status_code == 413
+    long_text = _predict(service, [{**encounter, "medical_specialty": "A" * 5_000}])
+    assert long_text.status_code == 400
+    assert ["body", "encounters", 0, "medical_specialty"] in [e["loc"] for e in long_text.json()["detail"]]
+    assert _predict(service, [{**encounter, "encounter_id": 10**20}]).status_code == 400
+
+
+def test_no_request_value_reaches_the_service_log(service_server, encounter):
+    server, url = service_server
+    marker = "ZqMarker7731"
+    for bad in ({"medical_specialty": marker + "9"}, {"race": marker}, {"diag_1": marker}, {"payer_code": marker}):
+        response = _predict(url, [{**encounter, **bad}])
+        assert response.status_code == 400 and marker not in response.text
+    assert _predict(url, [encounter]).status_code == 200  # the log has been written past the rejections
+    log = server.log_path.read_text(errors="replace")
+    assert "400 POST /predict: body.encounters.0.race" in log  # the rejection is logged, by location
+    assert marker not in log and "input_value" not in log and "Traceback" not in log
+
+
+def test_the_openapi_document_declares_the_error_bodies_returned(service):
+    spec = requests.get(f"{service}/docs.json", timeout=10).json()
+    responses = spec["paths"]["/predict"]["post"]["responses"]
+    assert {"400", "401", "413", "415"} <= set(responses)
+    detail = responses["400"]["content"]["application/json"]["schema"]["properties"]["detail"]
+    assert detail["type"] == "array" and detail["items"]["required"] == ["loc", "msg", "type"]
+    assert "/noop" not in spec["paths"]  # nothing public and unbounded beside /predict
