@@ -94,7 +94,7 @@ class ReadmissionService:
         if not self.settings.api_key:
             log.warning("READMIT_API_KEY is not set: POST /predict answers anyone who can reach this port")
         self.live = LiveModel(resolve=self.registry.production, load=self._load,
-                              on_poll_failure=lambda err: POLL_FAILURES.inc(), on_swap=self._swapped,
+                              on_poll_failure=self._poll_failed, on_swap=self._swapped,
                               on_load_failure=lambda version, err: LOAD_FAILURES.labels(version=str(version)).inc(),
                               on_poll=self._polled)
         self.live.refresh()
@@ -180,6 +180,10 @@ class ReadmissionService:
         self.live.adopt(loaded)
         log.warning("registry unavailable at start: serving the packed model v%s until the alias can be read",
                     loaded.version)
+
+    def _poll_failed(self, err: Exception) -> None:
+        POLL_FAILURES.inc()
+        LAST_POLL.set_to_current_time()  # a heartbeat: the poll ran, the registry did not answer
 
     def _polled(self, alias_version: int | None) -> None:
         ALIAS_VERSION.set(alias_version or 0)

@@ -11,6 +11,8 @@ import pytest
 import requests
 import yaml
 
+from assets.resources.registry import ModelRegistry
+
 from observability.locust.step_load import run_step, sample_encounters
 from tests.bento.conftest import start_service
 from tests.stack.servers import Server, free_port
@@ -73,6 +75,12 @@ def test_every_panel_and_rule_query_returns_data(trained_settings, tmp_path):
         encounters.write_text(json.dumps(sample_encounters(100)))
         result = run_step(api, users=4, seconds=15, prefix=tmp_path / "load", encounters=encounters)
         assert result["requests"] > 50 and result["failures"] == 0
+        # A refused version, so the load-failure series (labelled by version) exists for its alert.
+        registry = ModelRegistry.from_settings(trained_settings)
+        serving = registry.production()
+        (tmp_path / "empty").mkdir()
+        empty = registry.client().create_model_version(registry.model_name, source=(tmp_path / "empty").as_uri())
+        registry.set_production(empty.version)
         missing = []
         deadline = time.monotonic() + 30
         for expr in _dashboard_exprs() + _rule_exprs():
@@ -87,5 +95,7 @@ def test_every_panel_and_rule_query_returns_data(trained_settings, tmp_path):
                 time.sleep(0.5)
         assert missing == []
     finally:
+        if "serving" in locals():
+            registry.set_production(serving.version)
         prometheus.stop()
         api_server.stop()

@@ -78,3 +78,47 @@ def test_predictions_survive_the_registry_going_down_and_follow_it_back(
     finally:
         service.stop()
         mlflow_server.stop()
+
+
+def test_an_alias_on_a_version_with_no_model_is_refused_and_the_service_follows_the_next_move(
+        new_database, s3_endpoint, stack_logs, tmp_path, synthetic_frame, encounter):
+    from assets.encounters.transforms import clean_encounters
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    mlflow_server = _mlflow(new_database(), s3_endpoint, stack_logs, port)
+    registry = ModelRegistry(tracking_uri=url)
+    clean, _ = clean_encounters(synthetic_frame, "batch-001")
+    candidates, holdout = train_candidates(clean, Hyperparameters(hgb_max_iter=30))
+    model = candidates[-1]
+    _, uri = registry.log_candidate(model.model, model.metrics, {}, {"readmit.data_source": "synthetic"}, {},
+                                    holdout[feature_columns()].head(10))
+    registry.set_production(registry.register(uri, {}).version)
+    service, api = start_service(Settings(home=tmp_path / "home"), tmp_path,
+                                 READMIT_MLFLOW_TRACKING_URI=url, **S3_ENV)
+    try:
+        def predict():
+            response = requests.post(f"{api}/predict", json={"encounters": [encounter]}, timeout=30)
+            assert response.status_code == 200, response.text
+            return response.json()["model"]["version"]
+
+        assert predict() == 1
+        client = registry.client()
+        run = client.create_run(registry.activate())  # a run that logged nothing
+        empty = client.create_model_version(  # a version with no model in it
+            registry.model_name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+        registry.set_production(empty.version)
+        assert _wait_for(lambda: _metric(api, f'readmit_model_load_failures_total{{version="{empty.version}"}}') >= 1)
+        health = requests.get(f"{api}/health", timeout=5).json()
+        assert health["production_alias_version"] == int(empty.version) and health["model"]["version"] == 1
+        assert health["polling"] is True
+        assert all(predict() == 1 for _ in range(20))  # still answering with the model it has
+        good = registry.register(uri, {}).version
+        registry.set_production(good)
+        assert _wait_for(lambda: predict() == int(good))
+        assert _metric(api, "readmit_production_alias_version") == float(good)
+        log = (tmp_path / next(p.name for p in tmp_path.glob("bento-*.log"))).read_text()
+        assert log.count(f"version {empty.version} cannot be served") == 1  # logged once, not every poll
+    finally:
+        service.stop()
+        mlflow_server.stop()
