@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from assets.encounters.schemas import ID_MAX, MEDICATIONS, MISSING, NOT_TESTED_SPELLINGS, ColumnSpec, column_specs
 
@@ -31,9 +31,10 @@ def encounter_model() -> type[BaseModel]:
 def _field(spec: ColumnSpec):
     constraints: dict = {"alias": spec.name}
     if spec.kind == "int" and spec.allowed:
-        kind = Literal[tuple(spec.allowed)]  # type: ignore[valid-type]
+        kind = Annotated[Literal[tuple(spec.allowed)], BeforeValidator(_not_a_boolean)]  # type: ignore[valid-type]
     elif spec.kind == "int":
         kind = int
+        constraints["strict"] = True  # JSON integers only: `true` or "3" are not counts (lax mode took `true` as 1)
         if spec.bounds:
             constraints.update(ge=spec.bounds[0], le=spec.bounds[1])
         else:  # identifiers: the schema's range (ID_PATTERN), so any id accepted here types cleanly
@@ -52,6 +53,13 @@ def _field(spec: ColumnSpec):
     if spec.nullable:
         return Optional[kind], Field(default=None, **constraints)
     return kind, Field(**constraints)
+
+
+def _not_a_boolean(value):
+    """`true` equals 1 in Python, so a code list would take it for code 1; JSON booleans are not codes."""
+    if isinstance(value, bool):
+        raise ValueError("expected an integer code, got a boolean")
+    return value
 
 
 class Prediction(BaseModel):

@@ -157,7 +157,12 @@ def openapi_with_error_detail(spec: dict) -> dict:
     error_ref = {"content": {"application/json": {"schema": {"type": "object", "required": ["error", "detail"],
                                                                   "properties": {"error": {"type": "string"},
                                                                                  "detail": _ERROR_DETAIL}}}}}
-    responses = spec["paths"][PREDICT_PATH]["post"].setdefault("responses", {})
+    operation = spec["paths"][PREDICT_PATH]["post"]
+    operation["requestBody"]["required"] = True
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    body = schemas.get(body["$ref"].rsplit("/", 1)[-1], body) if "$ref" in body else body
+    body["additionalProperties"] = False  # the guard refuses unknown top-level keys, as it does in an encounter
+    responses = operation.setdefault("responses", {})
     for status, why in (("400", "Invalid request: detail names each field"), ("401", "Missing or wrong API key"),
                         ("413", "Request body too large"), ("415", "Body is not JSON")):
         responses[status] = {"description": why, **error_ref}
