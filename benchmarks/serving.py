@@ -85,16 +85,19 @@ def main() -> None:
     env = {"OMP_NUM_THREADS": "1", "READMIT_REGISTRY_POLL_SECONDS": "30"}
     with tempfile.TemporaryDirectory() as tmp:
         logs = Path(tmp)
-        naive_port, bento_port = free_port(), free_port()
+        naive_port, bento_port, noop_port = free_port(), free_port(), free_port()
         naive = Server("naive", [str(BIN / "uvicorn"), "benchmarks.naive_api:app", "--host", "127.0.0.1",
                                  "--port", str(naive_port), "--log-level", "warning"], logs, env)
         bento = Server("bento", [str(BIN / "bentoml"), "serve", "bento.service:ReadmissionService", "--host",
                                  "127.0.0.1", "--port", str(bento_port), "--working-dir", str(REPO)], logs,
                        {**env, "BENTOML_HOME": str(logs / "bentoml")})
+        noop = Server("noop", [str(BIN / "bentoml"), "serve", "benchmarks.noop_service:NoopService", "--host",
+                               "127.0.0.1", "--port", str(noop_port), "--working-dir", str(REPO)], logs,
+                      {**env, "BENTOML_HOME": str(logs / "bentoml")})
         targets = {
             "naive FastAPI (1 row/predict)": (naive, f"http://127.0.0.1:{naive_port}/predict", "/docs"),
             "readmit BentoML (micro-batched)": (bento, f"http://127.0.0.1:{bento_port}/predict", "/readyz"),
-            "BentoML no-op (HTTP ceiling)": (bento, f"http://127.0.0.1:{bento_port}/noop", "/readyz"),
+            "BentoML no-op (HTTP ceiling)": (noop, f"http://127.0.0.1:{noop_port}/predict", "/readyz"),
         }
         results: dict[str, dict[int, dict]] = {}
         for name, (server, url, health) in targets.items():
@@ -102,9 +105,7 @@ def main() -> None:
                 server.start(url.rsplit("/", 1)[0] + health, deadline_seconds=120)
             run_wrk(url, body, 8, 2, logs)  # warm-up
             results[name] = {c: run_wrk(url, body, c, args.seconds, logs) for c in args.concurrency}
-            if name.startswith("naive"):
-                server.stop()
-        bento.stop()
+            server.stop()
     print("one model call, median ms by batch size (in process)")
     print(f"{'rows':>5} {'sklearn pipeline':>17} {'serving, 1 thread':>18} {'serving, 2 threads':>19} {'speed-up':>9}")
     for size, pipeline, one, two in predict_path(encounter):

@@ -92,6 +92,8 @@ class ReadmissionService:
         MODEL_VERSION.set(0)
         MODEL_READY.set(0)
         if not self.settings.api_key:
+            if self.settings.require_api_key:  # a deployment (the k8s base sets it) never runs open by mistake
+                raise SystemExit("READMIT_REQUIRE_API_KEY is set but READMIT_API_KEY is empty: refusing to start")
             log.warning("READMIT_API_KEY is not set: POST /predict answers anyone who can reach this port")
         self.live = LiveModel(resolve=self.registry.production, load=self._load,
                               on_poll_failure=self._poll_failed, on_swap=self._swapped,

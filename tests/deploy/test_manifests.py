@@ -15,14 +15,15 @@ SECRET_NAMES = ("PASSWORD", "SECRET", "API_KEY", "ACCESS_KEY")
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory) -> list[dict]:
-    """`kubectl kustomize` of the minikube overlay, in a copy with a throwaway credentials file."""
+    """`kubectl kustomize` of the loadtest overlay (minikube + Locust), in a copy with throwaway credentials."""
     root = tmp_path_factory.mktemp("render")
     for folder in ("k8s", "observability"):
         shutil.copytree(REPO / folder, root / folder)
-    (root / "k8s" / "base" / "credentials.env").write_text(
-        (REPO / "k8s" / "base" / "credentials.env.example").read_text().replace("=\n", "=placeholder\n"))
+    for example in (REPO / "k8s" / "base").glob("*.env.example"):
+        (root / "k8s" / "base" / example.name.removesuffix(".example")).write_text(
+            example.read_text().replace("=\n", "=placeholder\n"))
     out = subprocess.run(["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone",
-                          str(root / "k8s" / "overlays" / "minikube")], capture_output=True, text=True, check=True)
+                          str(root / "k8s" / "overlays" / "loadtest")], capture_output=True, text=True, check=True)
     (root / "rendered.yaml").write_text(out.stdout)
     docs = [d for d in yaml.safe_load_all(out.stdout) if d]
     docs.append({"_path": str(root / "rendered.yaml")})
@@ -124,10 +125,71 @@ def test_every_image_of_ours_is_built_by_a_dockerfile_target(rendered):
 
 def test_no_secret_value_is_committed():
     tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True).stdout.split()
-    assert "k8s/base/credentials.env" not in tracked and "compose/.env" not in tracked and ".env" not in tracked
-    for example in (".env.example", "k8s/base/credentials.env.example"):
+    assert not [f for f in tracked if f.startswith("k8s/base/") and f.endswith("credentials.env")]
+    assert "compose/.env" not in tracked and ".env" not in tracked
+    examples = [".env.example", *(str(p.relative_to(REPO)) for p in (REPO / "k8s" / "base").glob("*.env.example"))]
+    for example in examples:
         for line in (REPO / example).read_text().splitlines():
             if "=" in line and not line.startswith("#"):
                 name, value = line.split("=", 1)
                 if any(word in name for word in SECRET_NAMES):
                     assert value == "", f"{example}: {name} has a value"
+
+
+def _render(root: Path, overlay: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone",
+                           str(root / "k8s" / "overlays" / overlay)], capture_output=True, text=True)
+
+
+def test_every_container_runs_hardened(rendered):
+    for deployment in _objects(rendered, "Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            where = f"{deployment['metadata']['name']}/{container['name']}"
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False and context["capabilities"]["drop"] == ["ALL"], where
+            if deployment["metadata"]["name"] != "grafana":  # Grafana writes under its root: not verified read-only
+                assert context["readOnlyRootFilesystem"] is True, where
+                mounts = {m["mountPath"] for m in container.get("volumeMounts", [])}
+                assert "/tmp" in mounts or deployment["metadata"]["name"] == "prometheus", where
+
+
+def test_each_pod_gets_only_the_secrets_it_uses(rendered):
+    def secrets_of(deployment):
+        names = set()
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            names |= {e["secretRef"]["name"] for e in container.get("envFrom", []) if "secretRef" in e}
+            names |= {e["valueFrom"]["secretKeyRef"]["name"] for e in container.get("env", [])
+                      if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]}
+        return {re.sub(r"-[a-z0-9]{10}$", "", name) for name in names}
+
+    by_name = {d["metadata"]["name"]: secrets_of(d) for d in _objects(rendered, "Deployment")}
+    assert by_name["readmit-api"] == {"readmit-api-credentials"}
+    assert by_name["readmit-ui"] == by_name["locust-worker"] == {"readmit-client-credentials"}
+    assert by_name["grafana"] == {"grafana-credentials"} and by_name["prometheus"] == set()
+    client = next(s for s in _objects(rendered, "Secret") if s["metadata"]["name"].startswith("readmit-client"))
+    assert set(client["data"]) == {"READMIT_API_KEY"}
+    settings = next(c for c in _objects(rendered, "ConfigMap") if c["metadata"]["name"].startswith("readmit-settings"))
+    assert settings["data"]["READMIT_REQUIRE_API_KEY"] == "1"  # the API refuses to start without its key
+
+
+def test_only_the_ui_prometheus_and_locust_reach_the_api(rendered):
+    (policy,) = _objects(rendered, "NetworkPolicy")
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"app": "readmit-api"}
+    allowed = {peer["podSelector"]["matchLabels"]["app"] for rule in policy["spec"]["ingress"] for peer in rule["from"]}
+    assert allowed == {"readmit-ui", "prometheus", "locust-worker"}
+
+
+def test_locust_is_only_in_the_loadtest_overlay_and_a_missing_secret_file_refuses_to_render(tmp_path):
+    for folder in ("k8s", "observability"):
+        shutil.copytree(REPO / folder, tmp_path / folder)
+    for example in (tmp_path / "k8s" / "base").glob("*.env.example"):
+        example.with_name(example.name.removesuffix(".example")).write_text(example.read_text())
+    minikube = _render(tmp_path, "minikube")
+    assert minikube.returncode == 0, minikube.stderr
+    assert "locust" not in {d["metadata"]["name"].split("-")[0] for d in yaml.safe_load_all(minikube.stdout) if d}
+    (tmp_path / "k8s" / "base" / "api-credentials.env").unlink()
+    refused = _render(tmp_path, "minikube")
+    assert refused.returncode != 0 and "api-credentials.env" in refused.stderr
