@@ -39,10 +39,24 @@ def test_a_poisoned_request_fails_alone_and_its_neighbours_are_answered():
     assert isinstance(poisoned, ValueError)
 
 
-def test_the_batcher_serves_a_new_event_loop_after_the_first_one_closed():
+def test_the_batcher_serves_a_second_event_loop_while_the_first_still_runs():
+    import threading
+
     batcher = MicroBatcher(_predict)
-    assert asyncio.run(batcher.submit([{"x": 1}])) == ([2], "model-v1")
-    assert asyncio.run(batcher.submit([{"x": 4}])) == ([8], "model-v1")  # a second loop: a new worker
+    first = asyncio.new_event_loop()
+    thread = threading.Thread(target=first.run_forever, daemon=True)
+    thread.start()
+    try:
+        assert asyncio.run_coroutine_threadsafe(batcher.submit([{"x": 1}]), first).result(timeout=5) == ([2], "model-v1")
+
+        async def on_another_loop():
+            return await asyncio.wait_for(batcher.submit([{"x": 4}]), timeout=5)
+
+        assert asyncio.run(on_another_loop()) == ([8], "model-v1")  # not stuck on the first loop's worker
+        assert asyncio.run(on_another_loop()) == ([8], "model-v1")  # and again, on a third loop
+    finally:
+        first.call_soon_threadsafe(first.stop)
+        thread.join(timeout=5)
 
 
 def test_a_failure_of_a_lone_request_is_its_own():
