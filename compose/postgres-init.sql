@@ -1,4 +1,5 @@
--- One PostgreSQL, three databases: MLflow's backend store, Airflow's metadata, Dagster's storage.
+-- One PostgreSQL: MLflow's backend store and its users (basic-auth), Airflow's metadata, Dagster's storage.
 CREATE DATABASE mlflow;
+CREATE DATABASE mlflow_auth;
 CREATE DATABASE airflow;
 CREATE DATABASE dagster;

@@ -33,6 +33,29 @@ fi
 artifacts="${MLFLOW_ARTIFACTS_DESTINATION:-$READMIT_HOME/mlartifacts}"
 [ -f "$READMIT_HOME/dagster/dagster.yaml" ] || printf 'telemetry:\n  enabled: false\n' > "$READMIT_HOME/dagster/dagster.yaml"
 
+# MLflow behind its basic-auth app (only the gate can promote): an admin, the pipeline's user (may register and
+# move @production) and the API's user (read only). Passwords are generated once into a file only root reads.
+users="$stack/mlflow-users.env"
+if [ ! -f "$users" ]; then
+  token() { "$bin/python" -c 'import secrets; print(secrets.token_urlsafe(18))'; }
+  umask 077
+  cat > "$users" <<USERS
+READMIT_MLFLOW_ADMIN_USERNAME=admin
+READMIT_MLFLOW_ADMIN_PASSWORD=$(token)
+READMIT_MLFLOW_PIPELINE_USERNAME=pipeline
+READMIT_MLFLOW_PIPELINE_PASSWORD=$(token)
+READMIT_MLFLOW_API_USERNAME=api
+READMIT_MLFLOW_API_PASSWORD=$(token)
+MLFLOW_FLASK_SERVER_SECRET_KEY=$(token)
+USERS
+  umask 022
+fi
+set -a; . "$users"; set +a
+"$bin/python" -m assets.resources.mlflow_auth config "$stack/mlflow-auth.ini" "sqlite:///$READMIT_HOME/mlflow-auth.db"
+printf 'MLFLOW_TRACKING_USERNAME=%s\nMLFLOW_TRACKING_PASSWORD=%s\n' "$READMIT_MLFLOW_API_USERNAME" \
+  "$READMIT_MLFLOW_API_PASSWORD" > "$stack/api-mlflow.env" && chmod 600 "$stack/api-mlflow.env"
+as_api="set -a; . $stack/api-mlflow.env; set +a; exec"  # the API and the UI read the registry as the API user
+
 cat > "$stack/.env" <<ENV
 READMIT_HOME=$READMIT_HOME
 READMIT_MLFLOW_TRACKING_URI=http://127.0.0.1:$MLFLOW_PORT
@@ -40,15 +63,20 @@ READMIT_API_URL=http://127.0.0.1:$API_PORT
 DAGSTER_HOME=$READMIT_HOME/dagster
 OMP_NUM_THREADS=1
 AIRFLOW_PORT=$AIRFLOW_PORT
+MLFLOW_AUTH_CONFIG_PATH=$stack/mlflow-auth.ini
+MLFLOW_FLASK_SERVER_SECRET_KEY=$MLFLOW_FLASK_SERVER_SECRET_KEY
+MLFLOW_TRACKING_USERNAME=$READMIT_MLFLOW_PIPELINE_USERNAME
+MLFLOW_TRACKING_PASSWORD=$READMIT_MLFLOW_PIPELINE_PASSWORD
 ENV
+chmod 600 "$stack/.env"
 sed "s/127.0.0.1:3000/127.0.0.1:$API_PORT/; s/127.0.0.1:9090/127.0.0.1:$PROMETHEUS_PORT/; s|rules.yml|$repo/observability/prometheus/rules.yml|" \
   "$repo/observability/prometheus/prometheus.yml" > "$stack/prometheus.yml"
 {
-  echo "mlflow: $bin/mlflow server --host 127.0.0.1 --port $MLFLOW_PORT --workers 1 --backend-store-uri $backend --artifacts-destination $artifacts --allowed-hosts 127.0.0.1:$MLFLOW_PORT,localhost:$MLFLOW_PORT"
+  echo "mlflow: $bin/mlflow server --app-name basic-auth --host 127.0.0.1 --port $MLFLOW_PORT --workers 1 --backend-store-uri $backend --artifacts-destination $artifacts --allowed-hosts 127.0.0.1:$MLFLOW_PORT,localhost:$MLFLOW_PORT"
   echo "dagster: $bin/dagster dev -m assets.definitions -h 127.0.0.1 -p $DAGSTER_PORT"
   echo "airflow: bash $repo/scripts/airflow.sh"
-  echo "api: $bin/bentoml serve bento.service:ReadmissionService --host 127.0.0.1 --port $API_PORT"
-  echo "ui: $bin/streamlit run $repo/ui/app.py --server.address 127.0.0.1 --server.port $UI_PORT --server.headless true --browser.gatherUsageStats false"
+  echo "api: bash -c '$as_api $bin/bentoml serve bento.service:ReadmissionService --host 127.0.0.1 --port $API_PORT'"
+  echo "ui: bash -c '$as_api $bin/streamlit run $repo/ui/app.py --server.address 127.0.0.1 --server.port $UI_PORT --server.headless true --browser.gatherUsageStats false'"
   if command -v prometheus >/dev/null; then
     echo "prometheus: prometheus --config.file=$stack/prometheus.yml --storage.tsdb.path=$READMIT_HOME/prometheus --web.listen-address=127.0.0.1:$PROMETHEUS_PORT"
   fi
@@ -69,7 +97,8 @@ wait_for() {  # name url deadline-seconds
 }
 echo "waiting for services (MLflow backend: ${backend%%:*})..."
 status=0
-wait_for MLflow "http://127.0.0.1:$MLFLOW_PORT/health" 120 || status=1
+wait_for MLflow "http://127.0.0.1:$MLFLOW_PORT/health" 300 || status=1
+"$bin/python" -m assets.resources.mlflow_auth provision "http://127.0.0.1:$MLFLOW_PORT" || status=1
 wait_for API "http://127.0.0.1:$API_PORT/livez" 120 || status=1
 wait_for Streamlit "http://127.0.0.1:$UI_PORT/_stcore/health" 120 || status=1
 wait_for Dagster "http://127.0.0.1:$DAGSTER_PORT/server_info" 180 || status=1
@@ -80,8 +109,8 @@ cat <<TABLE
   service     URL                                  login
   Airflow     http://127.0.0.1:$AIRFLOW_PORT               ${READMIT_AIRFLOW_USER:-admin} / \$READMIT_AIRFLOW_PASSWORD (else: $READMIT_HOME/airflow/simple_auth_manager_passwords.json.generated)
   Dagster     http://127.0.0.1:$DAGSTER_PORT               -
-  MLflow      http://127.0.0.1:$MLFLOW_PORT               -
-  API         http://127.0.0.1:$API_PORT/docs          bearer \$READMIT_API_KEY when set
+  MLflow      http://127.0.0.1:$MLFLOW_PORT               admin / READMIT_MLFLOW_ADMIN_PASSWORD in $stack/mlflow-users.env
+  API         http://127.0.0.1:$API_PORT/               bearer \$READMIT_API_KEY when set
   Streamlit   http://127.0.0.1:$UI_PORT               -
   Prometheus  http://127.0.0.1:$PROMETHEUS_PORT               -
 

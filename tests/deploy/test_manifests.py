@@ -11,6 +11,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "compose" / "Dockerfile"
 SECRET_NAMES = ("PASSWORD", "SECRET", "API_KEY", "ACCESS_KEY")
+PIPELINE_SERVICES = ("airflow-apiserver", "airflow-scheduler", "dagster-webserver", "dagster-daemon")
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +105,7 @@ def test_compose_has_the_platform_with_healthchecks_and_ordered_start():
     services = yaml.safe_load((REPO / "compose" / "docker-compose.yml").read_text())["services"]
     assert {"postgres", "minio", "minio-init", "mlflow", "airflow-apiserver", "airflow-scheduler",
             "airflow-dag-processor", "airflow-triggerer", "dagster-webserver", "dagster-daemon"} <= set(services)
-    assert "--allowed-hosts" in services["mlflow"]["command"]
+    assert "--allowed-hosts" in " ".join(services["mlflow"]["command"])
     assert services["mlflow"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     long_running = [n for n, s in services.items() if s.get("restart") != "no" and "init" not in n]
     built = DOCKERFILE.read_text()
@@ -193,3 +194,14 @@ def test_locust_is_only_in_the_loadtest_overlay_and_a_missing_secret_file_refuse
     (tmp_path / "k8s" / "base" / "api-credentials.env").unlink()
     refused = _render(tmp_path, "minikube")
     assert refused.returncode != 0 and "api-credentials.env" in refused.stderr
+
+
+def test_compose_mlflow_requires_a_login_and_only_the_pipeline_holds_the_writing_user():
+    services = yaml.safe_load((REPO / "compose" / "docker-compose.yml").read_text())["services"]
+    command = " ".join(services["mlflow"]["command"])
+    assert "--app-name basic-auth" in command and "mlflow_auth config" in command
+    assert services["mlflow-users"]["command"][-2:] == ["provision", "http://mlflow:5000"]
+    for name in PIPELINE_SERVICES:
+        environment = services[name]["environment"]
+        assert environment["MLFLOW_TRACKING_USERNAME"].startswith("${READMIT_MLFLOW_PIPELINE_USERNAME"), name
+    assert "CREATE DATABASE mlflow_auth" in (REPO / "compose" / "postgres-init.sql").read_text()
