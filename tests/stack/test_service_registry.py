@@ -33,6 +33,20 @@ def _metric(url, name) -> float:
     return 0.0
 
 
+def _registry_with_a_production_model(url: str, synthetic_frame) -> tuple[ModelRegistry, str]:
+    """A small model logged, registered as version 1 and made production; returns the logged model's URI."""
+    from assets.encounters.transforms import clean_encounters
+
+    registry = ModelRegistry(tracking_uri=url)
+    clean, _ = clean_encounters(synthetic_frame, "batch-001")
+    candidates, holdout = train_candidates(clean, Hyperparameters(hgb_max_iter=30))
+    model = candidates[-1]
+    _, uri = registry.log_candidate(model.model, model.metrics, {}, {"readmit.data_source": "synthetic"}, {},
+                                    holdout[feature_columns()].head(10))
+    registry.set_production(registry.register(uri, {}).version)
+    return registry, uri
+
+
 def _wait_for(condition, seconds=30):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -44,19 +58,11 @@ def _wait_for(condition, seconds=30):
 
 def test_predictions_survive_the_registry_going_down_and_follow_it_back(
         new_database, s3_endpoint, stack_logs, tmp_path, synthetic_frame, encounter):
-    from assets.encounters.transforms import clean_encounters
-
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     postgres_url = new_database()
     mlflow_server = _mlflow(postgres_url, s3_endpoint, stack_logs, port)
-    registry = ModelRegistry(tracking_uri=url)
-    clean, _ = clean_encounters(synthetic_frame, "batch-001")
-    candidates, holdout = train_candidates(clean, Hyperparameters(hgb_max_iter=30))
-    model = candidates[-1]
-    _, uri = registry.log_candidate(model.model, model.metrics, {}, {"readmit.data_source": "synthetic"}, {},
-                                    holdout[feature_columns()].head(10))
-    registry.set_production(registry.register(uri, {}).version)
+    registry, uri = _registry_with_a_production_model(url, synthetic_frame)
 
     service, api = start_service(Settings(home=tmp_path / "home"), tmp_path,
                                  READMIT_MLFLOW_TRACKING_URI=url, **S3_ENV)
@@ -82,18 +88,10 @@ def test_predictions_survive_the_registry_going_down_and_follow_it_back(
 
 def test_an_alias_on_a_version_with_no_model_is_refused_and_the_service_follows_the_next_move(
         new_database, s3_endpoint, stack_logs, tmp_path, synthetic_frame, encounter):
-    from assets.encounters.transforms import clean_encounters
-
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     mlflow_server = _mlflow(new_database(), s3_endpoint, stack_logs, port)
-    registry = ModelRegistry(tracking_uri=url)
-    clean, _ = clean_encounters(synthetic_frame, "batch-001")
-    candidates, holdout = train_candidates(clean, Hyperparameters(hgb_max_iter=30))
-    model = candidates[-1]
-    _, uri = registry.log_candidate(model.model, model.metrics, {}, {"readmit.data_source": "synthetic"}, {},
-                                    holdout[feature_columns()].head(10))
-    registry.set_production(registry.register(uri, {}).version)
+    registry, uri = _registry_with_a_production_model(url, synthetic_frame)
     service, api = start_service(Settings(home=tmp_path / "home"), tmp_path,
                                  READMIT_MLFLOW_TRACKING_URI=url, **S3_ENV)
     try:
