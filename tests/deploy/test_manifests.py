@@ -1,4 +1,5 @@
 """Offline validation of what cannot run here: compose (Compose spec), kustomize + kubernetes-validate."""
+import json
 import re
 import shutil
 import subprocess
@@ -205,3 +206,19 @@ def test_compose_mlflow_requires_a_login_and_only_the_pipeline_holds_the_writing
         environment = services[name]["environment"]
         assert environment["MLFLOW_TRACKING_USERNAME"].startswith("${READMIT_MLFLOW_PIPELINE_USERNAME"), name
     assert "CREATE DATABASE mlflow_auth" in (REPO / "compose" / "postgres-init.sql").read_text()
+
+
+def test_compose_gives_each_service_its_own_minio_user_and_keeps_the_root_keys_in_minio():
+    text = (REPO / "compose" / "docker-compose.yml").read_text()
+    services = yaml.safe_load(text)["services"]
+    holders = {name for name, service in services.items()
+               if "MINIO_ROOT_PASSWORD" in json.dumps(service.get("environment", {}))}
+    assert holders == {"minio", "minio-init"}
+    for name in PIPELINE_SERVICES:
+        assert services[name]["environment"]["AWS_ACCESS_KEY_ID"].startswith("${READMIT_S3_PIPELINE_USER"), name
+    assert services["mlflow"]["environment"]["AWS_ACCESS_KEY_ID"].startswith("${READMIT_S3_MLFLOW_USER")
+    read_only = json.loads((REPO / "compose" / "minio" / "mlflow-artifacts-ro.json").read_text())
+    actions = {a for statement in read_only["Statement"] for a in statement["Action"]}
+    assert actions == {"s3:ListBucket", "s3:GetBucketLocation", "s3:GetObject"}
+    init = (REPO / "compose" / "minio" / "init.sh").read_text()
+    assert all(f'"$READMIT_S3_{who}_USER"' in init for who in ("PIPELINE", "MLFLOW", "API"))
