@@ -159,3 +159,19 @@ def test_the_gate_files_its_decision_before_it_moves_the_alias(settings, instanc
     monkeypatch.undo()
     tick(settings, instance)
     assert registry.production() is not None and collect_status(settings)["retrain_owed"] == []
+
+
+def test_a_delivery_shorter_than_its_plan_fails_the_row_count_check(settings, instance):
+    defs = build_definitions(settings)
+    run_job(defs, instance, FETCH_JOB)
+    release_next_batch(settings, instance)  # planned: 1,000 rows
+    frame = pd.read_csv(settings.source, dtype=str, keep_default_na=False).head(10)
+    arrival = settings.home / "lake" / "raw" / "batch-001.csv"
+    arrival.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(arrival, index=False)  # but only 10 arrived
+    run_job(defs, instance, INGEST_JOB, "batch-001")
+    check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [dg.AssetCheckKey(dg.AssetKey("raw_batch"), "rows_match_plan")])
+    evaluation = next(iter(check.values())).event.dagster_event.event_specific_data
+    assert evaluation.passed is False
+    assert evaluation.metadata["planned"].value == 1_000 and evaluation.metadata["raw"].value == 10
