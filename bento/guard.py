@@ -73,7 +73,8 @@ class RequestGuard:
         except (json.JSONDecodeError, UnicodeDecodeError):
             return await _reject(send, 400, "the body is not valid JSON", "body", "json_invalid")
         except ValidationError as err:
-            detail = [{"loc": ["body", *err_loc["loc"]], "msg": err_loc["msg"], "type": err_loc["type"]}
+            # `loc` as BentoML has always answered it (["encounters", 0, "age"]): clients parse it
+            detail = [{"loc": list(err_loc["loc"]), "msg": err_loc["msg"], "type": err_loc["type"]}
                       for err_loc in err.errors(include_input=False, include_context=False, include_url=False)]
             return await _respond(send, 400, detail, f"{len(detail)} invalid field(s)")
         return await self.app(scope, _replay(body), send)

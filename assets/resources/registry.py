@@ -129,7 +129,12 @@ class ModelRegistry(dg.ConfigurableResource):
         return model, example
 
     def set_production(self, version: str | int) -> None:
-        self.client().set_registered_model_alias(self.model_name, PRODUCTION_ALIAS, str(version))
+        """Move the alias, then stamp the version with when (`alias_moved_at`, epoch seconds)."""
+        import time
+
+        client = self.client()
+        client.set_registered_model_alias(self.model_name, PRODUCTION_ALIAS, str(version))
+        client.set_model_version_tag(self.model_name, str(version), "alias_moved_at", f"{time.time():.3f}")
 
     def record_decision(self, decision: dict, tags: dict) -> str:
         """Audit trail of the gate: a run with both scores and `decision.json`, plus version tags."""
