@@ -127,9 +127,7 @@ def record_batch_failure(settings: Settings, batch: str, reason: str) -> str:
 
 def retrain_owed(settings: Settings) -> list[str]:
     """Clean batches that no completed retrain (gate included) has judged yet: owed work."""
-    state = BatchLedger(_lake(settings).path()).read()
-    judged = set(state.get("last_retrain", {}).get("batches", []))
-    return [b["id"] for b in state["batches"] if b.get("status") == "clean" and b["id"] not in judged]
+    return BatchLedger(_lake(settings).path()).unjudged_batches()
 
 
 @contextmanager
@@ -224,8 +222,7 @@ def tick(settings: Settings, instance: dg.DagsterInstance | None = None,
             if is_partitioned(defs, job_name):
                 if report.batch is not None:
                     runs[job_name] = run_batch_job(settings, defs, instance, job_name, report.batch, log_level)
-            elif retrain_owed(settings):
-                owed = retrain_owed(settings)
+            elif owed := retrain_owed(settings):
                 if report.batch is None:
                     report.message += f"; retrained on {len(owed)} clean batch(es) not yet judged: {', '.join(owed)}"
                 runs[job_name] = run_job(defs, instance, job_name, log_level=log_level)

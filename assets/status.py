@@ -28,8 +28,7 @@ def collect_status(settings: Settings) -> dict:
         "batches": batches,
         "training_rows": training_rows,
         "last_retrain": state.get("last_retrain"),
-        "retrain_owed": [b["id"] for b in batches if b["status"] == "clean"
-                         and b["id"] not in set((state.get("last_retrain") or {}).get("batches", []))],
+        "retrain_owed": BatchLedger(lake.path()).unjudged_batches(state),
         "production_model": production_model(settings),
     }
 

@@ -74,6 +74,12 @@ class BatchLedger:
         """The ledger entry of `batch` ({} when it was never released)."""
         return next((e for e in self.read()["batches"] if e["id"] == batch), {})
 
+    def unjudged_batches(self, state: dict | None = None) -> list[str]:
+        """Clean batches that no completed retrain (gate included) has judged yet: owed work."""
+        state = self.read() if state is None else state
+        judged = set((state.get("last_retrain") or {}).get("batches", []))
+        return [b["id"] for b in state["batches"] if b.get("status") == "clean" and b["id"] not in judged]
+
     def clean_batches(self) -> list[str]:
         """Batches whose clean rows are on disk: data first, ledger second, so the ledger never lies."""
         return [e["id"] for e in self.read()["batches"] if e.get("status") == "clean"]
