@@ -117,10 +117,11 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
 
 def _print_summary(status: dict) -> None:
     label = " (SYNTHETIC data)" if status["data_source"] == "synthetic" else ""
-    print(f"{'batch':<10} {'status':<9} {'raw':>7} {'clean':>7} {'quarantined':>12}{label}")
+    print(f"{'batch':<10} {'status':<9} {'raw':>7} {'clean':>7} {'quarantined':>12}  "
+          f"{'judged by':<9} {'ROC-AUC':>7} {'ECE':>6} {'max PSI':>8} drift{label}")
     for b in status["batches"]:
-        print(f"{b['id']:<10} {b['status'] or '':<9} {b['raw_rows']:>7} {b['clean_rows']:>7} {b['quarantined_rows']:>12}"
-              + (f"  {b['error']}" if b.get("error") else ""))
+        print(f"{b['id']:<10} {b['status'] or '':<9} {b['raw_rows']:>7} {b['clean_rows']:>7} {b['quarantined_rows']:>12}  "
+              + _monitoring_cells(b.get("monitoring")) + (f"  {b['error']}" if b.get("error") else ""))
     failed = [b["id"] for b in status["batches"] if b["status"] == "failed"]
     if failed:
         print(f"failed: {', '.join(failed)} (raw bytes kept; after a fix: readmit retry {failed[0]})")
@@ -130,6 +131,18 @@ def _print_summary(status: dict) -> None:
     model = status["production_model"]
     print("production model: " + (f"{model['name']} v{model['version']} (ROC-AUC {model['roc_auc']:.3f})"
                                   if model else "none yet"))
+
+
+def _monitoring_cells(monitoring: dict | None) -> str:
+    """Who judged the batch and how it went; `-` where there is nothing (yet) to say."""
+    if not monitoring or monitoring.get("model_version") is None:
+        why = "not yet" if not monitoring else ("failed" if monitoring.get("error") else "no model")
+        return f"{why:<9} {'-':>7} {'-':>6} {'-':>8} -"
+    number = lambda value, width, digits: f"{value:>{width}.{digits}f}" if value is not None else f"{'-':>{width}}"  # noqa: E731
+    psi = number(monitoring["max_psi"], 8, 3)
+    return (f"{'v' + str(monitoring['model_version']):<9} {number(monitoring['roc_auc'], 7, 3)} "
+            f"{number(monitoring['ece'], 6, 3)} {psi} {monitoring['drift'] or '-'}"
+            + (f" ({monitoring['max_psi_feature']})" if monitoring.get("drift") in ("warn", "alarm") else ""))
 
 
 def _print_status_line(settings: Settings) -> None:

@@ -5,6 +5,7 @@ import dagster as dg
 
 from assets.encounters.assets import DatasetSource, batches, clean_batch, raw_batch, source_dataset, training_set
 from assets.model.assets import production_model, readmission_model
+from assets.monitoring.assets import Monitoring, batch_monitoring, batch_outcomes, batch_predictions
 from assets.resources.lake import Lake, LakeIOManager
 from assets.resources.registry import ModelRegistry
 from assets.settings import Settings
@@ -20,19 +21,23 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     jobs = [
         dg.define_asset_job(FETCH_JOB, selection=[source_dataset],
                             description="Fetch (or reuse) the encounters dataset."),
-        dg.define_asset_job(INGEST_JOB, selection=[raw_batch, clean_batch], partitions_def=batches,
-                            description="Materialize one released batch: raw as it arrived, then cleaned."),
+        dg.define_asset_job(INGEST_JOB, selection=[raw_batch, clean_batch, batch_predictions, batch_outcomes,
+                                                   batch_monitoring], partitions_def=batches,
+                            description="Materialize one released batch: raw as it arrived, cleaned, then "
+                                        "judged by the production model (before any retrain learns from it)."),
         dg.define_asset_job(RETRAIN_JOB, selection=[training_set, readmission_model, production_model],
                             description="Rebuild the training set from every clean batch, then retrain."),
     ]
     return dg.Definitions(
-        assets=[source_dataset, raw_batch, clean_batch, training_set, readmission_model, production_model],
+        assets=[source_dataset, raw_batch, clean_batch, batch_predictions, batch_outcomes, batch_monitoring,
+                training_set, readmission_model, production_model],
         jobs=jobs,
         resources={
             "dataset": DatasetSource.from_settings(settings),
             "lake": lake,
             "io_manager": LakeIOManager(lake=lake),
             "registry": ModelRegistry.from_settings(settings),
+            "monitoring": Monitoring.from_settings(settings),
         },
     )
 

@@ -18,6 +18,7 @@ import dagster as dg
 from assets.definitions import FETCH_JOB, build_definitions
 from assets.encounters.assets import batches
 from assets.encounters.batches import BatchLedger, now_iso, plan_batches
+from assets.monitoring.assets import SUMMARY_KEYS as MONITORING_KEYS
 from assets.resources.lake import Lake
 from assets.settings import Settings
 
@@ -79,11 +80,13 @@ def release_next_batch(settings: Settings, instance: dg.DagsterInstance) -> Tick
     state = ledger.read()
     if "total_rows" not in state:
         raise PipelineError("the dataset has not been fetched: run the fetch_source job (readmit fetch) first")
-    unfinished = [b for b in state["batches"] if b.get("status") not in DONE_STATES]
+    owed = set(ledger.monitoring_owed(state))
+    unfinished = [b for b in state["batches"] if b.get("status") not in DONE_STATES or b["id"] in owed]
     if unfinished:
         batch = unfinished[0]["id"]
-        attempts = unfinished[0].get("attempts", 0)
-        message = f"{batch} was released but not finished: completing it" + (
+        attempts = unfinished[0].get("monitoring_attempts" if batch in owed else "attempts", 0)
+        message = (f"{batch} is clean but not yet judged by the production model: monitoring it" if batch in owed
+                   else f"{batch} was released but not finished: completing it") + (
             f" (attempt {attempts + 1} of {settings.batch_attempts})" if attempts else "")
     else:
         released = {b["id"] for b in state["batches"]}
@@ -113,11 +116,21 @@ def record_batch_failure(settings: Settings, batch: str, reason: str) -> str:
     """Count a failed attempt at `batch`; after `batch_attempts` it is `failed` and the schedule moves on.
 
     A batch whose bytes are unreadable was already marked `failed` by `raw_batch` (no retry can help);
-    any other failure (a full disk, S3 down) may pass, so it is retried by the next ticks first."""
+    any other failure (a full disk, S3 down) may pass, so it is retried by the next ticks first.
+    A failure after the batch is clean is its monitoring's: the clean rows stay, and after
+    `batch_attempts` the batch is recorded as not judged, so the retrain it holds back goes ahead."""
     ledger = BatchLedger(_lake(settings).path())
     entry = ledger.entry(batch)
     if entry.get("status") == "failed":
         return "failed"
+    if entry.get("status") == "clean":
+        attempts = entry.get("monitoring_attempts", 0) + 1
+        fields = {"monitoring_attempts": attempts, "monitoring_error": reason}
+        if attempts >= settings.batch_attempts:
+            fields["monitoring"] = {**{key: None for key in MONITORING_KEYS}, "error": reason,
+                                    "note": f"monitoring failed {attempts} times: this batch was not judged"}
+        ledger.record(batch, **fields)
+        return "clean"
     attempts = entry.get("attempts", 0) + 1
     status = "failed" if attempts >= settings.batch_attempts else entry.get("status", "released")
     ledger.record(batch, status=status, attempts=attempts, error=reason,

@@ -39,6 +39,12 @@ class Settings:
     batch_attempts: int = 3
     api_max_body_bytes: int = 2_000_000  # 1,000 encounters of the widest legal spelling fit in ~1.3 MB
     tick_lock_seconds: float = 300.0
+    subgroup_margin: float = 0.02
+    subgroup_min_rows: int = 500
+    drift_warn: float = 0.1
+    drift_alarm: float = 0.25
+    live_auc_drop: float = 0.05
+    pushgateway_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -66,6 +72,12 @@ class Settings:
             batch_attempts=int(get("BATCH_ATTEMPTS") or defaults.batch_attempts),
             api_max_body_bytes=int(get("API_MAX_BODY_BYTES") or defaults.api_max_body_bytes),
             tick_lock_seconds=float(get("TICK_LOCK_SECONDS") or defaults.tick_lock_seconds),
+            subgroup_margin=float(get("SUBGROUP_MARGIN") or defaults.subgroup_margin),
+            subgroup_min_rows=int(get("SUBGROUP_MIN_ROWS") or defaults.subgroup_min_rows),
+            drift_warn=float(get("DRIFT_WARN") or defaults.drift_warn),
+            drift_alarm=float(get("DRIFT_ALARM") or defaults.drift_alarm),
+            live_auc_drop=float(get("LIVE_AUC_DROP") or defaults.live_auc_drop),
+            pushgateway_url=get("PUSHGATEWAY_URL"),
             # Dagster's own variable: a deployment (compose) may point every process at one instance.
             dagster_home_dir=Path(env["DAGSTER_HOME"]) if env.get("DAGSTER_HOME") else None,
         )

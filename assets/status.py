@@ -4,6 +4,7 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 
 from assets.encounters.batches import BatchLedger
+from assets.monitoring.assets import SUMMARY_KEYS
 from assets.resources.lake import Lake
 from assets.settings import Settings
 
@@ -15,6 +16,7 @@ def collect_status(settings: Settings) -> dict:
     batches = [{"id": b["id"], "status": b.get("status"), "raw_rows": b.get("raw_rows", 0),
                 "clean_rows": b.get("clean_rows", 0), "quarantined_rows": b.get("quarantined_rows", 0),
                 "attempts": b.get("attempts", 0), "data_source": b.get("data_source"),
+                "monitoring": _monitoring(b),
                 **({"error": b["error"]} if b.get("error") else {})}
                for b in state["batches"]]
     training = lake.path("training", "training_set.parquet")
@@ -31,6 +33,18 @@ def collect_status(settings: Settings) -> dict:
         "retrain_owed": BatchLedger(lake.path()).unjudged_batches(state),
         "production_model": production_model(settings),
     }
+
+
+def _monitoring(entry: dict) -> dict | None:
+    """The contract's monitoring object of a batch (None until monitoring has run for it)."""
+    recorded = entry.get("monitoring")
+    if recorded is None:
+        return None
+    summary = {key: recorded.get(key) for key in SUMMARY_KEYS}
+    for extra in ("holdout_roc_auc", "prediction_psi", "max_subgroup_gap", "note", "error"):
+        if recorded.get(extra) is not None:
+            summary[extra] = recorded[extra]
+    return summary
 
 
 def production_model(settings: Settings) -> dict | None:

@@ -1,5 +1,6 @@
 """Serving throughput and latency, side by side in one run: naive per-request baseline, the BentoML
-service (adaptive micro-batching), and the same server's no-op endpoint as the HTTP ceiling.
+service (adaptive micro-batching), the same service asked for reasons (`"explain": true`), and a
+BentoML no-op endpoint as the HTTP ceiling.
 
 Load comes from `wrk` in a separate process on loopback, bounded in time (default 10 s per point).
 Needs a production model in READMIT_HOME (run `make demo` first). Run: `uv run python -m benchmarks.serving`.
@@ -82,6 +83,7 @@ def main() -> None:
         sys.exit("wrk is needed: apt-get install wrk")
     encounter = json.loads((REPO / "benchmarks" / "encounter.json").read_text())
     body = json.dumps({"encounters": [encounter]})
+    explained = json.dumps({"encounters": [encounter], "explain": True})
     env = {"OMP_NUM_THREADS": "1", "READMIT_REGISTRY_POLL_SECONDS": "30"}
     with tempfile.TemporaryDirectory() as tmp:
         logs = Path(tmp)
@@ -91,20 +93,25 @@ def main() -> None:
         bento = Server("bento", [str(BIN / "bentoml"), "serve", "bento.service:ReadmissionService", "--host",
                                  "127.0.0.1", "--port", str(bento_port), "--working-dir", str(REPO)], logs,
                        {**env, "BENTOML_HOME": str(logs / "bentoml")})
+        explaining = Server("bento-explain", [str(BIN / "bentoml"), "serve", "bento.service:ReadmissionService",
+                                              "--host", "127.0.0.1", "--port", str(bento_port), "--working-dir",
+                                              str(REPO)], logs, {**env, "BENTOML_HOME": str(logs / "bentoml")})
         noop = Server("noop", [str(BIN / "bentoml"), "serve", "benchmarks.noop_service:NoopService", "--host",
                                "127.0.0.1", "--port", str(noop_port), "--working-dir", str(REPO)], logs,
                       {**env, "BENTOML_HOME": str(logs / "bentoml")})
         targets = {
-            "naive FastAPI (1 row/predict)": (naive, f"http://127.0.0.1:{naive_port}/predict", "/docs"),
-            "readmit BentoML (micro-batched)": (bento, f"http://127.0.0.1:{bento_port}/predict", "/readyz"),
-            "BentoML no-op (HTTP ceiling)": (noop, f"http://127.0.0.1:{noop_port}/predict", "/readyz"),
+            "naive FastAPI (1 row/predict)": (naive, f"http://127.0.0.1:{naive_port}/predict", "/docs", body),
+            "readmit BentoML (micro-batched)": (bento, f"http://127.0.0.1:{bento_port}/predict", "/readyz", body),
+            "BentoML no-op (HTTP ceiling)": (noop, f"http://127.0.0.1:{noop_port}/predict", "/readyz", body),
+            "readmit BentoML, explain: true": (explaining, f"http://127.0.0.1:{bento_port}/predict", "/readyz",
+                                               explained),
         }
         results: dict[str, dict[int, dict]] = {}
-        for name, (server, url, health) in targets.items():
+        for name, (server, url, health, payload) in targets.items():
             if server.process is None:
                 server.start(url.rsplit("/", 1)[0] + health, deadline_seconds=120)
-            run_wrk(url, body, 8, 2, logs)  # warm-up
-            results[name] = {c: run_wrk(url, body, c, args.seconds, logs) for c in args.concurrency}
+            run_wrk(url, payload, 8, 2, logs)  # warm-up
+            results[name] = {c: run_wrk(url, payload, c, args.seconds, logs) for c in args.concurrency}
             server.stop()
     print("one model call, median ms by batch size (in process)")
     print(f"{'rows':>5} {'sklearn pipeline':>17} {'serving, 1 thread':>18} {'serving, 2 threads':>19} {'speed-up':>9}")
@@ -117,10 +124,11 @@ def main() -> None:
         for c, r in by_c.items():
             print(f"{name:<34} {c:>5} {r['rps']:>8.1f} {r['p50']:>8.1f} {r['p95']:>8.1f} {r['p99']:>8.1f} {r['errors']:>7}"
                   f" {r['mean']:>8.1f} {r['little_mean']:>9.1f}")
-    base, served, ceiling = (results[n] for n in targets)
+    base, served, ceiling, explain = (results[n] for n in targets)
     for c in args.concurrency:
         print(f"c={c}: readmit / naive = {served[c]['rps'] / base[c]['rps']:.1f}x, "
-              f"readmit / no-op ceiling = {served[c]['rps'] / ceiling[c]['rps']:.2f}")
+              f"readmit / no-op ceiling = {served[c]['rps'] / ceiling[c]['rps']:.2f}, "
+              f"explain / readmit = {explain[c]['rps'] / served[c]['rps']:.2f}")
 
 
 if __name__ == "__main__":

@@ -62,13 +62,36 @@ def _not_a_boolean(value):
     return value
 
 
+class Reason(BaseModel):
+    """One input field's additive contribution to the encounter's log-odds."""
+
+    feature: str
+    label: str
+    value: Optional[int | str] = None
+    log_odds: float
+
+
+class Explanation(BaseModel):
+    """Why this risk (with `"explain": true`): `base_log_odds + sum(reasons) + other_log_odds = log_odds`.
+
+    `log_odds` is the model's own score; `readmitted_30d_probability` is its logistic (through the
+    version's calibration map, when it has one)."""
+
+    log_odds: float
+    base_log_odds: float
+    reasons: list[Reason]
+    other_log_odds: float
+
+
 class Prediction(BaseModel):
-    """The answer for one encounter."""
+    """The answer for one encounter (`explanation` only when asked for, and null for a death or
+    hospice discharge, whose risk is 0 by rule)."""
 
     encounter_id: Optional[int] = None
     readmitted_30d_probability: float = Field(ge=0, le=1)
     readmitted_30d: bool
     risk_band: Literal["low", "elevated", "high"]
+    explanation: Optional[Explanation] = None
 
 
 class ModelInfo(BaseModel):
@@ -79,6 +102,7 @@ class ModelInfo(BaseModel):
     run_id: str
     data_source: str
     threshold: float
+    calibration: Optional[str] = None  # "sigmoid" or "isotonic" when a calibration map turns log-odds into risk
 
 
 class PredictResponse(BaseModel):

@@ -29,9 +29,10 @@ _ERROR_DETAIL = {
 
 @lru_cache(maxsize=1)
 def request_model() -> type[BaseModel]:
-    """The body of `POST /predict`: 1 to 1,000 encounters of the schema-derived model."""
+    """The body of `POST /predict`: 1 to 1,000 encounters of the schema-derived model, and `explain`."""
     return create_model("PredictRequest", __config__=ConfigDict(extra="forbid"),
-                        encounters=(list[encounter_model()], Field(min_length=1, max_length=MAX_ENCOUNTERS)))
+                        encounters=(list[encounter_model()], Field(min_length=1, max_length=MAX_ENCOUNTERS)),
+                        explain=(bool, Field(default=False, strict=True)))
 
 
 class RequestGuard:

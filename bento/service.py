@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import threading
 from http import HTTPStatus
 from typing import Annotated
 
@@ -50,6 +51,11 @@ MODEL_SWAPS = bentoml.metrics.Counter(
 BATCH_ROWS = bentoml.metrics.Histogram(
     name="readmit_batch_rows", documentation="Encounters per model call (adaptive micro-batches)",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096))
+EXPLAINED = bentoml.metrics.Counter(
+    name="readmit_explanations_total", documentation="Predictions answered with their reasons (explain: true)")
+PREDICTED_RISK = bentoml.metrics.Histogram(
+    name="readmit_predicted_risk", documentation="Predicted 30-day readmission probability, by model version",
+    labelnames=["model_version"], buckets=(0.02, 0.05, 0.08, 0.1, 0.12, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0))
 
 
 class HealthPath:
@@ -71,6 +77,12 @@ class ModelRefused(RuntimeError):
 
 class NoModelYet(BentoMLException):
     error_code = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+class CannotExplain(BentoMLException):
+    """The version in production has no explanation method (only the two candidate kinds have one)."""
+
+    error_code = HTTPStatus.NOT_IMPLEMENTED
 
 
 @bentoml.service(name="readmit", workers=1, traffic={"timeout": 60, "max_concurrency": 512})
@@ -104,6 +116,9 @@ class ReadmissionService:
             self._start_with_packed_model()
         self.live.poll_forever(self.settings.registry_poll_seconds)
         self.batcher = MicroBatcher(self._predict_records, on_batch=BATCH_ROWS.observe)
+        self.explaining = MicroBatcher(self._predict_and_explain, max_rows=256)
+        self._explainers: dict[int, object] = {}
+        self._explainer_lock = threading.Lock()
         # Everything loaded so far lives as long as the process: keep it out of the cyclic GC's scans,
         # whose full collections otherwise stall requests for hundreds of ms (docs/benchmarks.md).
         gc.collect()
@@ -117,29 +132,42 @@ class ReadmissionService:
         self,
         encounters: Annotated[list[Encounter], Field(min_length=1, max_length=MAX_ENCOUNTERS)],  # type: ignore[valid-type]
         ctx: bentoml.Context,
+        explain: Annotated[bool, Field(strict=True)] = False,
     ) -> PredictResponse:
         """Probability of readmission within 30 days for 1 to 1,000 encounters (CSV column names).
 
-        `RequestGuard` has already authorised and validated the request (bento/guard.py)."""
+        With `"explain": true`, every prediction also carries its reasons: the five input fields that
+        moved its log-odds most, exactly additive (bento/contract.py `Explanation`). The fast path is
+        unchanged when `explain` is false. `RequestGuard` has already authorised and validated the
+        request (bento/guard.py)."""
         if self.live.current is None:
             raise NoModelYet("no model in production yet: run the pipeline (readmit demo) first")
         records = [encounter.model_dump(by_alias=True) for encounter in encounters]
-        probabilities, loaded = await self.batcher.submit(records)
+        if explain:  # scored and explained together, by one version, in batches of their own
+            answers, loaded = await self.explaining.submit(records)
+            probabilities, explanations = [a[0] for a in answers], [a[1] for a in answers]
+        else:
+            probabilities, loaded = await self.batcher.submit(records)
+            explanations = [None] * len(records)
         predictions = []
-        for record, probability in zip(records, probabilities):
+        for record, probability, explanation in zip(records, probabilities, explanations):
             label = bool(probability >= loaded.threshold)
             predictions.append(Prediction(
                 encounter_id=record.get("encounter_id"), readmitted_30d_probability=float(probability),
-                readmitted_30d=label, risk_band=risk_band(float(probability), loaded.threshold)))
+                readmitted_30d=label, risk_band=risk_band(float(probability), loaded.threshold),
+                explanation=explanation))
         positives = sum(p.readmitted_30d for p in predictions)
         version = str(loaded.version)
+        risk = PREDICTED_RISK.labels(model_version=version)
+        for probability in probabilities:
+            risk.observe(probability)
         if positives:
             PREDICTIONS.labels(model_version=version, label="<30").inc(positives)
         if len(predictions) - positives:
             PREDICTIONS.labels(model_version=version, label="not <30").inc(len(predictions) - positives)
         return PredictResponse(predictions=predictions, model=ModelInfo(
             name=loaded.name, version=loaded.version, run_id=loaded.run_id, data_source=loaded.data_source,
-            threshold=loaded.threshold))
+            threshold=loaded.threshold, calibration=getattr(getattr(loaded.model, "calibration", None), "kind", None)))
 
     @info_app.get("/health")
     def health(self) -> dict:
@@ -155,6 +183,24 @@ class ReadmissionService:
         loaded = self.live.current
         frame = pd.DataFrame.from_records(records, columns=feature_columns())
         return loaded.model.predict(frame).tolist(), loaded
+
+    def _predict_and_explain(self, records: list[dict]) -> tuple[list[tuple[float, dict | None]], LoadedModel]:
+        """Risk and reasons from the very same version (its explainer built once, on first use)."""
+        loaded = self.live.current
+        frame = pd.DataFrame.from_records(records, columns=feature_columns())
+        with self._explainer_lock:
+            explainer = self._explainers.get(id(loaded.model))
+            if explainer is None:
+                from assets.model.explain import Explainer
+
+                try:
+                    explainer = Explainer(loaded.model)
+                except TypeError as err:
+                    raise CannotExplain(f"version {loaded.version} cannot explain its predictions: {err}") from err
+                self._explainers = {id(loaded.model): explainer}  # only the current version's is kept
+        probabilities = loaded.model.predict(frame).tolist()
+        EXPLAINED.inc(len(records))
+        return list(zip(probabilities, explainer.explain(frame))), loaded
 
     def _load(self, version) -> LoadedModel:
         pipeline, example = self.registry.load_with_example(version.version)

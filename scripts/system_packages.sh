@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Debian packages the stack tests use (real Chromium for the UI test, Prometheus, wrk for benchmarks).
+# Debian packages the stack tests use (real Chromium for the UI test, Prometheus with its Pushgateway and
+# Alertmanager, wrk for benchmarks).
 # Idempotent: installs only what is missing. Needs root (CI runs as root).
 set -euo pipefail
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v promtool >/dev/null || missing+=(prometheus)
+command -v prometheus-pushgateway >/dev/null || missing+=(prometheus-pushgateway)
+command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
 if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null

@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # `make up`: every readmit service as a local process under one supervisor (honcho), health-checked
 # with a deadline, then a table of URLs and logins. `make down` stops them; `make logs` follows them.
-# State stays under READMIT_HOME. Ports: MLFLOW_PORT DAGSTER_PORT AIRFLOW_PORT API_PORT UI_PORT PROMETHEUS_PORT.
+# State stays under READMIT_HOME. Ports: MLFLOW_PORT DAGSTER_PORT AIRFLOW_PORT API_PORT UI_PORT PROMETHEUS_PORT
+# PUSHGATEWAY_PORT ALERTMANAGER_PORT ALERT_SINK_PORT (the last three run when their Debian packages are installed).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 : "${READMIT_HOME:=$repo/.readmit}"
 : "${MLFLOW_PORT:=5000}" "${DAGSTER_PORT:=3070}" "${AIRFLOW_PORT:=8080}" "${API_PORT:=3000}" "${UI_PORT:=8501}" "${PROMETHEUS_PORT:=9090}"
+: "${PUSHGATEWAY_PORT:=9091}" "${ALERTMANAGER_PORT:=9093}" "${ALERT_SINK_PORT:=9096}"
+observe=0; command -v prometheus >/dev/null && command -v prometheus-pushgateway >/dev/null \
+  && command -v prometheus-alertmanager >/dev/null && observe=1
 stack="$READMIT_HOME/stack"
 mkdir -p "$stack" "$READMIT_HOME/dagster"
 if [ -f "$stack/honcho.pid" ] && kill -0 "$(cat "$stack/honcho.pid")" 2>/dev/null; then
   echo "readmit is already up (pid $(cat "$stack/honcho.pid")); make down first"; exit 0
 fi
 bin="$repo/.venv/bin"
-for port in "$MLFLOW_PORT" "$DAGSTER_PORT" "$AIRFLOW_PORT" "$API_PORT" "$UI_PORT" "$PROMETHEUS_PORT"; do
+for port in "$MLFLOW_PORT" "$DAGSTER_PORT" "$AIRFLOW_PORT" "$API_PORT" "$UI_PORT" "$PROMETHEUS_PORT" \
+           "$PUSHGATEWAY_PORT" "$ALERTMANAGER_PORT" "$ALERT_SINK_PORT"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port is already in use: stop what listens there or choose another (see make up's port variables)"; exit 1
   fi
@@ -68,17 +73,23 @@ MLFLOW_FLASK_SERVER_SECRET_KEY=$MLFLOW_FLASK_SERVER_SECRET_KEY
 MLFLOW_TRACKING_USERNAME=$READMIT_MLFLOW_PIPELINE_USERNAME
 MLFLOW_TRACKING_PASSWORD=$READMIT_MLFLOW_PIPELINE_PASSWORD
 ENV
+[ "$observe" = 1 ] && echo "READMIT_PUSHGATEWAY_URL=http://127.0.0.1:$PUSHGATEWAY_PORT" >> "$stack/.env"
 chmod 600 "$stack/.env"
-sed "s/127.0.0.1:3000/127.0.0.1:$API_PORT/; s/127.0.0.1:9090/127.0.0.1:$PROMETHEUS_PORT/; s|rules.yml|$repo/observability/prometheus/rules.yml|" \
+sed "s/127.0.0.1:3000/127.0.0.1:$API_PORT/; s/127.0.0.1:9090/127.0.0.1:$PROMETHEUS_PORT/; s|rules.yml|$repo/observability/prometheus/rules.yml|
+     s/127.0.0.1:9091/127.0.0.1:$PUSHGATEWAY_PORT/; s/127.0.0.1:9093/127.0.0.1:$ALERTMANAGER_PORT/" \
   "$repo/observability/prometheus/prometheus.yml" > "$stack/prometheus.yml"
+sed "s/127.0.0.1:9096/127.0.0.1:$ALERT_SINK_PORT/" "$repo/observability/alertmanager/alertmanager.yml" > "$stack/alertmanager.yml"
 {
   echo "mlflow: $bin/mlflow server --app-name basic-auth --host 127.0.0.1 --port $MLFLOW_PORT --workers 1 --backend-store-uri $backend --artifacts-destination $artifacts --allowed-hosts 127.0.0.1:$MLFLOW_PORT,localhost:$MLFLOW_PORT"
   echo "dagster: $bin/dagster dev -m assets.definitions -h 127.0.0.1 -p $DAGSTER_PORT"
   echo "airflow: bash $repo/scripts/airflow.sh"
   echo "api: bash -c '$as_api $bin/bentoml serve bento.service:ReadmissionService --host 127.0.0.1 --port $API_PORT'"
   echo "ui: bash -c '$as_api $bin/streamlit run $repo/ui/app.py --server.address 127.0.0.1 --server.port $UI_PORT --server.headless true --browser.gatherUsageStats false'"
-  if command -v prometheus >/dev/null; then
+  if [ "$observe" = 1 ]; then
     echo "prometheus: prometheus --config.file=$stack/prometheus.yml --storage.tsdb.path=$READMIT_HOME/prometheus --web.listen-address=127.0.0.1:$PROMETHEUS_PORT"
+    echo "pushgateway: prometheus-pushgateway --web.listen-address=127.0.0.1:$PUSHGATEWAY_PORT"
+    echo "alertmanager: prometheus-alertmanager --config.file=$stack/alertmanager.yml --storage.path=$READMIT_HOME/alertmanager --web.listen-address=127.0.0.1:$ALERTMANAGER_PORT --cluster.listen-address="
+    echo "alerts: $bin/python -m observability.alert_sink --port $ALERT_SINK_PORT --out $READMIT_HOME/alerts.jsonl"
   fi
 } > "$stack/Procfile"
 
@@ -103,7 +114,13 @@ wait_for API "http://127.0.0.1:$API_PORT/livez" 120 || status=1
 wait_for Streamlit "http://127.0.0.1:$UI_PORT/_stcore/health" 120 || status=1
 wait_for Dagster "http://127.0.0.1:$DAGSTER_PORT/server_info" 180 || status=1
 wait_for Airflow "http://127.0.0.1:$AIRFLOW_PORT/api/v2/monitor/health" 240 || status=1
-if command -v prometheus >/dev/null; then wait_for Prometheus "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" 60 || status=1; fi
+if [ "$observe" = 1 ]; then
+  wait_for Prometheus "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" 60 || status=1
+  wait_for Pushgateway "http://127.0.0.1:$PUSHGATEWAY_PORT/-/ready" 60 || status=1
+  wait_for Alertmanager "http://127.0.0.1:$ALERTMANAGER_PORT/-/ready" 60 || status=1
+else
+  echo "  Prometheus, Pushgateway and Alertmanager skipped: make system-packages installs them"
+fi
 cat <<TABLE
 
   service     URL                                  login
@@ -113,6 +130,8 @@ cat <<TABLE
   API         http://127.0.0.1:$API_PORT/               bearer \$READMIT_API_KEY when set
   Streamlit   http://127.0.0.1:$UI_PORT               -
   Prometheus  http://127.0.0.1:$PROMETHEUS_PORT               -
+  Pushgateway http://127.0.0.1:$PUSHGATEWAY_PORT               -   (per-batch monitoring gauges)
+  Alertmanager http://127.0.0.1:$ALERTMANAGER_PORT              -   (notifications: $READMIT_HOME/alerts.jsonl)
 
   logs: make logs   stop: make down   (the API is ready once a model is promoted: Airflow's first tick, or readmit demo)
 TABLE

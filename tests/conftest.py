@@ -50,6 +50,22 @@ def real_source() -> str:
 
 
 @pytest.fixture(scope="session")
+def clean_rows(tmp_path_factory, request):
+    """(clean frame, which data): every real encounter cleaned, or 60k synthetic ones offline."""
+    from assets.encounters.source import acquire_dataset
+    from assets.encounters.transforms import clean_encounters, parse_batch
+
+    source = os.environ.get("READMIT_SOURCE") or (str(SHARED_ZIP) if SHARED_ZIP.exists() else None)
+    if source and Path(source).exists():
+        home = tmp_path_factory.mktemp("real")
+        info = acquire_dataset(Settings(home=home, source=source, offline=True))
+        clean, _ = clean_encounters(parse_batch(Path(info.csv_path).read_bytes()), "batch-all")
+        return clean, "real"
+    clean, _ = clean_encounters(generate_encounters(60_000, seed=8), "batch-all")
+    return clean, "synthetic"
+
+
+@pytest.fixture(scope="session")
 def encounter(synthetic_frame) -> dict:
     """One valid request encounter as a client would send it (JSON types, CSV names)."""
     from bento.contract import encounter_model

@@ -30,10 +30,10 @@ class ApiClient:
             raise ApiError(f"The prediction API at {self.base_url} is not reachable. Start it with "
                            f"`make serve` (or check READMIT_API_URL).") from err
 
-    def predict(self, encounters: list[dict]) -> dict:
-        """Scores of `encounters`; raises ApiError with the reason on any failure."""
+    def predict(self, encounters: list[dict], explain: bool = False) -> dict:
+        """Scores of `encounters` (with their reasons when `explain`); raises ApiError with the reason on any failure."""
         try:
-            response = requests.post(f"{self.base_url}/predict", json={"encounters": encounters},
+            response = requests.post(f"{self.base_url}/predict", json={"encounters": encounters, "explain": explain},
                                      headers=self._headers(), timeout=self.timeout)
         except requests.RequestException as err:
             raise ApiError(f"The prediction API at {self.base_url} is not reachable. Start it with "
@@ -49,6 +49,8 @@ class ApiClient:
             raise ApiError("The API needs a valid key: set READMIT_API_KEY for the UI.")
         if response.status_code == 503:
             raise ApiError("No model is in production yet: run the pipeline (`make demo`) and try again.")
+        if response.status_code == 501:
+            raise ApiError("The model in production cannot explain its predictions; ask without reasons.")
         raise ApiError(f"The API answered {response.status_code}; see the service log.")
 
 

@@ -6,22 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from assets.encounters.schemas import MEDICATIONS, MISSING, UNKNOWN, ColumnSpec, column_specs
+from assets.encounters.schemas import FIELD_LABELS as LABELS, MEDICATIONS, MISSING, UNKNOWN, ColumnSpec, column_specs
 
-LABELS = {
-    "race": "Race", "gender": "Gender", "age": "Age band (years)", "weight": "Weight band (lb)",
-    "admission_type_id": "Admission type", "discharge_disposition_id": "Discharge disposition",
-    "admission_source_id": "Admission source", "time_in_hospital": "Days in hospital",
-    "payer_code": "Payer code", "medical_specialty": "Admitting physician's specialty",
-    "num_lab_procedures": "Lab procedures", "num_procedures": "Procedures (non-lab)",
-    "num_medications": "Distinct medications", "number_outpatient": "Outpatient visits (past year)",
-    "number_emergency": "Emergency visits (past year)", "number_inpatient": "Inpatient visits (past year)",
-    "diag_1": "Primary diagnosis (ICD-9)", "diag_2": "Secondary diagnosis (ICD-9)",
-    "diag_3": "Additional diagnosis (ICD-9)", "number_diagnoses": "Number of diagnoses",
-    "max_glu_serum": "Max glucose serum test", "A1Cresult": "HbA1c test result",
-    "change": "Diabetes medication changed", "diabetesMed": "Diabetes medication prescribed",
-    "encounter_id": "Encounter id (optional)", "patient_nbr": "Patient number (optional)",
-}
 GROUPS = {
     "Patient": ["age", "gender", "race", "weight", "payer_code"],
     "Admission": ["admission_type_id", "admission_source_id", "discharge_disposition_id", "medical_specialty",

@@ -80,6 +80,14 @@ class BatchLedger:
         judged = set((state.get("last_retrain") or {}).get("batches", []))
         return [b["id"] for b in state["batches"] if b.get("status") == "clean" and b["id"] not in judged]
 
+    def monitoring_owed(self, state: dict | None = None) -> list[str]:
+        """Clean batches the production model has not been judged on yet and no retrain has learnt from:
+        their monitoring must run before the next retrain (test, then train)."""
+        state = self.read() if state is None else state
+        unjudged = set(self.unjudged_batches(state))
+        return [b["id"] for b in state["batches"]
+                if b.get("status") == "clean" and "monitoring" not in b and b["id"] in unjudged]
+
     def clean_batches(self) -> list[str]:
         """Batches whose clean rows are on disk: data first, ledger second, so the ledger never lies."""
         return [e["id"] for e in self.read()["batches"] if e.get("status") == "clean"]

@@ -257,6 +257,28 @@ class CleanEncounter(pa.DataFrameModel):
         ordered = False
 
 
+# Plain-language names of the input fields: the form shows them, the API names its reasons with them.
+FIELD_LABELS = {
+    "race": "Race", "gender": "Gender", "age": "Age band (years)", "weight": "Weight band (lb)",
+    "admission_type_id": "Admission type", "discharge_disposition_id": "Discharge disposition",
+    "admission_source_id": "Admission source", "time_in_hospital": "Days in hospital",
+    "payer_code": "Payer code", "medical_specialty": "Admitting physician's specialty",
+    "num_lab_procedures": "Lab procedures", "num_procedures": "Procedures (non-lab)",
+    "num_medications": "Distinct medications", "number_outpatient": "Outpatient visits (past year)",
+    "number_emergency": "Emergency visits (past year)", "number_inpatient": "Inpatient visits (past year)",
+    "diag_1": "Primary diagnosis (ICD-9)", "diag_2": "Secondary diagnosis (ICD-9)",
+    "diag_3": "Additional diagnosis (ICD-9)", "number_diagnoses": "Number of diagnoses",
+    "max_glu_serum": "Max glucose serum test", "A1Cresult": "HbA1c test result",
+    "change": "Diabetes medication changed", "diabetesMed": "Diabetes medication prescribed",
+    "encounter_id": "Encounter id (optional)", "patient_nbr": "Patient number (optional)",
+}
+
+
+def field_label(name: str) -> str:
+    """The plain-language name of an input field (a medication is named as such)."""
+    return FIELD_LABELS.get(name) or (f"{name} (medication)" if name in MEDICATIONS else name)
+
+
 @dataclass(frozen=True)
 class ColumnSpec:
     """What a form field or API field needs to know about one source column."""

@@ -35,11 +35,16 @@ def readmission_model(context: dg.AssetExecutionContext, config: TrainingConfig,
                       registry: ModelRegistry, dataset: DatasetSource) -> dg.MaterializeResult:
     """Every candidate trained and logged to MLflow; the best on the holdout registered as a new version."""
     from assets.model.evaluate import evaluation_plots, importance_plot, permutation_importance
-    from assets.model.train import train_candidates
+    from assets.model.features import CATEGORICAL, prepare_features
+    from assets.model.train import split_training_set, train_candidates
+    from assets.monitoring.drift import profile, reference_sample
+    from assets.monitoring.quality import SUBGROUP_ATTRIBUTES, subgroup_metric_names, subgroup_metrics
 
     params = Hyperparameters(**config.model_dump())
     candidates, holdout = train_candidates(training_set, params)
     y = holdout[TARGET].to_numpy(bool)
+    # What monitoring compares every later batch with: the training patients' feature shares.
+    train_features = prepare_features(reference_sample(split_training_set(training_set)[0])[feature_columns()])
     data_source = dataset.info().data_source
     batches = sorted(training_set["batch_id"].unique())
     tags = {"readmit.batches": ",".join(batches), "readmit.batch_count": str(len(batches)),
@@ -49,13 +54,18 @@ def readmission_model(context: dg.AssetExecutionContext, config: TrainingConfig,
     runs, uris = {}, {}
     for candidate in candidates:
         model = candidate.model
-        figures = evaluation_plots(y, model.predict(holdout[feature_columns()]), model.threshold)
+        risk = model.predict(holdout[feature_columns()])
+        figures = evaluation_plots(y, risk, model.threshold)
         if candidate is best:
             importance = permutation_importance(model, holdout[feature_columns()], y, feature_columns())
             figures["feature_importance.png"] = importance_plot(importance)
+        subgroups = subgroup_metrics(holdout[list(SUBGROUP_ATTRIBUTES)], y, risk, model.threshold)
         runs[model.name], uris[model.name] = registry.log_candidate(
-            model, candidate.metrics, {**params.__dict__, "candidate": model.name}, tags, figures,
-            example=holdout[feature_columns()].head(50))
+            model, {**candidate.metrics, **subgroup_metric_names(subgroups)},
+            {**params.__dict__, "candidate": model.name}, tags, figures,
+            example=holdout[feature_columns()].head(50),
+            documents={"subgroup_metrics.json": subgroups,
+                       "reference_profile.json": profile(train_features, CATEGORICAL, risk=risk)})
     version = registry.register(uris[best.model.name], tags={
         **tags, "candidate": best.model.name, "roc_auc": f"{best.metrics['roc_auc']:.6f}",
         "threshold": f"{best.model.threshold:.6f}"})
@@ -69,7 +79,10 @@ def readmission_model(context: dg.AssetExecutionContext, config: TrainingConfig,
 def production_model(context: dg.AssetExecutionContext, training_set: pd.DataFrame,
                      registry: ModelRegistry, lake: Lake) -> dg.MaterializeResult:
     """The `production` alias: moved to the newest version only if it beats the champion on today's holdout."""
+    from sklearn.metrics import roc_auc_score
+
     from assets.model.train import split_training_set
+    from assets.monitoring.quality import SUBGROUP_ATTRIBUTES, subgroup_gaps, subgroup_metrics
 
     challenger = registry.latest_version()
     if challenger is None:
@@ -78,18 +91,26 @@ def production_model(context: dg.AssetExecutionContext, training_set: pd.DataFra
     _, holdout = split_training_set(training_set)
     batches = sorted(training_set["batch_id"].unique())
     y, encounters = holdout[TARGET].to_numpy(bool), holdout[feature_columns()]
-    challenger_auc = _holdout_auc(registry.load(challenger.version), encounters, y)
-    champion_auc = None
+    challenger_risk = registry.load(challenger.version).predict(encounters)
+    challenger_auc = float(roc_auc_score(y, challenger_risk))
+    champion_auc, gaps = None, []
     if champion is not None and champion.version != challenger.version:
-        champion_auc = _holdout_auc(registry.load(champion.version), encounters, y)
+        champion_risk = registry.load(champion.version).predict(encounters)
+        champion_auc = float(roc_auc_score(y, champion_risk))
+        groups = holdout[list(SUBGROUP_ATTRIBUTES)]
+        gaps = subgroup_gaps(subgroup_metrics(groups, y, challenger_risk, 0.5),
+                             subgroup_metrics(groups, y, champion_risk, 0.5), registry.subgroup_min_rows)
     elif champion is not None:
         champion_auc = challenger_auc
     sources = {"challenger": challenger.tags.get(DATA_SOURCE_TAG),
                "champion": champion.tags.get(DATA_SOURCE_TAG) if champion else None}
     promoted, reason = decide(challenger_auc, champion_auc, registry.promotion_margin,
-                              sources["challenger"], sources["champion"])
+                              sources["challenger"], sources["champion"],
+                              subgroups=gaps, subgroup_margin=registry.subgroup_margin)
     decision = {
         "promoted": promoted, "reason": reason, "margin": registry.promotion_margin,
+        "subgroup_margin": registry.subgroup_margin, "subgroup_min_rows": registry.subgroup_min_rows,
+        "subgroups": gaps,
         "challenger_version": int(challenger.version), "challenger_roc_auc": challenger_auc,
         "champion_version": int(champion.version) if champion else None, "champion_roc_auc": champion_auc,
         "challenger_data_source": sources["challenger"], "champion_data_source": sources["champion"],
@@ -98,6 +119,8 @@ def production_model(context: dg.AssetExecutionContext, training_set: pd.DataFra
     # The decision is on file before the alias moves: a failure in between leaves a recorded decision
     # and an unmoved alias, and the retrain stays owed, so the next tick runs the gate again.
     registry.record_decision(decision, tags={"readmit.dagster_run_id": context.run.run_id})
+    registry.publish_card(challenger.version, challenger.run_id, _card(
+        registry, challenger, y, challenger_risk, decision, training_set, BatchLedger(lake.path()).read()))
     if promoted:
         registry.set_production(challenger.version)
     BatchLedger(lake.path()).describe_source(last_retrain={
@@ -110,7 +133,17 @@ def production_model(context: dg.AssetExecutionContext, training_set: pd.DataFra
         "challenger_roc_auc": challenger_auc, "champion_roc_auc": champion_auc or float("nan")})
 
 
-def _holdout_auc(model, encounters: pd.DataFrame, y) -> float:
-    from sklearn.metrics import roc_auc_score
+def _card(registry: ModelRegistry, version, y, risk, decision: dict, training_set: pd.DataFrame,
+          ledger: dict) -> str:
+    """The challenger's model card: its run's holdout metrics, bootstrap intervals, subgroups, the decision."""
+    from assets.model.card import bootstrap_intervals, model_card
 
-    return float(roc_auc_score(y, model.predict(encounters)))
+    metrics = registry.client().get_run(version.run_id).data.metrics
+    calibration = getattr(registry.load(version.version), "calibration", None)
+    source = ledger.get("source", {})
+    return model_card(
+        int(version.version), registry.model_name, version.tags.get("candidate", "?"), metrics,
+        bootstrap_intervals(y, risk), getattr(calibration, "kind", None),
+        registry.load_document(version.run_id, "subgroup_metrics.json") or [], decision,
+        {"data_source": source.get("data_source"), "sha256": source.get("sha256"), "origin": source.get("origin"),
+         "batches": decision["batches"], "rows": len(training_set), "date": now_iso()})

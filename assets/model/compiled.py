@@ -55,16 +55,25 @@ class EncodedTrees:
                 and isinstance(encode, ColumnTransformer) and trees.n_trees_per_iteration_ == 1
                 and all(_one_to_one(t) for _, t, columns in encode.transformers_ if len(columns)))
 
-    def predict_proba(self, encounters: pd.DataFrame) -> np.ndarray:
+    def encode(self, encounters: pd.DataFrame) -> np.ndarray:
+        """The matrix the trees read: one row per encounter, features at sklearn's own positions."""
         features = self.prepare.transform(encounters)
         rows = np.empty((len(features), self.width), dtype=np.float64)
         for name, position, table, unknown in self.categorical:
             rows[:, position] = [table.get(value, unknown) for value in features[name].to_numpy()]
         for name, position in self.numeric:
             rows[:, position] = features[name].to_numpy(dtype=np.float64)
+        return rows
+
+    def raw_predict(self, rows: np.ndarray) -> np.ndarray:
+        """Log-odds of encoded rows: the baseline plus every tree."""
         raw = np.full(len(rows), self.baseline)
         for predictor in self.predictors:
             raw += predictor.predict(rows, self.known_cat_bitsets, self.f_idx_map, self.n_threads)
+        return raw
+
+    def predict_proba(self, encounters: pd.DataFrame) -> np.ndarray:
+        raw = self.raw_predict(self.encode(encounters))
         return self.trees._loss.predict_proba(raw.reshape(-1, 1))
 
 
@@ -75,7 +84,8 @@ def for_serving(model: ReadmissionModel, n_threads: int = 1) -> ReadmissionModel
     """
     if not EncodedTrees.supports(model.pipeline):
         return model
-    return ReadmissionModel(EncodedTrees(model.pipeline, n_threads), threshold=model.threshold, name=model.name)
+    return ReadmissionModel(EncodedTrees(model.pipeline, n_threads), threshold=model.threshold, name=model.name,
+                            calibration=getattr(model, "calibration", None), reference=getattr(model, "reference", None))
 
 
 def _categories(encode: ColumnTransformer) -> dict[str, np.ndarray]:

@@ -20,6 +20,7 @@ from assets.encounters.schemas import TARGET, feature_columns
 from assets.model.evaluate import choose_threshold, holdout_metrics
 from assets.model.features import CATEGORICAL, NUMERIC, death_or_hospice, prepare_features
 from assets.model.hyperparameters import Hyperparameters
+from assets.monitoring.quality import expected_calibration_error
 
 HOLDOUT_FRACTION = 0.2
 VALIDATION_FRACTION = 0.1
@@ -42,20 +43,41 @@ def modelling_rows(training_set: pd.DataFrame) -> pd.DataFrame:
     return training_set.loc[~training_set["death_or_hospice"].to_numpy(bool)].reset_index(drop=True)
 
 
+class Calibration:
+    """A monotone map from the model's probability to a calibrated one, fitted on the validation slice."""
+
+    def __init__(self, kind: str, fitted):
+        self.kind = kind  # "sigmoid" (Platt scaling on the log-odds) or "isotonic"
+        self.fitted = fitted
+
+    def __call__(self, risk: np.ndarray) -> np.ndarray:
+        risk = np.asarray(risk, dtype=float)
+        if self.kind == "isotonic":
+            return self.fitted.predict(risk)
+        return self.fitted.predict_proba(_logit(risk).reshape(-1, 1))[:, 1]
+
+
 class ReadmissionModel:
     """A fitted pipeline plus its decision threshold; `predict` returns P(readmitted < 30 days).
 
     `predict` returns probabilities (not labels) so MLflow's pyfunc flavour serves the risk itself.
+    `calibration` (None, or a `Calibration`) maps the pipeline's probability to the served one;
+    `reference` holds the encoded training means a linear model's explanations are measured from.
     """
 
-    def __init__(self, pipeline: Pipeline, threshold: float, name: str):
+    def __init__(self, pipeline: Pipeline, threshold: float, name: str, calibration: Calibration | None = None,
+                 reference: np.ndarray | None = None):
         self.pipeline = pipeline
         self.threshold = threshold
         self.name = name
+        self.calibration = calibration
+        self.reference = reference
 
     def predict_proba(self, encounters: pd.DataFrame) -> np.ndarray:
         """Two columns like sklearn: P(no early readmission), P(readmitted within 30 days)."""
         risk = self.pipeline.predict_proba(encounters)[:, 1]
+        if getattr(self, "calibration", None) is not None:  # versions pickled before calibration have none
+            risk = self.calibration(risk)
         risk = np.where(death_or_hospice(encounters), 0.0, risk)
         return np.column_stack([1 - risk, risk])
 
@@ -95,14 +117,62 @@ def build_candidates(params: Hyperparameters) -> dict[str, Pipeline]:
     }
 
 
-def fit_candidate(name: str, pipeline: Pipeline, train: pd.DataFrame) -> ReadmissionModel:
-    """Fit on the training patients minus a validation slice, pick the F1-best threshold on that slice."""
+def fit_candidate(name: str, pipeline: Pipeline, train: pd.DataFrame,
+                  holdout: pd.DataFrame | None = None) -> ReadmissionModel:
+    """Fit on the training patients minus a validation slice, pick the F1-best threshold on that slice.
+
+    Calibration is fitted on the validation slice too (never on the holdout) and kept only when it
+    lowers the holdout Brier score; then the threshold is chosen again on the calibrated slice."""
     validation = patient_bucket(train["patient_nbr"], salt=7919) < VALIDATION_FRACTION
     fit_rows, valid_rows = train.loc[~validation], train.loc[validation]
     pipeline.fit(fit_rows[feature_columns()], fit_rows[TARGET].to_numpy(bool))
     model = ReadmissionModel(pipeline, threshold=0.5, name=name)
-    model.threshold = choose_threshold(valid_rows[TARGET].to_numpy(bool), model.predict(valid_rows[feature_columns()]))
+    if hasattr(pipeline.steps[-1][1], "coef_"):
+        sample = fit_rows.sample(n=min(len(fit_rows), 20_000), random_state=0)
+        encoded = pipeline[:-1].transform(sample[feature_columns()])
+        model.reference = np.asarray(encoded.mean(axis=0)).ravel()
+    y_valid = valid_rows[TARGET].to_numpy(bool)
+    if holdout is not None and len(valid_rows) and y_valid.any():
+        model.calibration = choose_calibration(
+            y_valid, model.predict(valid_rows[feature_columns()]),
+            holdout[TARGET].to_numpy(bool), model.predict(holdout[feature_columns()]))
+    model.threshold = choose_threshold(y_valid, model.predict(valid_rows[feature_columns()]))
     return model
+
+
+def choose_calibration(y_valid: np.ndarray, risk_valid: np.ndarray, y_holdout: np.ndarray,
+                       risk_holdout: np.ndarray) -> Calibration | None:
+    """Sigmoid or isotonic, fitted on the validation slice; the one with the lowest holdout Brier score
+    if it beats the uncalibrated model's, else None."""
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.metrics import brier_score_loss
+
+    candidates = [
+        Calibration("sigmoid", LogisticRegression(C=1e6).fit(_logit(risk_valid).reshape(-1, 1), y_valid)),
+        Calibration("isotonic", IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(risk_valid, y_valid)),
+    ]
+    best, best_brier = None, brier_score_loss(y_holdout, risk_holdout)
+    for calibration in candidates:
+        brier = brier_score_loss(y_holdout, calibration(risk_holdout))
+        if brier < best_brier:
+            best, best_brier = calibration, brier
+    return best
+
+
+def _uncalibrated_metrics(model: ReadmissionModel, holdout: pd.DataFrame, y: np.ndarray) -> dict[str, float]:
+    """Holdout Brier and ECE before the calibration map (the same as after when there is none)."""
+    from sklearn.metrics import brier_score_loss
+
+    risk = model.pipeline.predict_proba(holdout[feature_columns()])[:, 1]
+    risk = np.where(death_or_hospice(holdout[feature_columns()]), 0.0, risk)
+    return {"brier_uncalibrated": float(brier_score_loss(y, risk)),
+            "ece_uncalibrated": expected_calibration_error(y, risk),
+            "calibrated": float(model.calibration is not None)}
+
+
+def _logit(risk: np.ndarray) -> np.ndarray:
+    risk = np.clip(np.asarray(risk, dtype=float), 1e-9, 1 - 1e-9)
+    return np.log(risk / (1 - risk))
 
 
 @dataclass
@@ -128,9 +198,11 @@ def train_candidates(training_set: pd.DataFrame, params: Hyperparameters) -> tup
     candidates = []
     for name, pipeline in build_candidates(params).items():
         start = time.perf_counter()
-        model = fit_candidate(name, pipeline, train)
+        model = fit_candidate(name, pipeline, train, holdout)
         seconds = time.perf_counter() - start
-        metrics = holdout_metrics(y, model.predict(holdout[feature_columns()]), model.threshold)
+        risk = model.predict(holdout[feature_columns()])
+        metrics = {**holdout_metrics(y, risk, model.threshold), "ece": expected_calibration_error(y, risk),
+                   **_uncalibrated_metrics(model, holdout, y)}
         candidates.append(Candidate(model, {**metrics, "train_rows": float(len(train)), "fit_seconds": seconds},
                                     seconds))
     return candidates, holdout

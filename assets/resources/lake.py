@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 from upath import UPath
 
 _ARROW_TEXT = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow")}
-FOLDERS = {"raw_batch": "raw", "clean_batch": "clean", "training_set": "training"}
+FOLDERS = {"raw_batch": "raw", "clean_batch": "clean", "training_set": "training",
+           "batch_predictions": "predictions", "batch_outcomes": "outcomes"}
 
 
 class Lake(dg.ConfigurableResource):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import warnings
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
 PRODUCTION_ALIAS = "production"
+# Versions loaded in this process, newest last: a registered version never changes, so the gate's load of
+# a challenger serves the next tick's monitoring of it (the CLI and demo tick in one process).
+_LOADED: "OrderedDict[tuple[str, str, str], object]" = OrderedDict()
+_LOADED_MAX = 2
 EXPERIMENT = "readmit"
 DATA_SOURCE_TAG = "readmit.data_source"
 
@@ -32,11 +37,14 @@ class ModelRegistry(dg.ConfigurableResource):
     artifact_root: str | None = None
     model_name: str = "readmission"
     promotion_margin: float = 0.002
+    subgroup_margin: float = 0.02
+    subgroup_min_rows: int = 500
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ModelRegistry":
         return cls(tracking_uri=settings.tracking_uri, artifact_root=settings.artifact_root,
-                   model_name=settings.model_name, promotion_margin=settings.promotion_margin)
+                   model_name=settings.model_name, promotion_margin=settings.promotion_margin,
+                   subgroup_margin=settings.subgroup_margin, subgroup_min_rows=settings.subgroup_min_rows)
 
     def client(self) -> MlflowClient:
         from mlflow.tracking import MlflowClient
@@ -55,8 +63,9 @@ class ModelRegistry(dg.ConfigurableResource):
         return mlflow.create_experiment(EXPERIMENT, artifact_location=self.artifact_root)
 
     def log_candidate(self, model, metrics: dict, params: dict, tags: dict, figures: dict,
-                      example: pd.DataFrame) -> tuple[str, str]:
-        """One MLflow run per candidate: params, holdout metrics, plots, and the model itself.
+                      example: pd.DataFrame, documents: dict | None = None) -> tuple[str, str]:
+        """One MLflow run per candidate: params, holdout metrics, plots, JSON `documents` (subgroup
+        metrics, the reference profile monitoring compares batches with), and the model itself.
 
         Returns the run id and the logged model's URI (what gets registered)."""
         import mlflow
@@ -69,6 +78,8 @@ class ModelRegistry(dg.ConfigurableResource):
             for name, figure in figures.items():
                 mlflow.log_figure(figure, f"plots/{name}")
             mlflow.log_dict(metrics, "holdout_metrics.json")
+            for name, document in (documents or {}).items():
+                mlflow.log_dict(document, name)
             example = example.astype({c: object for c in example.columns if example[c].dtype == "string"})
             with warnings.catch_warnings():
                 # MLflow's hint that integer columns cannot hold missing values: none of ours may be
@@ -108,11 +119,19 @@ class ModelRegistry(dg.ConfigurableResource):
                       key=lambda v: int(v.version))
 
     def load(self, version: str | int):
-        """The `ReadmissionModel` of one registered version."""
+        """The `ReadmissionModel` of one registered version (kept for the next caller in this process)."""
         import mlflow
 
+        key = (self.tracking_uri, self.model_name, str(version))
+        if key in _LOADED:
+            _LOADED.move_to_end(key)
+            return _LOADED[key]
         self.activate()
-        return mlflow.sklearn.load_model(f"models:/{self.model_name}/{version}")
+        model = mlflow.sklearn.load_model(f"models:/{self.model_name}/{version}")
+        _LOADED[key] = model
+        while len(_LOADED) > _LOADED_MAX:
+            _LOADED.popitem(last=False)
+        return model
 
     def load_with_example(self, version: str | int):
         """(model, its logged input example or None) of one version: what a smoke test needs."""
@@ -127,6 +146,36 @@ class ModelRegistry(dg.ConfigurableResource):
         except Exception:  # noqa: BLE001 - a model without a readable example is smoke-tested on a probe
             example = None
         return model, example
+
+    def load_document(self, run_id: str, name: str):
+        """A JSON artifact of a run (e.g. `reference_profile.json`), or None when the run has none."""
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        self.activate()
+        try:
+            return mlflow.artifacts.load_dict(f"runs:/{run_id}/{name}")
+        except (MlflowException, OSError):
+            return None
+
+    def record_monitoring(self, batch: str, version: int, metrics: dict, tags: dict, documents: dict) -> str:
+        """One run per judged batch (`readmit.kind=monitoring`), tagged with the version it judged."""
+        import mlflow
+
+        experiment_id = self.activate()
+        with mlflow.start_run(experiment_id=experiment_id, run_name=f"monitor-{batch}", tags={
+                **tags, "readmit.kind": "monitoring", "readmit.batch": batch,
+                "readmit.model_version": str(version)}) as run:
+            mlflow.log_metrics(metrics)
+            for name, document in documents.items():
+                mlflow.log_dict(document, name)
+        return run.info.run_id
+
+    def publish_card(self, version: str | int, run_id: str, card: str) -> None:
+        """The model card as `model_card.md` in the version's run and as the version's description."""
+        client = self.client()
+        client.log_text(run_id, card, "model_card.md")
+        client.update_model_version(self.model_name, str(version), description=card)
 
     def set_production(self, version: str | int) -> None:
         """Move the alias, then stamp the version with when (`alias_moved_at`, epoch seconds)."""

@@ -30,6 +30,20 @@ DASHBOARDS = {
         ("Model loaded", "bool", ["max(readmit_model_ready)"]),
         ("Registry poll failures", "short", ["sum(readmit_registry_poll_failures_total)"]),
     ]),
+    # Per-batch gauges the pipeline pushes (assets/monitoring/push.py) beside what the service observes.
+    "model_health": ("readmit — model health", [
+        ("Live ROC-AUC on the latest batch vs the model's holdout ROC-AUC", "none",
+         ["max by (model_version) (readmit_batch_roc_auc)", "max by (model_version) (readmit_batch_holdout_roc_auc)"]),
+        ("Input drift: largest feature PSI (0.1 warn, 0.25 alarm)", "none",
+         ["max by (batch) (readmit_batch_max_psi)", "max by (batch) (readmit_batch_prediction_psi)"]),
+        ("PSI per feature (top 8, latest batch)", "none", ["topk(8, max by (feature) (readmit_batch_feature_psi))"]),
+        ("Calibration on the latest batch (ECE, Brier)", "none",
+         ["max(readmit_batch_ece)", "max(readmit_batch_brier)"]),
+        ("Worst subgroup ROC-AUC gap (overall minus group)", "none", ["max(readmit_batch_max_subgroup_gap)"]),
+        ("Served predicted risk: median and P90", "percentunit", [
+            "histogram_quantile(0.5, sum by (le) (rate(readmit_predicted_risk_bucket[1m])))",
+            "histogram_quantile(0.9, sum by (le) (rate(readmit_predicted_risk_bucket[1m])))"]),
+    ]),
 }
 
 

@@ -42,7 +42,8 @@ def test_schedule_retries_and_task_graph_follow_the_asset_graph():
     assert tasks["retrain"].upstream_task_ids == {"ingest_batch"}
     for task in tasks.values():
         assert task.retries == 2 and task.retry_exponential_backoff
-    assert {a.name for a in tasks["ingest_batch"].outlets} == {"raw_batch", "clean_batch"}
+    assert {a.name for a in tasks["ingest_batch"].outlets} == {
+        "raw_batch", "clean_batch", "batch_predictions", "batch_outcomes", "batch_monitoring"}
     assert {a.name for a in tasks["retrain"].outlets} == {"training_set", "readmission_model", "production_model"}
 
 

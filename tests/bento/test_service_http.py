@@ -28,6 +28,28 @@ def test_valid_request_returns_probabilities_and_the_model_version(service, enco
         assert prediction["readmitted_30d"] == (prediction["readmitted_30d_probability"] >= body["model"]["threshold"])
 
 
+def test_explain_true_adds_additive_reasons_and_the_default_path_has_none(service, encounter):
+    import math
+
+    plain = _predict(service, [encounter]).json()["predictions"][0]
+    assert plain["explanation"] is None
+    busy = {**encounter, "number_inpatient": 8, "discharge_disposition_id": 1}
+    response = requests.post(f"{service}/predict", json={"encounters": [encounter, busy], "explain": True}, timeout=30)
+    assert response.status_code == 200, response.text
+    for prediction in response.json()["predictions"]:
+        explanation = prediction["explanation"]
+        total = explanation["base_log_odds"] + sum(r["log_odds"] for r in explanation["reasons"]) \
+            + explanation["other_log_odds"]
+        assert abs(total - explanation["log_odds"]) < 1e-6
+        probability = prediction["readmitted_30d_probability"]
+        if response.json()["model"]["calibration"] is None:  # else the version's map turns log-odds into risk
+            assert abs(explanation["log_odds"] - math.log(probability / (1 - probability))) < 1e-6
+        assert len(explanation["reasons"]) == 5 and all(r["label"] for r in explanation["reasons"])
+    assert response.json()["predictions"][0]["readmitted_30d_probability"] == plain["readmitted_30d_probability"]
+    metrics = requests.get(f"{service}/metrics", timeout=5).text
+    assert "readmit_explanations_total" in metrics
+
+
 def test_health_reports_the_model(service, trained_settings):
     assert requests.get(f"{service}/info/health", timeout=5).json() == requests.get(f"{service}/health", timeout=5).json()
     health = requests.get(f"{service}/health", timeout=5).json()
@@ -48,6 +70,7 @@ MALFORMED = [
     ({"encounters": "MANY"}, "encounters"),
     ({}, "encounters"),
     ({"encounters": [{}]}, "gender"),
+    ("EXPLAIN", "explain"),
 ]
 BAD_VALUES = {"time_in_hospital": "three", "race": "Martian", "A1Cresult": ">9", "age": "[100-110)",
               "num_medications": -4, "glyburide-metformin": "Sometimes", "admission_type_id": 42}
@@ -57,6 +80,8 @@ BAD_VALUES = {"time_in_hospital": "three", "race": "Martian", "A1Cresult": ">9",
 def test_malformed_requests_get_400_naming_the_field(service, encounter, payload, field):
     if payload == "ENCOUNTER":
         payload = {"encounters": [{**encounter, field: BAD_VALUES[field]}]}
+    elif payload == "EXPLAIN":
+        payload = {"encounters": [encounter], "explain": "yes"}  # a flag is a JSON boolean, nothing else
     elif payload == {"encounters": "MANY"}:
         payload = {"encounters": [encounter] * 1_001}
     response = requests.post(f"{service}/predict", json=payload, timeout=30)
@@ -81,6 +106,18 @@ def test_metrics_expose_latency_predictions_version_and_poll_failures(service, e
                  "readmit_model_version", "readmit_registry_poll_failures_total", "readmit_batch_rows_bucket",
                  "readmit_model_ready"):
         assert name in text, name
+
+
+def test_the_predicted_risk_histogram_counts_every_scored_encounter(service, encounter):
+    def risk_count() -> float:
+        text = requests.get(f"{service}/metrics", timeout=5).text
+        return sum(float(line.split()[-1]) for line in text.splitlines()
+                   if line.startswith("readmit_predicted_risk_count{"))
+
+    before = risk_count()
+    response = _predict(service, [encounter] * 7)
+    assert response.status_code == 200
+    assert risk_count() - before == 7
 
 
 def test_concurrent_single_requests_are_batched(service, encounter):

@@ -90,7 +90,7 @@ def test_mounted_observability_config_is_the_file_in_git(rendered):
     configs = {c["metadata"]["name"].rsplit("-", 1)[0]: c["data"] for c in _objects(rendered, "ConfigMap")}
     assert configs["prometheus-config"]["prometheus.yml"] == (REPO / "observability/prometheus/prometheus.yml").read_text()
     assert configs["prometheus-config"]["rules.yml"] == (REPO / "observability/prometheus/rules.yml").read_text()
-    for name in ("api_overview.json", "model.json"):
+    for name in ("api_overview.json", "model.json", "model_health.json"):
         assert configs["grafana-dashboards"][name] == (REPO / "observability/grafana/dashboards" / name).read_text()
     assert configs["locustfile"]["locustfile.py"] == (REPO / "observability/locust/locustfile.py").read_text()
 

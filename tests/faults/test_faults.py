@@ -147,21 +147,45 @@ def test_s3_answering_5xx_on_a_write_fails_the_tick_and_the_next_one_recovers(s3
     assert status["training_rows"] == 2_500 and status["retrain_owed"] == []
 
 
-def test_mlflow_down_during_the_last_retrain_is_made_good_by_the_next_tick(settings, monkeypatch):
+def test_mlflow_down_during_the_last_tick_is_made_good_by_the_next_tick(settings, monkeypatch):
+    """MLflow down: batch-003's monitoring fails first (the batch stays clean, nothing learns from it
+    unjudged); the next tick judges it and retrains on it."""
     instance = open_instance(settings)
     tick(settings, instance)
     tick(settings, instance)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     down = settings.with_(mlflow_tracking_uri="http://127.0.0.1:9")  # nothing listens there
-    with pytest.raises(PipelineError, match="retrain"):
+    with pytest.raises(PipelineError, match="batch-003 is clean"):
         tick(down, instance)
-    assert collect_status(settings)["retrain_owed"] == ["batch-003"]
-    report = tick(settings, instance)  # nothing new to release, but a retrain is owed
-    assert report.batch is None and "retrained" in report.message
-    decision_batches = collect_status(settings)["last_retrain"]["batches"]
+    status = collect_status(settings)
+    assert status["retrain_owed"] == ["batch-003"] and status["batches"][2]["monitoring"] is None
+    report = tick(settings, instance)  # nothing new to release: batch-003 is judged, then learnt from
+    assert report.batch == "batch-003" and set(report.runs) == {"ingest_batch", "retrain"}
+    status = collect_status(settings)
+    assert status["batches"][2]["monitoring"]["model_version"] is not None
+    decision_batches = status["last_retrain"]["batches"]
     assert decision_batches == ["batch-001", "batch-002", "batch-003"]
     assert ModelRegistry.from_settings(settings).latest_version().tags["readmit.batches"] == ",".join(decision_batches)
+    _correct_state(settings)
+
+
+def test_mlflow_down_during_the_retrain_alone_is_made_good_by_the_next_tick(settings, monkeypatch):
+    instance = open_instance(settings)
+    tick(settings, instance)
+    tick(settings, instance)
+
+    def tracking_down(self, *args, **kwargs):
+        raise ConnectionError("tracking server went away")
+
+    monkeypatch.setattr(ModelRegistry, "log_candidate", tracking_down)
+    with pytest.raises(PipelineError, match="retrain"):
+        tick(settings, instance)
+    assert collect_status(settings)["retrain_owed"] == ["batch-003"]
+    monkeypatch.undo()
+    report = tick(settings, instance)  # nothing new to release, but a retrain is owed
+    assert report.batch is None and "retrained" in report.message
+    assert collect_status(settings)["last_retrain"]["batches"] == ["batch-001", "batch-002", "batch-003"]
     _correct_state(settings)
 
 

@@ -1,6 +1,7 @@
 """Real Prometheus scraping the real service under a short Locust load: every dashboard panel's and every
 rule's PromQL returns data; configs pass promtool; Grafana's datasource uid matches the provisioning."""
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 import requests
 import yaml
 
+from assets.monitoring.push import push_batch_gauges
 from assets.resources.registry import ModelRegistry
 
 from observability.locust.step_load import run_step, sample_encounters
@@ -64,6 +66,14 @@ def test_every_panel_and_rule_query_returns_data(trained_settings, tmp_path):
     port = free_port()
     config["scrape_configs"][0]["static_configs"][0]["targets"] = [api.removeprefix("http://")]
     config["scrape_configs"][1]["static_configs"][0]["targets"] = [f"127.0.0.1:{port}"]
+    # The pipeline's per-batch gauges: a real Pushgateway holding what the last tick judged.
+    gateway_port = free_port()
+    gateway = Server("pushgateway", ["prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{gateway_port}"],
+                     tmp_path).start(f"http://127.0.0.1:{gateway_port}/-/ready", 60)
+    report = json.loads((trained_settings.home / "lake" / "monitoring" / "batch-002.json").read_text())
+    assert push_batch_gauges(f"http://127.0.0.1:{gateway_port}", "batch-002", report, logging.getLogger())
+    pushed = next(job for job in config["scrape_configs"] if job["job_name"] == "readmit-pushgateway")
+    pushed["static_configs"][0]["targets"] = [f"127.0.0.1:{gateway_port}"]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     prometheus = Server("prometheus", ["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
                                        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
@@ -98,4 +108,5 @@ def test_every_panel_and_rule_query_returns_data(trained_settings, tmp_path):
         if "serving" in locals():
             registry.set_production(serving.version)
         prometheus.stop()
+        gateway.stop()
         api_server.stop()

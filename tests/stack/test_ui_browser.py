@@ -50,7 +50,9 @@ def test_clinician_flow_in_chromium(trained_settings, tmp_path, browser, synthet
         page.get_by_role("button", name="Predict readmission risk").click()
         expect(page.get_by_text("Probability of readmission < 30 days")).to_be_visible(timeout=60_000)
         expect(page.get_by_text(f"readmission version {version}")).to_be_visible()
-        page.wait_for_timeout(500)
+        # The reasons, as a chart (a death or hospice discharge has none: its risk is 0 by rule).
+        expect(page.get_by_text("Why this risk").or_(page.get_by_text("Discharged to death or hospice"))).to_be_visible()
+        page.wait_for_timeout(1000)
         page.screenshot(path=str(REPO / "docs" / "ui_predict.png"), full_page=True)
 
         upload = tmp_path / "encounters.csv"
@@ -65,6 +67,13 @@ def test_clinician_flow_in_chromium(trained_settings, tmp_path, browser, synthet
         expect(page.get_by_text("Input should be '[0-10)'").first).to_be_visible()
         page.wait_for_timeout(1500)  # let the results grid paint before the screenshot
         page.screenshot(path=str(REPO / "docs" / "ui_batch.png"), full_page=True)
+
+        page.goto(f"{ui}/monitoring")  # batch-002 was judged by version 1 before the second retrain
+        expect(page.get_by_text("Live ROC-AUC per batch")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Feature drift (PSI) by batch")).to_be_visible()
+        expect(page.get_by_role("cell", name="batch-002", exact=True)).to_be_visible()
+        expect(page.get_by_role("cell", name="gender", exact=True).first).to_be_visible()
+        page.wait_for_timeout(1500)
 
         api_server.stop()
         page.goto(ui)

@@ -58,3 +58,45 @@ def test_app_renders_the_form_and_says_clearly_when_the_api_is_down(monkeypatch,
     app.button[-1].click().run()  # the form's submit button
     assert not app.exception
     assert any("not reachable" in e.value for e in app.error)
+
+
+def _monitoring_page():
+    from ui.views.monitoring import render
+
+    render()
+
+
+def _report(version, drift, psi):
+    summary = {"model_version": version, "roc_auc": 0.66, "pr_auc": 0.2, "brier": 0.09, "ece": 0.01,
+               "max_psi": max(psi.values()) if psi else None, "max_psi_feature": max(psi, key=psi.get) if psi else None,
+               "drift": drift, "holdout_roc_auc": 0.67, "threshold": 0.12, "rows": 14_000}
+    subgroups = [{"attribute": "gender", "group": "Female", "n": 7_000, "positive_rate": 0.11, "roc_auc": 0.65,
+                  "tpr": 0.5, "fpr": 0.3, "ece": 0.01}]
+    return {"summary": summary, "psi": psi, "subgroups": subgroups}
+
+
+def test_monitoring_page_shows_each_judged_batch_and_raises_drift_alarms(monkeypatch, tmp_path):
+    import json
+
+    folder = tmp_path / "lake" / "monitoring"
+    folder.mkdir(parents=True)
+    first = _report(None, None, {})
+    first["summary"].update(roc_auc=None, note="no production model yet")
+    reports = {"batch-001": first, "batch-002": _report(1, "none", {"age": 0.01, "race": 0.002}),
+               "batch-003": _report(2, "alarm", {"age": 0.4, "race": 0.003})}
+    for batch, report in reports.items():
+        (folder / f"{batch}.json").write_text(json.dumps(report))
+    monkeypatch.setenv("READMIT_HOME", str(tmp_path))
+    app = AppTest.from_function(_monitoring_page, default_timeout=60).run()
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert table["batch"].tolist() == ["batch-002", "batch-003"]  # batch-001 had no model to judge it
+    assert table["judged by version"].tolist() == [1, 2]
+    assert any("drift alarm on batch-003" in e.value for e in app.error)
+    assert app.dataframe[1].value["group"].tolist() == ["Female"]
+
+
+def test_monitoring_page_before_any_judged_batch_says_why(monkeypatch, tmp_path):
+    monkeypatch.setenv("READMIT_HOME", str(tmp_path))
+    app = AppTest.from_function(_monitoring_page, default_timeout=60).run()
+    assert not app.exception and any("No batch has been judged yet" in i.value for i in app.info)

@@ -23,7 +23,7 @@ def render() -> None:
     scored, rejected = score(frame, st.progress(0.0, text="scoring"))
     st.success(f"{len(scored)} rows scored, {len(rejected)} rejected")
     if len(scored):
-        st.dataframe(scored, use_container_width=True)
+        st.dataframe(scored, width="stretch")
         st.download_button("Download scores (CSV)", scored.to_csv(index=False), "readmit_scores.csv", "text/csv")
     if rejected:
         st.subheader("Rejected rows")

@@ -16,17 +16,17 @@ def render() -> None:
         return
     if status["data_source"] == "synthetic":
         st.warning("These batches come from the SYNTHETIC generator, not the UCI data.")
-    batches = pd.DataFrame(status["batches"])
+    batches = pd.DataFrame(status["batches"]).drop(columns=["monitoring"])  # the Monitoring page shows it
     st.write(f"{len(batches)} of {status['planned_batches']} batches released, "
              f"{status['training_rows']:,} rows in the training set")
-    st.dataframe(batches, use_container_width=True, hide_index=True)
+    st.dataframe(batches, width="stretch", hide_index=True)
     st.bar_chart(batches.set_index("id")[["clean_rows", "quarantined_rows"]])
     reasons = quarantine_reasons()
     st.subheader("Quarantined rows")
     if reasons.empty:
         st.write("No row has been quarantined.")
     else:
-        st.dataframe(reasons, use_container_width=True, hide_index=True)
+        st.dataframe(reasons, width="stretch", hide_index=True)
 
 
 def quarantine_reasons() -> pd.DataFrame:

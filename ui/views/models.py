@@ -24,7 +24,7 @@ def model_history() -> pd.DataFrame:
             "training_rows": int(version.tags.get("readmit.training_rows", 0) or 0),
             "data_source": version.tags.get("readmit.data_source"),
             "decision": version.tags.get("promotion_decision"), "reason": version.tags.get("promotion_reason"),
-            "run_id": version.run_id})
+            "run_id": version.run_id, "card": version.description or ""})
     return pd.DataFrame(rows)
 
 
@@ -42,9 +42,25 @@ def render() -> None:
     if len(live):
         st.success(f"In production: version {int(live.iloc[0]['version'])} "
                    f"(ROC-AUC {live.iloc[0]['roc_auc']:.3f}, {live.iloc[0]['candidate']})")
-    st.dataframe(history, use_container_width=True, hide_index=True)
+    st.dataframe(history.drop(columns=["card"]), width="stretch", hide_index=True)
     left, right = st.columns(2)
     left.subheader("Holdout ROC-AUC per version")
-    left.line_chart(history.set_index("version")["roc_auc"])
+    left.scatter_chart(history, x="version", y="roc_auc", color="candidate",
+                       x_label="registered version", y_label="ROC-AUC on its own holdout")
     right.subheader("ROC-AUC by batches seen")
-    right.scatter_chart(history, x="batches_seen", y="roc_auc")
+    right.scatter_chart(history, x="batches_seen", y="roc_auc", color="candidate",
+                        x_label="batches in the version's training set", y_label="ROC-AUC on its own holdout")
+    st.caption("Each version was measured on the holdout patients of the batches it was trained on, so two "
+               "versions' figures come from different rows. The gate compares champion and challenger on the "
+               "same holdout (see the reason column), and the Monitoring page shows each production version "
+               "on the batches that arrived after it.")
+    st.subheader("Model card")
+    versions = history["version"].tolist()
+    default = versions.index(int(live.iloc[0]["version"])) if len(live) else len(versions) - 1
+    chosen = st.selectbox("Version", versions, index=default, format_func=lambda v: f"version {v}")
+    card = history.loc[history["version"] == chosen, "card"].iloc[0]
+    if card:
+        with st.container(border=True):
+            st.markdown(card)
+    else:
+        st.write("This version has no model card (it was registered before cards were written).")

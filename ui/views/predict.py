@@ -1,6 +1,8 @@
 """Predict page: one encounter in a schema-generated form, the risk and which model answered."""
 from __future__ import annotations
 
+import altair as alt
+import pandas as pd
 import streamlit as st
 
 from assets.encounters.source import read_source_info
@@ -56,7 +58,7 @@ def _fill_random(training) -> None:
 
 def _show_prediction(encounter: dict) -> None:
     try:
-        result = client().predict([encounter])
+        result = client().predict([encounter], explain=True)
     except ApiError as err:
         st.error(str(err))
         if err.fields:
@@ -70,3 +72,30 @@ def _show_prediction(encounter: dict) -> None:
                  help=f"at the model's threshold {model['threshold']:.3f}")
     source = " — SYNTHETIC training data" if model["data_source"] == "synthetic" else ""
     st.info(f"Answered by model **{model['name']} version {model['version']}** (run `{model['run_id']}`){source}")
+    st.caption(f"Risk bands: **low** below the model's decision threshold ({model['threshold']:.1%}), **elevated** "
+               f"from it, **high** from twice it ({2 * model['threshold']:.1%}).")
+    if prediction.get("explanation"):
+        _show_reasons(prediction["explanation"])
+    elif prediction["readmitted_30d_probability"] == 0:
+        st.write("Discharged to death or hospice: no readmission is possible, so the model answers 0.")
+
+
+def _show_reasons(explanation: dict) -> None:
+    """The five fields that moved this encounter's risk most, as signed bars on the log-odds scale."""
+    st.subheader("Why this risk")
+    rows = [{"reason": f"{r['label']} = {r['value'] if r['value'] is not None else '?'}",
+             "log-odds": r["log_odds"], "direction": "raises the risk" if r["log_odds"] > 0 else "lowers the risk"}
+            for r in explanation["reasons"]]
+    rows.append({"reason": "all other fields", "log-odds": explanation["other_log_odds"],
+                 "direction": "raises the risk" if explanation["other_log_odds"] > 0 else "lowers the risk"})
+    frame = pd.DataFrame(rows)
+    chart = alt.Chart(frame).mark_bar().encode(
+        x=alt.X("log-odds:Q", title="contribution to the log-odds (0 = no effect)"),
+        y=alt.Y("reason:N", sort=None, title=None),
+        color=alt.Color("direction:N", scale=alt.Scale(domain=["raises the risk", "lowers the risk"],
+                                                       range=["#d62728", "#2ca02c"]), legend=alt.Legend(orient="bottom")),
+        tooltip=["reason", alt.Tooltip("log-odds:Q", format="+.3f")])
+    st.altair_chart(chart, width="stretch")
+    st.caption(f"Starting from the average encounter (log-odds {explanation['base_log_odds']:+.2f}), these "
+               f"contributions add up exactly to this encounter's log-odds {explanation['log_odds']:+.2f}. They "
+               "describe the model, not causes: a field can matter because it travels with what does.")

@@ -1,0 +1,1 @@
+"""Monitoring: how the production model does on each new batch, before it learns from it."""
