@@ -11,7 +11,7 @@ import streamlit as st
 
 from ui.views.shared import lake
 
-DRIFT_COLOURS = {"none": "🟢 none", "warn": "🟠 warn", "alarm": "🔴 alarm"}
+DRIFT_LABELS = {"none": "none", "warn": "WARN", "alarm": "ALARM"}
 
 
 @st.cache_data(ttl=15, show_spinner=False)
@@ -38,9 +38,9 @@ def render() -> None:
         "batch": batch, "judged by version": s["model_version"], "live ROC-AUC": s["roc_auc"],
         "holdout ROC-AUC of that version": s.get("holdout_roc_auc"), "PR-AUC": s["pr_auc"], "Brier": s["brier"],
         "ECE": s["ece"], "max PSI": s["max_psi"], "feature": s["max_psi_feature"],
-        "drift": DRIFT_COLOURS.get(s["drift"], "not measured"), "rows": s.get("rows")}
+        "drift": DRIFT_LABELS.get(s["drift"], "not measured"), "rows": s.get("rows")}
         for batch, s in ((b, r["summary"]) for b, r in judged.items())])
-    alarms = table.loc[table["drift"] == DRIFT_COLOURS["alarm"], "batch"].tolist()
+    alarms = table.loc[table["drift"] == DRIFT_LABELS["alarm"], "batch"].tolist()
     if alarms:
         st.error(f"Input drift alarm on {', '.join(alarms)}: the batch no longer looks like the training data.")
     st.dataframe(table, width="stretch", hide_index=True)

@@ -91,7 +91,7 @@ def _show_reasons(explanation: dict) -> None:
     frame = pd.DataFrame(rows)
     chart = alt.Chart(frame).mark_bar().encode(
         x=alt.X("log-odds:Q", title="contribution to the log-odds (0 = no effect)"),
-        y=alt.Y("reason:N", sort=None, title=None),
+        y=alt.Y("reason:N", sort=None, title=None, axis=alt.Axis(labelLimit=420)),
         color=alt.Color("direction:N", scale=alt.Scale(domain=["raises the risk", "lowers the risk"],
                                                        range=["#d62728", "#2ca02c"]), legend=alt.Legend(orient="bottom")),
         tooltip=["reason", alt.Tooltip("log-odds:Q", format="+.3f")])
