@@ -12,6 +12,8 @@ export PATH := $(TOOLS)/bin:$(PATH)
 RUN := $(UV) run --frozen
 DAGSTER_PORT ?= 3070
 API_PORT ?= 3000
+# The project version names the Bento and the API image built from it (k8s/base/api.yaml runs that tag).
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n 1)
 UI_PORT ?= 8501
 
 MLFLOW_PORT ?= 5000
@@ -19,7 +21,7 @@ MLFLOW_PORT ?= 5000
 MLFLOW_BACKEND_STORE_URI ?= sqlite:///$(READMIT_HOME)/mlflow.db
 MLFLOW_ARTIFACTS_DESTINATION ?= $(READMIT_HOME)/mlartifacts
 
-.PHONY: system-packages install demo test test-stack dagster mlflow airflow serve ui observe loadtest deploy-check bento bento-requirements up down logs status clean bench postgres
+.PHONY: system-packages install demo test test-stack dagster mlflow airflow serve ui observe loadtest deploy-check bento api-image bento-requirements up down logs status clean bench postgres
 
 $(UV):
 	@command -v python3 >/dev/null || { echo "readmit needs python3 (3.11) on PATH" >&2; exit 1; }
@@ -46,7 +48,7 @@ test-stack: install postgres system-packages ## tests against real servers on lo
 
 dagster: install ## the Dagster UI on the instance the pipeline writes to
 	mkdir -p $(READMIT_HOME)/dagster && [ -f $(READMIT_HOME)/dagster/dagster.yaml ] || printf 'telemetry:\n  enabled: false\n' > $(READMIT_HOME)/dagster/dagster.yaml
-	DAGSTER_HOME=$(READMIT_HOME)/dagster $(RUN) dagster dev -m assets.definitions -h 127.0.0.1 -p $(DAGSTER_PORT)
+	DAGSTER_HOME=$(READMIT_HOME)/dagster $(RUN) dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT)
 
 mlflow: install ## MLflow tracking server + UI (http://127.0.0.1:5000); Postgres/S3 via the variables above
 	mkdir -p $(READMIT_HOME)
@@ -75,12 +77,16 @@ loadtest: install ## Locust step load against the API (make serve first); report
 deploy-check: install ## validate compose and kustomize manifests offline (no Docker, no cluster)
 	$(RUN) pytest -q tests/deploy
 
-bento-requirements: $(UV) ## re-export bento/requirements.txt from uv.lock (a test fails when it is stale)
-	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --group serve > bento/requirements.txt
+bento-requirements: $(UV) ## re-export bento/requirements.txt (project + serve group only) from uv.lock; a test fails when stale
+	$(UV) export --frozen --no-default-groups --no-hashes --no-emit-project --group serve > bento/requirements.txt
 
-bento: install ## build the Bento, packing the model that is in production now as its fallback
+bento: install ## build the Bento readmit:$(VERSION), packing the model that is in production now as its fallback
 	$(RUN) python -m bento.packing
-	$(RUN) bentoml build -f bento/bentofile.yaml .
+	$(RUN) bentoml delete --yes readmit:$(VERSION) >/dev/null 2>&1 || true
+	$(RUN) bentoml build -f bento/bentofile.yaml --version $(VERSION) .
+
+api-image: bento ## the API image k8s runs (readmit/api:$(VERSION)): the Bento, containerized (needs Docker)
+	$(RUN) bentoml containerize readmit:$(VERSION) --image-tag readmit/api:$(VERSION)
 
 up: install ## every service as a local process (MLflow, Dagster, Airflow, API, Streamlit, Prometheus)
 	bash scripts/up.sh

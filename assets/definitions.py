@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.automation import build_automation
 from assets.encounters.assets import DatasetSource, batches, clean_batch, raw_batch, source_dataset, training_set
 from assets.model.assets import production_model, readmission_model
 from assets.monitoring.assets import Monitoring, batch_monitoring, batch_outcomes, batch_predictions
@@ -18,7 +19,7 @@ RETRAIN_JOB = "retrain"
 def build_definitions(settings: Settings) -> dg.Definitions:
     """The whole asset graph with resources bound to `settings`."""
     lake = Lake(root=settings.lake, s3_endpoint_url=settings.s3_endpoint_url)
-    jobs = [
+    fetch, ingest, retrain = jobs = [
         dg.define_asset_job(FETCH_JOB, selection=[source_dataset],
                             description="Fetch (or reuse) the encounters dataset."),
         dg.define_asset_job(INGEST_JOB, selection=[raw_batch, clean_batch, batch_predictions, batch_outcomes,
@@ -28,7 +29,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         dg.define_asset_job(RETRAIN_JOB, selection=[training_set, readmission_model, production_model],
                             description="Rebuild the training set from every clean batch, then retrain."),
     ]
+    schedules, sensors = build_automation(settings, fetch, ingest, retrain)
     return dg.Definitions(
+        schedules=schedules,
+        sensors=sensors,
         assets=[source_dataset, raw_batch, clean_batch, batch_predictions, batch_outcomes, batch_monitoring,
                 training_set, readmission_model, production_model],
         jobs=jobs,
@@ -44,5 +48,5 @@ def build_definitions(settings: Settings) -> dg.Definitions:
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    """Entry point for `dagster dev -m assets.definitions`: settings are read when Dagster loads it."""
+    """Entry point for `dagster dev` ([tool.dagster] in pyproject.toml): settings are read when Dagster loads it."""
     return build_definitions(Settings.from_env())

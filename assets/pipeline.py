@@ -183,13 +183,13 @@ def run_job(defs: dg.Definitions, instance: dg.DagsterInstance, job_name: str,
     if not result.success:
         errors = [event.event_specific_data.error for event in result.all_events
                   if event.is_step_failure and event.event_specific_data.error]
-        reason = "; ".join(_reason(error) for error in errors)[:500] or "unknown error"
+        reason = "; ".join(error_reason(error) for error in errors)[:500] or "unknown error"
         raise PipelineError(f"job {job_name} failed (run {result.run_id}):\n"
                             + "\n".join(error.to_string() for error in errors), reason=reason)
     return result.run_id
 
 
-def _reason(error) -> str:
+def error_reason(error) -> str:
     """One line a person can act on: the user code's own error, not Dagster's wrapper around it."""
     while error.cause is not None and "DagsterExecutionStepExecutionError" in (error.cls_name or ""):
         error = error.cause

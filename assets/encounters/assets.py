@@ -62,7 +62,7 @@ def source_dataset(context: dg.AssetExecutionContext, dataset: DatasetSource, la
         source={"origin": info.origin, "sha256": info.sha256, "data_source": info.data_source},
         total_rows=info.rows, batch_size=dataset.batch_size, planned_batches=len(plans))
     return dg.MaterializeResult(metadata={
-        "origin": info.origin, "rows": info.rows, "sha256": info.sha256,
+        "dagster/row_count": info.rows, "origin": info.origin, "rows": info.rows, "sha256": info.sha256,
         "data_source": info.data_source, "planned_batches": len(plans)})
 
 
@@ -85,7 +85,7 @@ def raw_batch(context: dg.AssetExecutionContext, dataset: DatasetSource, lake: L
         raise dg.Failure(description=f"{key} cannot be read: {err}. The raw batch is kept at {arrival}.") from err
     planned = ledger.entry(key).get("rows")
     ledger.record(key, status="raw", raw_rows=len(frame), arrival=str(arrival))
-    yield dg.Output(frame, metadata={"raw_rows": len(frame), "arrival": dg.MetadataValue.path(str(arrival))})
+    yield dg.Output(frame, metadata={"dagster/row_count": len(frame), "raw_rows": len(frame), "arrival": dg.MetadataValue.path(str(arrival))})
     yield dg.AssetCheckResult(check_name="rows_match_plan", passed=planned is None or planned == len(frame),
                               metadata={"planned": planned if planned is not None else "not planned (delivered)",
                                         "raw": len(frame)})
@@ -109,7 +109,7 @@ def clean_batch(context: dg.AssetExecutionContext, raw_batch: pd.DataFrame, lake
                                     attempts=0, error=None)
     rate = len(quarantine) / max(len(raw_batch), 1)
     yield dg.MaterializeResult(metadata={
-        "path": dg.MetadataValue.path(str(target)),
+        "path": dg.MetadataValue.path(str(target)), "dagster/row_count": len(clean),
         "clean_rows": len(clean), "quarantined_rows": len(quarantine),
         "readmitted_30d_rate": float(clean[TARGET].mean()) if len(clean) else 0.0,
         "quarantine_reasons": dg.MetadataValue.md(_reasons_table(quarantine))})
@@ -133,7 +133,7 @@ def training_set(lake: Lake) -> dg.Output:
     deduplicated = frame.drop_duplicates("encounter_id", keep="last").reset_index(drop=True)
     included = sorted(deduplicated["batch_id"].unique()) if len(deduplicated) else []
     return dg.Output(deduplicated, metadata={
-        "rows": len(deduplicated), "batches": len(included), "batch_ids": ", ".join(included),
+        "dagster/row_count": len(deduplicated), "rows": len(deduplicated), "batches": len(included), "batch_ids": ", ".join(included),
         "duplicates_dropped": len(frame) - len(deduplicated)})
 
 

@@ -1,8 +1,8 @@
 """Holdout metrics and the plots logged with every candidate."""
 from __future__ import annotations
 
-# Figures without pyplot: plots are files, never windows, and pyplot would keep every one alive.
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 from sklearn.calibration import calibration_curve
@@ -10,6 +10,9 @@ from sklearn.metrics import (
     ConfusionMatrixDisplay, average_precision_score, brier_score_loss, f1_score, precision_recall_curve,
     precision_score, recall_score, roc_auc_score, roc_curve,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def choose_threshold(y: np.ndarray, risk: np.ndarray) -> float:
@@ -37,6 +40,10 @@ def holdout_metrics(y: np.ndarray, risk: np.ndarray, threshold: float) -> dict[s
 
 def evaluation_plots(y: np.ndarray, risk: np.ndarray, threshold: float) -> dict[str, Figure]:
     """ROC, precision-recall, calibration and confusion-matrix figures, by file name."""
+    # Figures without pyplot: plots are files, never windows, and pyplot would keep every one alive.
+    # Imported here: this module travels with every registered model, which must load without matplotlib.
+    from matplotlib.figure import Figure
+
     figures = {}
     fig = Figure(figsize=(5, 4))
     ax = fig.subplots()
@@ -72,6 +79,8 @@ def evaluation_plots(y: np.ndarray, risk: np.ndarray, threshold: float) -> dict[
 
 def importance_plot(importance: pd.Series) -> Figure:
     """Horizontal bars of the top-20 input columns by permutation importance."""
+    from matplotlib.figure import Figure
+
     top = importance.sort_values().tail(20)
     fig = Figure(figsize=(6, 6))
     ax = fig.subplots()

@@ -54,12 +54,12 @@ def batch_predictions(context: dg.AssetExecutionContext, clean_batch: pd.DataFra
         context.log.info("no production model yet: this batch is not judged")
         empty = pd.DataFrame({"encounter_id": pd.Series(dtype="int64"), "predicted_risk": pd.Series(dtype="float64"),
                               "model_version": pd.Series(dtype="int64")})
-        return dg.Output(empty, metadata={"model_version": dg.MetadataValue.null(), "rows": 0})
+        return dg.Output(empty, metadata={"model_version": dg.MetadataValue.null(), "rows": 0, "dagster/row_count": 0})
     model = registry.load(live.version)
     risk = model.predict(clean_batch[feature_columns()])
     frame = pd.DataFrame({"encounter_id": clean_batch["encounter_id"].to_numpy("int64"),
                           "predicted_risk": risk, "model_version": int(live.version)})
-    return dg.Output(frame, metadata={"model_version": int(live.version), "rows": len(frame),
+    return dg.Output(frame, metadata={"model_version": int(live.version), "rows": len(frame), "dagster/row_count": len(frame),
                                       "mean_risk": float(risk.mean()) if len(risk) else 0.0})
 
 
@@ -68,7 +68,7 @@ def batch_outcomes(clean_batch: pd.DataFrame) -> dg.Output:
     """What happened: readmitted within 30 days or not, per encounter (here it arrives with the batch)."""
     frame = pd.DataFrame({"encounter_id": clean_batch["encounter_id"].to_numpy("int64"),
                           TARGET: clean_batch[TARGET].to_numpy(bool)})
-    return dg.Output(frame, metadata={"rows": len(frame), "positive_rate": float(frame[TARGET].mean()) if len(frame) else 0.0})
+    return dg.Output(frame, metadata={"rows": len(frame), "dagster/row_count": len(frame), "positive_rate": float(frame[TARGET].mean()) if len(frame) else 0.0})
 
 
 @dg.asset(group_name="monitoring", partitions_def=batches, kinds={"mlflow", "prometheus"},

@@ -8,8 +8,10 @@ reads on every parse, and importing MLflow alone costs ~1.5 s there.
 from __future__ import annotations
 
 import subprocess
+import tempfile
 import warnings
 from collections import OrderedDict
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -69,7 +71,8 @@ class ModelRegistry(dg.ConfigurableResource):
 
         Returns the run id and the logged model's URI (what gets registered)."""
         import mlflow
-        from mlflow.models import infer_signature
+
+        from assets.model.portable import model_signature, write_model_code
 
         experiment_id = self.activate()
         with mlflow.start_run(experiment_id=experiment_id, run_name=model.name, tags=tags) as run:
@@ -85,10 +88,11 @@ class ModelRegistry(dg.ConfigurableResource):
                 # MLflow's hint that integer columns cannot hold missing values: none of ours may be
                 # missing, and requests are checked against the schema-derived contract, not this signature.
                 warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
-                info = mlflow.sklearn.log_model(
-                    model, name="model", signature=infer_signature(example, model.predict(example)),
-                    input_example=example.head(3), serialization_format="cloudpickle",
-                    pip_requirements=_model_requirements())
+                with tempfile.TemporaryDirectory() as code:
+                    info = mlflow.sklearn.log_model(
+                        model, name="model", signature=model_signature(example, model.predict(example)),
+                        input_example=example.head(3), serialization_format="cloudpickle",
+                        pip_requirements=_model_requirements(), code_paths=[str(write_model_code(Path(code)))])
             return run.info.run_id, info.model_uri
 
     def register(self, model_uri: str, tags: dict) -> ModelVersion:
@@ -208,7 +212,8 @@ class ModelRegistry(dg.ConfigurableResource):
 
 
 def _model_requirements() -> list[str]:
-    """What loading the model needs, pinned to what trained it (plus readmit itself for the wrapper)."""
+    """What loading the model needs, pinned to what trained it; the project's own modules travel as
+    `code_paths` (assets/model/portable.py), so readmit itself is not a requirement."""
     from importlib.metadata import version
 
     return [f"{package}=={version(package)}" for package in

@@ -115,14 +115,23 @@ def test_compose_has_the_platform_with_healthchecks_and_ordered_start():
         assert "healthcheck" in service or (service.get("build") and "HEALTHCHECK" in built), name
 
 
-def test_every_image_of_ours_is_built_by_a_dockerfile_target(rendered):
+def test_every_image_of_ours_is_built_by_a_dockerfile_target_or_is_the_bento(rendered):
+    """The API image is the Bento containerized (`make api-image`, tag readmit/api:<project version>);
+    every other image of ours is a target of compose/Dockerfile, which no longer builds an API of its own."""
     targets = set(re.findall(r"^FROM \S+ AS (\w+)", DOCKERFILE.read_text(), re.M))
     compose = yaml.safe_load((REPO / "compose" / "docker-compose.yml").read_text())["services"]
     images = {c["image"] for d in _objects(rendered, "Deployment") for c in d["spec"]["template"]["spec"]["containers"]}
     images |= {s["image"] for s in compose.values() if "image" in s}
     ours = {i for i in images if i.startswith("readmit/")}
-    assert ours and all(i.split("/")[1].split(":")[0] in targets for i in ours), (ours, targets)
+    version = re.search(r'^version = "(.+)"', (REPO / "pyproject.toml").read_text(), re.M).group(1)
+    assert f"readmit/api:{version}" in ours, ours
+    assert "api" not in targets, "compose/Dockerfile still builds an API image beside the Bento"
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"bentoml containerize readmit:\$\(VERSION\) --image-tag readmit/api:\$\(VERSION\)", makefile)
+    assert all(i.split("/")[1].split(":")[0] in targets for i in ours - {f"readmit/api:{version}"}), (ours, targets)
     assert "USER readmit" in DOCKERFILE.read_text()
+    api = next(d for d in _objects(rendered, "Deployment") if d["metadata"]["name"] == "readmit-api")
+    assert api["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == 1034  # the Bento image's user
 
 
 def test_no_secret_value_is_committed():

@@ -20,8 +20,9 @@ def free_port() -> int:
 class Server:
     """A child process with its log file; `start` returns once `health_url` answers 200."""
 
-    def __init__(self, name: str, command: list[str], log_dir: Path, env: dict | None = None):
-        self.name, self.command = name, command
+    def __init__(self, name: str, command: list[str], log_dir: Path, env: dict | None = None,
+                 cwd: Path | None = None):
+        self.name, self.command, self.cwd = name, command, cwd
         self.env = {**os.environ, **(env or {})}
         self.log_path = log_dir / f"{name}.log"
         self.process: subprocess.Popen | None = None
@@ -30,7 +31,7 @@ class Server:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                        start_new_session=True)
+                                        cwd=self.cwd, start_new_session=True)
         wait_until_healthy(health_url, deadline_seconds, self)
         return self
 

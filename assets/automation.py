@@ -1,0 +1,84 @@
+"""Dagster's own schedule and sensors: the same ticks as the Airflow DAG, for a user who runs Dagster alone.
+
+- `every_5_minutes` (schedule): releases the next batch (an unfinished one first) and runs `ingest_batch`
+  on it, exactly as the DAG's `release_batch` task does.
+- `follow_up` (sensor, every 30 s): runs `fetch_source` before anything else, and `retrain` whenever a clean
+  batch has not been judged by a completed retrain, the DAG's downstream tasks.
+- `count_batch_failures` (run-failure sensor): a failed `ingest_batch` run counts against its batch, so
+  after `READMIT_BATCH_ATTEMPTS` the batch is `failed` (or, once clean, recorded as not judged) and the
+  schedule moves on, as `readmit tick` and the DAG do.
+
+All three start STOPPED: Airflow is the platform's scheduler, and two schedulers on one home would race
+(both serialise on the same tick lock, but each would release batches). Turn them on in the Dagster UI
+(Automation) or with `dagster schedule start` / `dagster sensor start`. Nothing runs while a readmit run is
+queued or in progress, so one step runs at a time in graph order. The pipeline functions are imported when
+evaluated: `assets.pipeline` itself imports the Definitions these are part of.
+"""
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.settings import Settings
+
+ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+          dg.DagsterRunStatus.STARTED]
+CRON = "*/5 * * * *"
+
+
+def build_automation(settings: Settings, fetch, ingest, retrain) -> tuple[list, list]:
+    """(schedules, sensors) for the three jobs, bound to `settings`."""
+    job_names = [fetch.name, ingest.name, retrain.name]
+
+    def busy(instance: dg.DagsterInstance) -> str | None:
+        runs = instance.get_run_records(dg.RunsFilter(job_name=None, statuses=ACTIVE), limit=20)
+        active = [r.dagster_run for r in runs if r.dagster_run.job_name in job_names]
+        return f"{active[0].job_name} run {active[0].run_id[:8]} is still {active[0].status.value.lower()}" if active else None
+
+    @dg.schedule(name="every_5_minutes", cron_schedule=CRON, job=ingest,
+                 default_status=dg.DefaultScheduleStatus.STOPPED,
+                 description="Release the next batch of encounters and ingest it (the Airflow DAG's cadence).")
+    def every_5_minutes(context: dg.ScheduleEvaluationContext):
+        from assets.pipeline import is_fetched, release_next_batch, tick_lock
+
+        if reason := busy(context.instance):
+            return dg.SkipReason(reason)
+        if not is_fetched(settings):
+            return dg.SkipReason("the dataset is not fetched yet: the follow_up sensor runs fetch_source first")
+        with tick_lock(settings, timeout=0):
+            report = release_next_batch(settings, context.instance)
+        if report.batch is None:
+            return dg.SkipReason(report.message)
+        context.log.info(report.message)
+        return dg.RunRequest(partition_key=report.batch, tags={"readmit/trigger": "schedule"})
+
+    @dg.sensor(name="follow_up", jobs=[fetch, retrain], minimum_interval_seconds=30,
+               default_status=dg.DefaultSensorStatus.STOPPED,
+               description="Fetch the dataset first; retrain when a clean batch has not been judged yet.")
+    def follow_up(context: dg.SensorEvaluationContext):
+        from assets.pipeline import is_fetched, retrain_owed
+
+        if reason := busy(context.instance):
+            return dg.SkipReason(reason)
+        if not is_fetched(settings):
+            return dg.RunRequest(job_name=fetch.name, tags={"readmit/trigger": "sensor"})
+        if owed := retrain_owed(settings):
+            return dg.RunRequest(job_name=retrain.name, tags={"readmit/trigger": "sensor",
+                                                              "readmit/owed": ",".join(owed)[:200]})
+        return dg.SkipReason("nothing owed: every clean batch has been judged by a retrain")
+
+    @dg.run_failure_sensor(name="count_batch_failures", monitored_jobs=[ingest],
+                           default_status=dg.DefaultSensorStatus.STOPPED,
+                           description="Count a failed ingest run against its batch (READMIT_BATCH_ATTEMPTS).")
+    def count_batch_failures(context: dg.RunFailureSensorContext):
+        from assets.pipeline import error_reason, record_batch_failure
+
+        batch = context.dagster_run.tags.get("dagster/partition")
+        if batch:
+            errors = [e.event_specific_data.error for e in context.get_step_failure_events()
+                      if e.event_specific_data and e.event_specific_data.error]
+            reason = "; ".join(error_reason(error) for error in errors)[:500] or (
+                context.failure_event.message or "run failed").splitlines()[0]
+            status = record_batch_failure(settings, batch, reason)
+            context.log.info(f"{batch} is {status} after a failed {context.dagster_run.job_name} run")
+
+    return [every_5_minutes], [follow_up, count_batch_failures]

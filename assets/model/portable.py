@@ -1,0 +1,79 @@
+"""What a registered model carries so that it loads outside this repository.
+
+The pickled pipeline references a few project functions and classes (`prepare_features`,
+`ReadmissionModel`, `Calibration`) by module. MLflow's `code_paths` ships exactly the project modules
+those import, found by reading their import statements, so `mlflow.pyfunc.load_model` works in an
+environment built from the model's own `requirements.txt`, with no checkout and no readmit install.
+Chosen over models-from-code (which would re-fit nothing but re-import the same modules) and over a
+library-only pipeline (which would mean re-writing feature derivation twice); measured in
+docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import ast
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from assets.encounters.schemas import feature_columns
+from assets.settings import REPO_ROOT
+
+PACKAGE = "assets"
+# The modules whose objects the pickled model holds; everything they import from the project follows.
+MODEL_MODULES = ("assets.model.train", "assets.model.features")
+# Source columns the model never reads: identifiers (a prediction must not depend on them) and weight.
+UNUSED_INPUTS = ("encounter_id", "patient_nbr", "weight")
+
+
+def module_file(module: str) -> Path:
+    path = REPO_ROOT.joinpath(*module.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+def module_closure(roots: tuple[str, ...] = MODEL_MODULES) -> list[str]:
+    """`roots` and every project module they import, at any depth (imports inside functions included)."""
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        for node in ast.walk(ast.parse(module_file(module).read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            todo += [name for name in names if name.split(".")[0] == PACKAGE and module_file(name).exists()]
+    return sorted(seen)
+
+
+def write_model_code(destination: Path, roots: tuple[str, ...] = MODEL_MODULES) -> Path:
+    """The project package trimmed to `module_closure(roots)` (plus its `__init__` files) under
+    `destination`; returns the package folder to pass as MLflow `code_paths`."""
+    for module in module_closure(roots):
+        parts = module.split(".")
+        for depth in range(1, len(parts)):  # every enclosing package's __init__.py
+            init = module_file(".".join(parts[:depth]))
+            target = destination.joinpath(*parts[:depth], "__init__.py")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(init, target)
+        source = module_file(module)
+        target = destination / source.relative_to(REPO_ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    return destination / PACKAGE
+
+
+def model_signature(example: pd.DataFrame, output):
+    """MLflow's inferred signature with the columns the model never reads marked optional."""
+    from mlflow.models import infer_signature
+    from mlflow.types.schema import ColSpec, Schema
+
+    inferred = infer_signature(example[feature_columns()], output)
+    inputs = Schema([ColSpec(spec.type, spec.name, required=spec.name not in UNUSED_INPUTS)
+                     for spec in inferred.inputs.inputs])
+    inferred.inputs = inputs
+    return inferred

@@ -1,0 +1,85 @@
+"""A Dagster-only user gets the same platform: `dagster` finds the code with no flags, and the schedule and
+sensors run the same jobs, in the same order, with the same failure accounting as `readmit tick` and Airflow."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from assets.definitions import FETCH_JOB, INGEST_JOB, RETRAIN_JOB, build_definitions
+from assets.encounters.batches import BatchLedger
+from assets.pipeline import open_instance, run_job
+from assets.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_dagster_cli_loads_the_project_without_flags(tmp_path):
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "READMIT_HOME": str(tmp_path / "home")}
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    result = subprocess.run([str(Path(sys.executable).parent / "dagster"), "definitions", "validate"], cwd=REPO,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "readmit" in result.stdout + result.stderr  # the code location named in [tool.dagster]
+
+
+def test_automation_is_off_by_default_and_runs_every_five_minutes(settings):
+    defs = build_definitions(settings)
+    schedule = defs.resolve_schedule_def("every_5_minutes")
+    assert schedule.cron_schedule == "*/5 * * * *" and schedule.job_name == INGEST_JOB
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    for name in ("follow_up", "count_batch_failures"):
+        assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.STOPPED
+
+
+def _requests(result) -> list[dg.RunRequest]:
+    if isinstance(result, dg.SkipReason) or result is None:
+        return []
+    return [result] if isinstance(result, dg.RunRequest) else list(result)
+
+
+def test_schedule_and_sensors_drive_the_same_ticks_as_the_cli(settings: Settings):
+    defs = build_definitions(settings)
+    instance = open_instance(settings)
+    schedule = defs.resolve_schedule_def("every_5_minutes")
+    follow_up = defs.resolve_sensor_def("follow_up")
+
+    def sensor():
+        return _requests(follow_up(dg.build_sensor_context(instance=instance, definitions=defs)))
+
+    def scheduled():
+        return _requests(schedule(dg.build_schedule_context(instance=instance)))
+
+    assert scheduled() == []  # nothing released before the fetch
+    [fetch] = sensor()
+    assert fetch.job_name == FETCH_JOB
+    run_job(defs, instance, FETCH_JOB)
+
+    [ingest] = scheduled()
+    assert ingest.partition_key == "batch-001" and instance.has_dynamic_partition("batches", "batch-001")
+    assert sensor() == []  # nothing owed until the batch is clean
+    run_job(defs, instance, INGEST_JOB, "batch-001")
+    [retrain] = sensor()
+    assert retrain.job_name == RETRAIN_JOB
+    run_job(defs, instance, RETRAIN_JOB)
+    assert sensor() == []
+    assert BatchLedger(Path(settings.lake)).unjudged_batches() == []
+
+    [second] = scheduled()
+    assert second.partition_key == "batch-002"
+    # A failing ingest run of batch-002 (its clean file cannot be written) counts against the batch.
+    (Path(settings.lake) / "clean" / "batch-002.parquet").mkdir(parents=True)
+    result = defs.resolve_job_def(INGEST_JOB).execute_in_process(instance=instance, partition_key="batch-002",
+                                                                raise_on_error=False)
+    assert not result.success
+    failed_run = instance.get_run_by_id(result.run_id)
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
+    context = dg.build_run_status_sensor_context(
+        sensor_name="count_batch_failures", dagster_event=failure, dagster_instance=instance,
+        dagster_run=failed_run).for_run_failure()
+    defs.resolve_sensor_def("count_batch_failures")(context)
+    entry = BatchLedger(Path(settings.lake)).entry("batch-002")
+    assert entry["attempts"] == 1 and "batch-002.parquet" in entry["error"], entry
+    [again] = scheduled()  # the unfinished batch comes back first, like `readmit tick`
+    assert again.partition_key == "batch-002"
