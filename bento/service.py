@@ -37,6 +37,11 @@ PREDICTIONS = bentoml.metrics.Counter(
 MODEL_VERSION = bentoml.metrics.Gauge(
     name="readmit_model_version", documentation="Registry version of the model being served (0: none)")
 MODEL_READY = bentoml.metrics.Gauge(name="readmit_model_ready", documentation="1 when a model is loaded")
+# An info metric: what is served lives in labels, the value is always 1 (readmit_model_version stays for the
+# alert that compares it, as a number, with the alias).
+MODEL_INFO = bentoml.metrics.Gauge(
+    name="readmit_model_info", documentation="The model being served: registry version, run and data source",
+    labelnames=["version", "run_id", "data_source"])
 POLL_FAILURES = bentoml.metrics.Counter(
     name="readmit_registry_poll_failures_total", documentation="Failed reads of the production alias")
 LOAD_FAILURES = bentoml.metrics.Counter(
@@ -238,6 +243,8 @@ class ReadmissionService:
         LAST_POLL.set_to_current_time()
 
     def _swapped(self, loaded: LoadedModel) -> None:
+        MODEL_INFO.clear()  # one series: the version served now
+        MODEL_INFO.labels(version=str(loaded.version), run_id=loaded.run_id, data_source=loaded.data_source).set(1)
         MODEL_VERSION.set(loaded.version)
         MODEL_READY.set(1)
         MODEL_SWAPS.inc()

@@ -1,34 +1,41 @@
 """Writes the Grafana dashboards (JSON in git) from one short description per panel.
 
 Run `uv run python observability/grafana/make_dashboards.py` after editing; the JSON files are what
-Grafana provisions and what the stack test checks against a real Prometheus.
+Grafana provisions and what the stack test checks against a real Prometheus. Queries use Grafana's
+`$__rate_interval` (never a fixed window, which breaks when the scrape interval changes) and every query of
+the service's own metrics honours the `instance` variable, so one replica behind the HPA can be singled out.
 """
 import json
 from pathlib import Path
 
 DATASOURCE = {"type": "prometheus", "uid": "readmit-prometheus"}
-PREDICT = 'endpoint="/predict"'
+INSTANCE = 'instance=~"$instance"'
+PREDICT = f'endpoint="/predict",{INSTANCE}'
+RATE = "$__rate_interval"
 DASHBOARDS = {
     "api_overview": ("readmit — API overview", [
-        ("Requests per second (/predict)", "reqps", [f"sum(rate(bentoml_service_request_total{{{PREDICT}}}[1m]))"]),
+        ("Requests per second (/predict)", "reqps", [f"sum(rate(bentoml_service_request_total{{{PREDICT}}}[{RATE}]))"]),
         ("Latency P50 / P95 / P99 (/predict)", "s", [
-            f"histogram_quantile({q}, sum by (le) (rate(bentoml_service_request_duration_seconds_bucket{{{PREDICT}}}[1m])))"
+            f"histogram_quantile({q}, sum by (le) (rate(bentoml_service_request_duration_seconds_bucket{{{PREDICT}}}[{RATE}])))"
             for q in (0.5, 0.95, 0.99)]),
         ("Responses by status", "reqps",
-         [f"sum by (http_response_code) (rate(bentoml_service_request_total{{{PREDICT}}}[1m]))"]),
+         [f"sum by (http_response_code) (rate(bentoml_service_request_total{{{PREDICT}}}[{RATE}]))"]),
         ("Error ratio (5xx)", "percentunit", ["readmit:predict_error_ratio:rate1m"]),
         ("In-flight requests", "short", [f"sum(bentoml_service_request_in_progress{{{PREDICT}}})"]),
         ("Encounters per model call (micro-batches)", "short", [
-            "sum(rate(readmit_batch_rows_sum[1m])) / clamp_min(sum(rate(readmit_batch_rows_count[1m])), 1e-9)",
-            "histogram_quantile(0.95, sum by (le) (rate(readmit_batch_rows_bucket[1m])))"]),
+            f"sum(rate(readmit_batch_rows_sum{{{INSTANCE}}}[{RATE}])) "
+            f"/ clamp_min(sum(rate(readmit_batch_rows_count{{{INSTANCE}}}[{RATE}])), 1e-9)",
+            f"histogram_quantile(0.95, sum by (le) (rate(readmit_batch_rows_bucket{{{INSTANCE}}}[{RATE}])))"]),
     ]),
     "model": ("readmit — model", [
         ("Predictions by model version and label", "short",
-         ["sum by (model_version, label) (rate(readmit_predictions_total[1m]))"]),
-        ("Production model version", "none", ["max(readmit_model_version)"]),
-        ("Model swaps (promotions reaching the service)", "short", ["sum(readmit_model_swaps_total)"]),
-        ("Model loaded", "bool", ["max(readmit_model_ready)"]),
-        ("Registry poll failures", "short", ["sum(readmit_registry_poll_failures_total)"]),
+         [f"sum by (model_version, label) (rate(readmit_predictions_total{{{INSTANCE}}}[{RATE}]))"]),
+        ("Served model (version, run, data source)", "none",
+         [f"count by (version, run_id, data_source) (readmit_model_info{{{INSTANCE}}})"]),
+        ("Model swaps (promotions reaching the service)", "short", [f"sum(readmit_model_swaps_total{{{INSTANCE}}})"]),
+        # min, not max: one replica with no model is a replica the load balancer sends requests to in vain.
+        ("Model loaded (every replica)", "bool", [f"min(readmit_model_ready{{{INSTANCE}}})"]),
+        ("Registry poll failures", "short", [f"sum(readmit_registry_poll_failures_total{{{INSTANCE}}})"]),
     ]),
     # Per-batch gauges the pipeline pushes (assets/monitoring/push.py) beside what the service observes.
     "model_health": ("readmit — model health", [
@@ -41,8 +48,8 @@ DASHBOARDS = {
          ["max(readmit_batch_ece)", "max(readmit_batch_brier)"]),
         ("Worst subgroup ROC-AUC gap (overall minus group)", "none", ["max(readmit_batch_max_subgroup_gap)"]),
         ("Served predicted risk: median and P90", "percentunit", [
-            "histogram_quantile(0.5, sum by (le) (rate(readmit_predicted_risk_bucket[1m])))",
-            "histogram_quantile(0.9, sum by (le) (rate(readmit_predicted_risk_bucket[1m])))"]),
+            f"histogram_quantile(0.5, sum by (le) (rate(readmit_predicted_risk_bucket{{{INSTANCE}}}[{RATE}])))",
+            f"histogram_quantile(0.9, sum by (le) (rate(readmit_predicted_risk_bucket{{{INSTANCE}}}[{RATE}])))"]),
     ]),
 }
 
@@ -51,6 +58,12 @@ def dashboard(uid: str, title: str, panels: list) -> dict:
     return {
         "uid": f"readmit-{uid.replace('_', '-')}", "title": title, "schemaVersion": 39, "version": 1,
         "time": {"from": "now-30m", "to": "now"}, "refresh": "10s", "tags": ["readmit"],
+        "templating": {"list": [{
+            "name": "instance", "label": "API replica", "type": "query", "datasource": DATASOURCE,
+            "query": {"query": "label_values(bentoml_service_request_total, instance)", "refId": "instances"},
+            "definition": "label_values(bentoml_service_request_total, instance)",
+            "includeAll": True, "multi": True, "allValue": ".*", "refresh": 2,
+            "current": {"selected": True, "text": ["All"], "value": ["$__all"]}}]},
         "panels": [{
             "id": index + 1, "type": "timeseries", "title": name, "datasource": DATASOURCE,
             "gridPos": {"h": 8, "w": 12, "x": 12 * (index % 2), "y": 8 * (index // 2)},

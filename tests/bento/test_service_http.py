@@ -108,6 +108,15 @@ def test_metrics_expose_latency_predictions_version_and_poll_failures(service, e
         assert name in text, name
 
 
+def test_model_info_names_the_served_version_in_labels_with_value_one(service, encounter, trained_settings):
+    live = ModelRegistry.from_settings(trained_settings).production()
+    text = requests.get(f"{service}/metrics", timeout=5).text
+    info = [line for line in text.splitlines() if line.startswith("readmit_model_info{")]
+    assert len(info) == 1, info  # exactly the served version: a swap replaces the series, never adds one
+    assert f'version="{live.version}"' in info[0] and f'run_id="{live.run_id}"' in info[0]
+    assert 'data_source="' in info[0] and float(info[0].split()[-1]) == 1.0
+
+
 def test_the_predicted_risk_histogram_counts_every_scored_encounter(service, encounter):
     def risk_count() -> float:
         text = requests.get(f"{service}/metrics", timeout=5).text

@@ -2,6 +2,7 @@
 rule's PromQL returns data; configs pass promtool; Grafana's datasource uid matches the provisioning."""
 import json
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -25,9 +26,37 @@ DASHBOARDS = sorted((OBS / "grafana" / "dashboards").glob("*.json"))
 RULES = OBS / "prometheus" / "rules.yml"
 
 
-def _dashboard_exprs() -> list[str]:
-    return [target["expr"] for path in DASHBOARDS for panel in json.loads(path.read_text())["panels"]
-            for target in panel["targets"]]
+# What Grafana substitutes before it queries: the interval it derives from the scrape interval, and the
+# instance variable's "All" value.
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$instance": ".*"}
+SERVICE_METRICS = ("bentoml_", "readmit_predictions_total", "readmit_model_", "readmit_batch_rows",
+                   "readmit_predicted_risk", "readmit_registry_")
+
+
+def _dashboard_exprs(substitute: bool = True) -> list[str]:
+    exprs = [target["expr"] for path in DASHBOARDS for panel in json.loads(path.read_text())["panels"]
+             for target in panel["targets"]]
+    if substitute:
+        for variable, value in GRAFANA_VARIABLES.items():
+            exprs = [expr.replace(variable, value) for expr in exprs]
+    return exprs
+
+
+def test_dashboards_follow_grafana_conventions():
+    """`$__rate_interval`, never a fixed window; an `instance` variable every service query honours;
+    readiness as the minimum over replicas (a replica without a model must show); the version as a label."""
+    for path in DASHBOARDS:
+        dashboard = json.loads(path.read_text())
+        variables = {v["name"]: v for v in dashboard.get("templating", {}).get("list", [])}
+        assert variables["instance"]["includeAll"] and variables["instance"]["multi"], path.name
+    for expr in _dashboard_exprs(substitute=False):
+        assert not re.search(r"\[\d+[smh]\]", expr), expr
+        if any(metric in expr for metric in SERVICE_METRICS):
+            assert 'instance=~"$instance"' in expr, expr
+        assert "max(readmit_model_ready" not in expr and "readmit_model_version" not in expr, expr
+    assert any(expr.startswith("min(readmit_model_ready") for expr in _dashboard_exprs(substitute=False))
+    assert any("readmit_model_info" in expr for expr in _dashboard_exprs(substitute=False))
+    assert "min(readmit_model_ready) < 1" in " ".join(RULES.read_text().split())
 
 
 def _rule_exprs() -> list[str]:
