@@ -81,7 +81,7 @@ sed "s/127.0.0.1:3000/127.0.0.1:$API_PORT/; s/127.0.0.1:9090/127.0.0.1:$PROMETHE
 sed "s/127.0.0.1:9096/127.0.0.1:$ALERT_SINK_PORT/" "$repo/observability/alertmanager/alertmanager.yml" > "$stack/alertmanager.yml"
 {
   echo "mlflow: $bin/mlflow server --app-name basic-auth --host 127.0.0.1 --port $MLFLOW_PORT --workers 1 --backend-store-uri $backend --artifacts-destination $artifacts --allowed-hosts 127.0.0.1:$MLFLOW_PORT,localhost:$MLFLOW_PORT"
-  echo "dagster: $bin/dagster dev -m assets.definitions -h 127.0.0.1 -p $DAGSTER_PORT"
+  echo "dagster: $bin/dagster dev -h 127.0.0.1 -p $DAGSTER_PORT"  # the code location: [tool.dagster] in pyproject.toml
   echo "airflow: bash $repo/scripts/airflow.sh"
   echo "api: bash -c '$as_api $bin/bentoml serve bento.service:ReadmissionService --host 127.0.0.1 --port $API_PORT'"
   echo "ui: bash -c '$as_api $bin/streamlit run $repo/ui/app.py --server.address 127.0.0.1 --server.port $UI_PORT --server.headless true --browser.gatherUsageStats false'"

@@ -83,3 +83,5 @@ def test_clinician_flow_in_chromium(trained_settings, tmp_path, browser, synthet
     finally:
         ui_server.stop()
         api_server.stop()
+    # Every page a clinician opened rendered without a Streamlit deprecation (logged by the server).
+    assert "will be removed" not in ui_server.tail(10_000), ui_server.tail(40)
