@@ -76,9 +76,9 @@ def encounter(synthetic_frame) -> dict:
          for k, v in row.items()}).model_dump(by_alias=True, exclude_none=True)
 
 
-@pytest.fixture(scope="module")
-def trained_settings(tmp_path_factory):
-    """Embedded settings whose registry holds two versions after two ticks on synthetic data."""
+@pytest.fixture(scope="session")
+def trained_template(tmp_path_factory) -> Settings:
+    """Two ticks on synthetic data, trained once per session: `trained_settings` hands out copies."""
     root = tmp_path_factory.mktemp("served")
     source = root / "diabetic_data.csv"
     generate_encounters(4_000, seed=21).to_csv(source, index=False)
@@ -87,6 +87,20 @@ def trained_settings(tmp_path_factory):
     tick(settings, instance)
     tick(settings, instance)
     return settings
+
+
+@pytest.fixture(scope="module")
+def trained_settings(trained_template, tmp_path_factory):
+    """Embedded settings whose registry holds two versions after two ticks on synthetic data.
+
+    Each module gets its own copy of the trained home (registry, aliases, lake, Dagster instance), so a test
+    that moves the alias or registers a version cannot leak into another module, without training again.
+    Artifacts logged before the copy stay where the template wrote them (MLflow stores absolute URIs)."""
+    import shutil
+
+    home = tmp_path_factory.mktemp("served-copy") / "home"
+    shutil.copytree(trained_template.home, home)
+    return Settings(home=home, source=trained_template.source, offline=True, batch_size=trained_template.batch_size)
 
 
 def raw_frame(rows: list[dict] | None = None, base: pd.DataFrame | None = None, n: int = 3) -> pd.DataFrame:

@@ -27,20 +27,37 @@ LIMITATIONS = [
 
 def bootstrap_intervals(y: np.ndarray, risk: np.ndarray, rounds: int = BOOTSTRAP_ROUNDS,
                         seed: int = 0) -> dict[str, tuple[float, float]]:
-    """95% percentile intervals of ROC-AUC, PR-AUC and Brier over `rounds` resamples of the holdout."""
-    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+    """95% percentile intervals of ROC-AUC, PR-AUC and Brier over `rounds` resamples of the holdout.
 
+    A resample is a vector of counts per holdout row, so every round shares one sort of the scores and all
+    rounds are computed together as weighted metrics (the same numbers as scikit-learn's with
+    `sample_weight`, tested): 200 rounds cost ~20x less than 600 scikit-learn calls."""
     rng = np.random.default_rng(seed)
     y, risk = np.asarray(y, bool), np.asarray(risk, float)
-    values: dict[str, list[float]] = {"roc_auc": [], "pr_auc": [], "brier": []}
-    for _ in range(rounds):
-        take = rng.integers(0, len(y), len(y))
-        if y[take].all() or not y[take].any():
-            continue
-        values["roc_auc"].append(roc_auc_score(y[take], risk[take]))
-        values["pr_auc"].append(average_precision_score(y[take], risk[take]))
-        values["brier"].append(brier_score_loss(y[take], risk[take]))
-    return {k: (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) for k, v in values.items() if v}
+    counts = np.stack([np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y)) for _ in range(rounds)])
+    metrics = weighted_metrics(y, risk, counts.astype(float))
+    usable = (metrics["positives"] > 0) & (metrics["negatives"] > 0)
+    return {key: (float(np.percentile(metrics[key][usable], 2.5)), float(np.percentile(metrics[key][usable], 97.5)))
+            for key in ("roc_auc", "pr_auc", "brier") if usable.any()}
+
+
+def weighted_metrics(y: np.ndarray, risk: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
+    """ROC-AUC, average precision and Brier for each row of `weights` (rounds x rows), ties as sklearn."""
+    order = np.argsort(-risk, kind="mergesort")
+    y_sorted, w = y[order], weights[:, order]
+    # The last row of each group of tied scores: the thresholds of the ROC and precision-recall curves.
+    ends = np.r_[np.flatnonzero(np.diff(risk[order])), len(y) - 1]
+    tp = np.cumsum(w * y_sorted, axis=1)[:, ends]
+    fp = np.cumsum(w * ~y_sorted, axis=1)[:, ends]
+    positives, negatives = tp[:, -1], fp[:, -1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tpr = np.column_stack([np.zeros(len(w)), tp]) / positives[:, None]
+        fpr = np.column_stack([np.zeros(len(w)), fp]) / negatives[:, None]
+        roc_auc = np.sum(np.diff(fpr, axis=1) * (tpr[:, 1:] + tpr[:, :-1]) / 2, axis=1)
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        pr_auc = np.sum(np.diff(tpr, axis=1) * precision, axis=1)
+    brier = (w * (risk[order] - y_sorted) ** 2).sum(axis=1) / w.sum(axis=1)
+    return {"roc_auc": roc_auc, "pr_auc": pr_auc, "brier": brier, "positives": positives, "negatives": negatives}
 
 
 def model_card(version: int, model_name: str, candidate: str, metrics: dict, intervals: dict,

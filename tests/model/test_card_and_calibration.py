@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from assets.model.card import bootstrap_intervals, model_card
+from assets.model.card import bootstrap_intervals, model_card, weighted_metrics
 from assets.model.train import ReadmissionModel, choose_calibration
 from assets.pipeline import open_instance, tick
 from assets.resources.registry import ModelRegistry
@@ -76,3 +76,17 @@ def test_the_card_says_what_was_left_out_and_why():
                       {"batches": ["batch-001"], "rows": 10})
     assert "| weight | 97% missing |" in card and "0.6800 (95% CI 0.6700-0.6900)" in card
     assert "No calibration map" in card and "**Not promoted**: not better" in card
+
+
+def test_weighted_metrics_equal_scikit_learns_with_sample_weight():
+    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+    rng = np.random.default_rng(5)
+    y = rng.random(800) < 0.12
+    risk = np.round(np.clip(0.1 + 0.2 * y + rng.normal(0, 0.15, 800), 0, 1), 2)  # rounded: many ties
+    weights = np.stack([np.bincount(rng.integers(0, 800, 800), minlength=800) for _ in range(5)]).astype(float)
+    ours = weighted_metrics(y, risk, weights)
+    for row, w in enumerate(weights):
+        assert abs(ours["roc_auc"][row] - roc_auc_score(y, risk, sample_weight=w)) < 1e-12
+        assert abs(ours["pr_auc"][row] - average_precision_score(y, risk, sample_weight=w)) < 1e-12
+        assert abs(ours["brier"][row] - brier_score_loss(y, risk, sample_weight=w)) < 1e-12
