@@ -45,6 +45,8 @@ class Settings:
     drift_alarm: float = 0.25
     live_auc_drop: float = 0.05
     pushgateway_url: str | None = None
+    synthetic_rows: int = 101_766  # the offline stand-in's size; 1,500,000 = 100 batches of the feed
+    synthetic_drift: float = 0.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -78,6 +80,8 @@ class Settings:
             drift_alarm=float(get("DRIFT_ALARM") or defaults.drift_alarm),
             live_auc_drop=float(get("LIVE_AUC_DROP") or defaults.live_auc_drop),
             pushgateway_url=get("PUSHGATEWAY_URL"),
+            synthetic_rows=int(get("SYNTHETIC_ROWS") or defaults.synthetic_rows),
+            synthetic_drift=float(get("SYNTHETIC_DRIFT") or defaults.synthetic_drift),
             # Dagster's own variable: a deployment (compose) may point every process at one instance.
             dagster_home_dir=Path(env["DAGSTER_HOME"]) if env.get("DAGSTER_HOME") else None,
         )

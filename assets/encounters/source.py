@@ -18,7 +18,7 @@ from tqdm import tqdm
 from upath import UPath
 
 from assets.encounters.schemas import source_columns
-from assets.encounters.synthetic import generate_encounters
+from assets.encounters.synthetic import SYNTHETIC_ROWS, generate_encounters
 from assets.resources.lake import write_atomically
 from assets.settings import Settings
 
@@ -72,11 +72,11 @@ def acquire_dataset(settings: Settings) -> SourceDataset:
             if settings.source:  # the user asked for this URL: do not hide its failure
                 raise DatasetError(f"could not fetch {url}: {err}") from err
             log.warning("UCI download failed (%s); falling back to SYNTHETIC data", err)
-            dataset = _synthetic(target)
+            dataset = _synthetic(target, settings)
         else:
             dataset = _from_path(archive, target, origin=url, expected_rows=UCI_ROWS)
     else:
-        dataset = _synthetic(target)
+        dataset = _synthetic(target, settings)
     write_atomically(UPath(target / "source.json"), json.dumps(asdict(dataset), indent=2).encode())
     return dataset
 
@@ -166,13 +166,16 @@ def _verify_structure(data: bytes, path: Path, expected_rows: int | None) -> int
     return rows
 
 
-def _synthetic(target: Path) -> SourceDataset:
-    log.warning("*** SYNTHETIC DATA *** no dataset path and no download: generating a synthetic stand-in. "
-                "Models trained on it say nothing about real patients.")
-    frame = generate_encounters()
+def _synthetic(target: Path, settings: Settings) -> SourceDataset:
+    log.warning("*** SYNTHETIC DATA *** no dataset path and no download: generating a synthetic stand-in "
+                "(%d rows, drift %s). Models trained on it say nothing about real patients.",
+                settings.synthetic_rows, settings.synthetic_drift)
+    frame = generate_encounters(settings.synthetic_rows, drift=settings.synthetic_drift)
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
     csv_path = target / DATA_FILE
     write_atomically(UPath(csv_path), buffer.getvalue().encode())
-    return SourceDataset(str(csv_path), None, "synthetic", True, sha256_of(csv_path), len(frame))
+    origin = ("synthetic" if (settings.synthetic_rows, settings.synthetic_drift) == (SYNTHETIC_ROWS, 0.0)
+              else f"synthetic ({settings.synthetic_rows:,} rows, drift {settings.synthetic_drift:g})")
+    return SourceDataset(str(csv_path), None, origin, True, sha256_of(csv_path), len(frame))
 

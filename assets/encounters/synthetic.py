@@ -69,8 +69,13 @@ _INT_RANGES = {
 }
 
 
-def generate_encounters(rows: int = SYNTHETIC_ROWS, seed: int = 7) -> pd.DataFrame:
-    """Return `rows` synthetic encounters as an all-string frame with the 50 source columns."""
+def generate_encounters(rows: int = SYNTHETIC_ROWS, seed: int = 7, drift: float = 0.0) -> pd.DataFrame:
+    """Return `rows` synthetic encounters as an all-string frame with the 50 source columns.
+
+    `drift` (0 = none, 1 = strong) shifts the population along the rows, which are in time order like the
+    UCI file's, so a long feed (`READMIT_SYNTHETIC_ROWS`) drifts as a hospital's does: payer codes stop
+    being missing (as they did in the real data), prior inpatient visits and A1C testing rise. The label
+    keeps its relation to the inputs (covariate drift), so a model trained early still ranks patients."""
     rng = np.random.default_rng(seed)
     data: dict[str, np.ndarray] = {}
     data["encounter_id"] = (rng.choice(np.arange(12_000, 450_000_000, 13), size=rows, replace=False)).astype(str)
@@ -88,9 +93,26 @@ def generate_encounters(rows: int = SYNTHETIC_ROWS, seed: int = 7) -> pd.DataFra
         data[slot] = _sample(rng, _DIAGNOSES, rows)
     for medication in MEDICATIONS:
         data[medication] = _sample(rng, _MEDICATION_USE.get(medication, _RARE_MEDICATION), rows)
+    if drift:  # drawn after everything else: drift=0 leaves the stationary feed bit for bit
+        _drift(rng, data, rows, drift)
     data["readmitted"] = _labels(rng, data, rows)
     frame = pd.DataFrame(data)
     return frame[source_columns()].astype(str)
+
+
+def _drift(rng: np.random.Generator, data: dict[str, np.ndarray], rows: int, drift: float) -> None:
+    """Shift the rows in place by their position `t` in [0, 1): the later, the further."""
+    t = np.arange(rows) / max(rows, 1)
+    payer = data["payer_code"]
+    # Early rows lose their payer code (the UCI file's first batch has none), late rows all have one.
+    early_missing = rng.random(rows) < drift * 0.8 * (1 - t)
+    late_recorded = (payer == "?") & (rng.random(rows) < drift * t)
+    payer = np.where(early_missing, "?", payer)
+    data["payer_code"] = np.where(late_recorded, _sample(rng, {"MC": 5, "HM": 1, "BC": 1, "SP": 1}, rows), payer)
+    extra = rng.poisson(drift * 0.8 * t)
+    data["number_inpatient"] = np.clip(data["number_inpatient"] + extra, 0, _INT_RANGES["number_inpatient"][1])
+    tested = (data["A1Cresult"] == "None") & (rng.random(rows) < drift * 0.4 * t)
+    data["A1Cresult"] = np.where(tested, _sample(rng, {">8": 2, "Norm": 1, ">7": 1}, rows), data["A1Cresult"])
 
 
 def _sample(rng: np.random.Generator, freq: dict[str, float], rows: int) -> np.ndarray:

@@ -29,3 +29,35 @@ def test_generator_carries_signal_in_prior_inpatient_visits():
 
 def test_generator_is_deterministic_per_seed():
     assert generate_encounters(100, seed=1).equals(generate_encounters(100, seed=1))
+
+
+def test_drift_moves_the_late_rows_and_zero_drift_is_the_stationary_feed():
+    """The long feed for scale tests: drift grows with the row's position (time order, as in the UCI file),
+    and `drift=0` is exactly the generator without drift."""
+    from assets.model.features import CATEGORICAL, prepare_features
+    from assets.monitoring.drift import profile, psi_by_feature
+
+    assert generate_encounters(3_000, seed=4, drift=0.0).equals(generate_encounters(3_000, seed=4))
+    drifting = generate_encounters(60_000, seed=4, drift=1.0)
+    first, last = drifting.iloc[:15_000], drifting.iloc[-15_000:]
+    psi = psi_by_feature(profile(prepare_features(first), CATEGORICAL), prepare_features(last))
+    assert psi["payer_code"] >= 0.25 and psi["number_inpatient"] >= 0.1, psi
+    steady = generate_encounters(60_000, seed=4)
+    psi = psi_by_feature(profile(prepare_features(steady.iloc[:15_000]), CATEGORICAL),
+                         prepare_features(steady.iloc[-15_000:]))
+    assert max(psi.values()) < 0.1, psi
+    RawEncounter.validate(drifting.iloc[-2_000:], lazy=True)
+    assert drifting["encounter_id"].is_unique
+
+
+def test_synthetic_rows_and_drift_are_settings_the_offline_fallback_uses(tmp_path):
+    from assets.encounters.source import acquire_dataset
+    from assets.settings import Settings
+
+    settings = Settings.from_env({"READMIT_HOME": str(tmp_path), "READMIT_OFFLINE": "1",
+                                  "READMIT_SYNTHETIC_ROWS": "4500", "READMIT_SYNTHETIC_DRIFT": "0.5"})
+    assert settings.synthetic_rows == 4_500 and settings.synthetic_drift == 0.5
+    info = acquire_dataset(settings)
+    assert info.synthetic and info.rows == 4_500
+    assert info.origin == "synthetic (4,500 rows, drift 0.5)"
+    assert Settings().synthetic_rows == 101_766 and Settings().synthetic_drift == 0.0
