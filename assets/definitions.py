@@ -5,7 +5,7 @@ import dagster as dg
 
 from assets.automation import build_automation
 from assets.encounters.assets import DatasetSource, batches, clean_batch, raw_batch, source_dataset, training_set
-from assets.model.assets import production_model, readmission_model
+from assets.model.assets import TrainingPolicy, production_model, readmission_model
 from assets.monitoring.assets import Monitoring, batch_monitoring, batch_outcomes, batch_predictions
 from assets.resources.lake import Lake, LakeIOManager
 from assets.resources.registry import ModelRegistry
@@ -42,6 +42,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             "io_manager": LakeIOManager(lake=lake),
             "registry": ModelRegistry.from_settings(settings),
             "monitoring": Monitoring.from_settings(settings),
+            "training": TrainingPolicy.from_settings(settings),
         },
     )
 

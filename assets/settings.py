@@ -47,6 +47,7 @@ class Settings:
     pushgateway_url: str | None = None
     synthetic_rows: int = 101_766  # the offline stand-in's size; 1,500,000 = 100 batches of the feed
     synthetic_drift: float = 0.0
+    train_max_rows: int = 0  # a retrain learns from at most this many rows (0: every row; see docs/benchmarks.md)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -82,6 +83,7 @@ class Settings:
             pushgateway_url=get("PUSHGATEWAY_URL"),
             synthetic_rows=int(get("SYNTHETIC_ROWS") or defaults.synthetic_rows),
             synthetic_drift=float(get("SYNTHETIC_DRIFT") or defaults.synthetic_drift),
+            train_max_rows=int(get("TRAIN_MAX_ROWS") or defaults.train_max_rows),
             # Dagster's own variable: a deployment (compose) may point every process at one instance.
             dagster_home_dir=Path(env["DAGSTER_HOME"]) if env.get("DAGSTER_HOME") else None,
         )

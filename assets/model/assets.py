@@ -4,8 +4,6 @@ Thin wrappers: training and evaluation are pure (`train`, `evaluate`, `promote`)
 through the `ModelRegistry` resource. scikit-learn and matplotlib are imported inside the assets that
 use them: the asset graph itself is read on every Airflow DAG parse and by every ingest run.
 """
-import time
-
 import dagster as dg
 import pandas as pd
 
@@ -16,6 +14,16 @@ from assets.model.hyperparameters import Hyperparameters
 from assets.model.promote import decide
 from assets.resources.lake import Lake
 from assets.resources.registry import DATA_SOURCE_TAG, ModelRegistry, git_commit
+
+
+class TrainingPolicy(dg.ConfigurableResource):
+    """How much history a retrain learns from: `max_rows` training rows at most (0: all), from settings."""
+
+    max_rows: int = 0
+
+    @classmethod
+    def from_settings(cls, settings) -> "TrainingPolicy":
+        return cls(max_rows=settings.train_max_rows)
 
 
 class TrainingConfig(dg.Config):
@@ -32,7 +40,7 @@ class TrainingConfig(dg.Config):
 
 @dg.asset(group_name="model", ins={"training_set": dg.AssetIn()}, kinds={"sklearn", "mlflow"})
 def readmission_model(context: dg.AssetExecutionContext, config: TrainingConfig, training_set: pd.DataFrame,
-                      registry: ModelRegistry, dataset: DatasetSource) -> dg.MaterializeResult:
+                      registry: ModelRegistry, dataset: DatasetSource, training: TrainingPolicy) -> dg.MaterializeResult:
     """Every candidate trained and logged to MLflow; the best on the holdout registered as a new version."""
     from assets.model.evaluate import evaluation_plots, importance_plot, permutation_importance
     from assets.model.features import CATEGORICAL, prepare_features
@@ -41,14 +49,15 @@ def readmission_model(context: dg.AssetExecutionContext, config: TrainingConfig,
     from assets.monitoring.quality import SUBGROUP_ATTRIBUTES, subgroup_metric_names, subgroup_metrics
 
     params = Hyperparameters(**config.model_dump())
-    candidates, holdout = train_candidates(training_set, params)
+    candidates, holdout = train_candidates(training_set, params, max_rows=training.max_rows)
     y = holdout[TARGET].to_numpy(bool)
     # What monitoring compares every later batch with: the training patients' feature shares.
     train_features = prepare_features(reference_sample(split_training_set(training_set)[0])[feature_columns()])
     data_source = dataset.info().data_source
     batches = sorted(training_set["batch_id"].unique())
     tags = {"readmit.batches": ",".join(batches), "readmit.batch_count": str(len(batches)),
-            "readmit.training_rows": str(len(training_set)), DATA_SOURCE_TAG: data_source,
+            "readmit.training_rows": str(len(training_set)), "readmit.train_max_rows": str(training.max_rows),
+            DATA_SOURCE_TAG: data_source,
             "readmit.git_commit": git_commit(), "readmit.dagster_run_id": context.run.run_id}
     best = max(candidates, key=lambda c: c.metrics["roc_auc"])
     runs, uris = {}, {}

@@ -191,9 +191,29 @@ def split_training_set(training_set: pd.DataFrame) -> tuple[pd.DataFrame, pd.Dat
     return rows.loc[~holdout].reset_index(drop=True), rows.loc[holdout].reset_index(drop=True)
 
 
-def train_candidates(training_set: pd.DataFrame, params: Hyperparameters) -> tuple[list[Candidate], pd.DataFrame]:
-    """Fit every candidate on the training patients; return them with metrics and the holdout."""
+def cap_rows(train: pd.DataFrame, max_rows: int, seed: int = 0) -> pd.DataFrame:
+    """At most `max_rows` training rows (0: all), sampled within each label so the positive rate stays.
+
+    Bounds the fit as history grows (15,000 rows arrive every 5 minutes); the holdout is never capped, so
+    champion and challenger are still compared on every held-out patient."""
+    if not max_rows or len(train) <= max_rows:
+        return train
+    rng = np.random.default_rng(seed)
+    labels = train[TARGET].to_numpy(bool)
+    keep = []
+    for label in (True, False):
+        rows = np.flatnonzero(labels == label)
+        keep.append(rng.choice(rows, size=round(max_rows * len(rows) / len(train)), replace=False))
+    return train.iloc[np.sort(np.concatenate(keep))].reset_index(drop=True)
+
+
+def train_candidates(training_set: pd.DataFrame, params: Hyperparameters,
+                     max_rows: int = 0) -> tuple[list[Candidate], pd.DataFrame]:
+    """Fit every candidate on the training patients (at most `max_rows` of them, see `cap_rows`); return
+    them with metrics and the holdout."""
     train, holdout = split_training_set(training_set)
+    available = len(train)
+    train = cap_rows(train, max_rows, seed=params.random_state)
     y = holdout[TARGET].to_numpy(bool)
     candidates = []
     for name, pipeline in build_candidates(params).items():
@@ -203,6 +223,7 @@ def train_candidates(training_set: pd.DataFrame, params: Hyperparameters) -> tup
         risk = model.predict(holdout[feature_columns()])
         metrics = {**holdout_metrics(y, risk, model.threshold), "ece": expected_calibration_error(y, risk),
                    **_uncalibrated_metrics(model, holdout, y)}
-        candidates.append(Candidate(model, {**metrics, "train_rows": float(len(train)), "fit_seconds": seconds},
+        candidates.append(Candidate(model, {**metrics, "train_rows": float(len(train)),
+                                            "train_rows_available": float(available), "fit_seconds": seconds},
                                     seconds))
     return candidates, holdout

@@ -62,3 +62,38 @@ def test_json_like_records_score_the_same_as_csv_strings(trained, synthetic_fram
     for column in ["time_in_hospital", "number_inpatient", "admission_type_id"]:
         as_json[column] = as_json[column].astype(int)
     np.testing.assert_allclose(model.predict(as_text), model.predict(as_json))
+
+
+def test_row_cap_keeps_the_positive_rate_and_never_touches_the_holdout(clean_synthetic):
+    from assets.encounters.schemas import TARGET
+    from assets.model.hyperparameters import Hyperparameters
+    from assets.model.train import cap_rows, train_candidates
+
+    train, holdout = split_training_set(clean_synthetic)
+    capped = cap_rows(train, 4_000)
+    assert abs(len(capped) - 4_000) <= 1 and capped["encounter_id"].is_unique
+    assert set(capped["encounter_id"]) <= set(train["encounter_id"])
+    assert abs(capped[TARGET].mean() - train[TARGET].mean()) < 0.002
+    assert cap_rows(train, 0) is train and cap_rows(train, len(train) + 1) is train
+    candidates, capped_holdout = train_candidates(clean_synthetic, Hyperparameters(hgb_max_iter=30), max_rows=4_000)
+    assert capped_holdout["encounter_id"].equals(holdout["encounter_id"])
+    for candidate in candidates:
+        assert abs(candidate.metrics["train_rows"] - 4_000) <= 1
+        assert candidate.metrics["train_rows_available"] == len(train)
+
+
+def test_the_row_cap_is_a_setting_the_retrain_honours(tmp_path, synthetic_csv):
+    from assets.definitions import build_definitions
+    from assets.pipeline import open_instance, tick
+    from assets.resources.registry import ModelRegistry
+    from assets.settings import Settings
+
+    assert Settings().train_max_rows == 0
+    settings = Settings.from_env({"READMIT_HOME": str(tmp_path / "home"), "READMIT_SOURCE": str(synthetic_csv),
+                                  "READMIT_BATCH_SIZE": "2500", "READMIT_TRAIN_MAX_ROWS": "700"})
+    assert build_definitions(settings).resources["training"].max_rows == 700
+    tick(settings, open_instance(settings))
+    registry = ModelRegistry.from_settings(settings)
+    run = registry.client().get_run(registry.production().run_id)
+    assert run.data.metrics["train_rows"] == 700 and run.data.metrics["train_rows_available"] > 700
+    assert run.data.tags["readmit.train_max_rows"] == "700"
