@@ -90,3 +90,14 @@ def test_weighted_metrics_equal_scikit_learns_with_sample_weight():
         assert abs(ours["roc_auc"][row] - roc_auc_score(y, risk, sample_weight=w)) < 1e-12
         assert abs(ours["pr_auc"][row] - average_precision_score(y, risk, sample_weight=w)) < 1e-12
         assert abs(ours["brier"][row] - brier_score_loss(y, risk, sample_weight=w)) < 1e-12
+
+
+def test_bootstrap_in_chunks_gives_the_same_intervals(monkeypatch):
+    import assets.model.card as card
+
+    rng = np.random.default_rng(9)
+    y = rng.random(3_000) < 0.2
+    risk = np.clip(0.2 + 0.2 * y + rng.normal(0, 0.2, 3_000), 0, 1)
+    whole = card.bootstrap_intervals(y, risk, rounds=50)
+    monkeypatch.setattr(card, "BOOTSTRAP_CELLS", 3_000 * 7)  # 7 rounds at a time, the last chunk short
+    assert card.bootstrap_intervals(y, risk, rounds=50) == whole
