@@ -11,13 +11,14 @@
 All three start STOPPED: Airflow is the platform's scheduler, and two schedulers on one home would race
 (both serialise on the same tick lock, but each would release batches). Turn them on in the Dagster UI
 (Automation) or with `dagster schedule start` / `dagster sensor start`. Nothing runs while a readmit run is
-queued or in progress, so one step runs at a time in graph order. The pipeline functions are imported when
-evaluated: `assets.pipeline` itself imports the Definitions these are part of.
+queued or in progress, so one step runs at a time in graph order. The ledger logic is `assets/release.py`,
+the same functions `readmit tick` and the Airflow DAG call.
 """
 from __future__ import annotations
 
 import dagster as dg
 
+from assets.release import error_reason, is_fetched, record_batch_failure, release_next_batch, retrain_owed, tick_lock
 from assets.settings import Settings
 
 ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
@@ -38,8 +39,6 @@ def build_automation(settings: Settings, fetch, ingest, retrain) -> tuple[list, 
                  default_status=dg.DefaultScheduleStatus.STOPPED,
                  description="Release the next batch of encounters and ingest it (the Airflow DAG's cadence).")
     def every_5_minutes(context: dg.ScheduleEvaluationContext):
-        from assets.pipeline import is_fetched, release_next_batch, tick_lock
-
         if reason := busy(context.instance):
             return dg.SkipReason(reason)
         if not is_fetched(settings):
@@ -55,8 +54,6 @@ def build_automation(settings: Settings, fetch, ingest, retrain) -> tuple[list, 
                default_status=dg.DefaultSensorStatus.STOPPED,
                description="Fetch the dataset first; retrain when a clean batch has not been judged yet.")
     def follow_up(context: dg.SensorEvaluationContext):
-        from assets.pipeline import is_fetched, retrain_owed
-
         if reason := busy(context.instance):
             return dg.SkipReason(reason)
         if not is_fetched(settings):
@@ -70,8 +67,6 @@ def build_automation(settings: Settings, fetch, ingest, retrain) -> tuple[list, 
                            default_status=dg.DefaultSensorStatus.STOPPED,
                            description="Count a failed ingest run against its batch (READMIT_BATCH_ATTEMPTS).")
     def count_batch_failures(context: dg.RunFailureSensorContext):
-        from assets.pipeline import error_reason, record_batch_failure
-
         batch = context.dagster_run.tags.get("dagster/partition")
         if batch:
             errors = [e.event_specific_data.error for e in context.get_step_failure_events()

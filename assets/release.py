@@ -1,0 +1,159 @@
+"""The ledger side of a tick: which batch is due, what work is owed, failures counted, one tick at a time.
+
+Shared by the three things that tick: `readmit tick` (assets/pipeline.py), the Airflow DAG and Dagster's own
+schedule and sensors (assets/automation.py). Nothing here reads the Definitions, so the automation that is
+part of them can use it.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from assets.encounters.assets import batches
+from assets.encounters.batches import BatchLedger, now_iso, plan_batches
+from assets.monitoring.assets import SUMMARY_KEYS as MONITORING_KEYS
+from assets.resources.lake import Lake
+from assets.settings import Settings
+
+DONE_STATES = {"clean", "failed"}
+
+
+class PipelineError(RuntimeError):
+    """A Dagster run of the tick failed; the message carries Dagster's own error, `reason` one line of it."""
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason or message.splitlines()[0]
+
+
+@dataclass
+class TickReport:
+    """What one tick did: the batch it released (None when all are in) and the runs it made."""
+
+    batch: str | None
+    message: str
+    runs: dict[str, str] = field(default_factory=dict)
+
+
+def release_next_batch(settings: Settings, instance: dg.DagsterInstance) -> TickReport:
+    """Register the next batch as a partition (or an unfinished one again); None when all are in.
+
+    Call it under `tick_lock`: the lock is what keeps two ticks from releasing the same batch."""
+    ledger = BatchLedger(_lake(settings).path())
+    state = ledger.read()
+    if "total_rows" not in state:
+        raise PipelineError("the dataset has not been fetched: run the fetch_source job (readmit fetch) first")
+    owed = set(ledger.monitoring_owed(state))
+    unfinished = [b for b in state["batches"] if b.get("status") not in DONE_STATES or b["id"] in owed]
+    if unfinished:
+        batch = unfinished[0]["id"]
+        attempts = unfinished[0].get("monitoring_attempts" if batch in owed else "attempts", 0)
+        message = (f"{batch} is clean but not yet judged by the production model: monitoring it" if batch in owed
+                   else f"{batch} was released but not finished: completing it") + (
+            f" (attempt {attempts + 1} of {settings.batch_attempts})" if attempts else "")
+    else:
+        released = {b["id"] for b in state["batches"]}
+        plans = [p for p in plan_batches(state["total_rows"], settings.batch_size) if p.id not in released]
+        if not plans:
+            return TickReport(None, f"all {len(released)} batches are already in: nothing to release")
+        batch = plans[0].id
+        ledger.record(batch, status="released", released_at=now_iso(), start_row=plans[0].start,
+                      rows=plans[0].rows, data_source=state.get("source", {}).get("data_source"))
+        message = f"released {batch} (source rows {plans[0].start}-{plans[0].stop - 1})"
+    if not instance.has_dynamic_partition(batches.name, batch):
+        instance.add_dynamic_partitions(batches.name, [batch])
+    return TickReport(batch, message)
+
+
+def reopen_batch(settings: Settings, batch: str) -> None:
+    """Make a `failed` (or unfinished) batch due again, its raw bytes unchanged: `readmit retry`."""
+    ledger = BatchLedger(_lake(settings).path())
+    entry = ledger.entry(batch)
+    if not entry:
+        raise PipelineError(f"{batch} was never released: nothing to retry "
+                            f"(released: {', '.join(ledger.released()) or 'none'})")
+    ledger.record(batch, status="released", attempts=0, error=None, retried_at=now_iso())
+
+
+def record_batch_failure(settings: Settings, batch: str, reason: str) -> str:
+    """Count a failed attempt at `batch`; after `batch_attempts` it is `failed` and the schedule moves on.
+
+    A batch whose bytes are unreadable was already marked `failed` by `raw_batch` (no retry can help);
+    any other failure (a full disk, S3 down) may pass, so it is retried by the next ticks first.
+    A failure after the batch is clean is its monitoring's: the clean rows stay, and after
+    `batch_attempts` the batch is recorded as not judged, so the retrain it holds back goes ahead."""
+    ledger = BatchLedger(_lake(settings).path())
+    entry = ledger.entry(batch)
+    if entry.get("status") == "failed":
+        return "failed"
+    if entry.get("status") == "clean":
+        attempts = entry.get("monitoring_attempts", 0) + 1
+        fields = {"monitoring_attempts": attempts, "monitoring_error": reason}
+        if attempts >= settings.batch_attempts:
+            fields["monitoring"] = {**{key: None for key in MONITORING_KEYS}, "error": reason,
+                                    "note": f"monitoring failed {attempts} times: this batch was not judged"}
+        ledger.record(batch, **fields)
+        return "clean"
+    attempts = entry.get("attempts", 0) + 1
+    status = "failed" if attempts >= settings.batch_attempts else entry.get("status", "released")
+    ledger.record(batch, status=status, attempts=attempts, error=reason,
+                  **({"failed_at": now_iso()} if status == "failed" else {}))
+    return status
+
+
+def retrain_owed(settings: Settings) -> list[str]:
+    """Clean batches that no completed retrain (gate included) has judged yet: owed work."""
+    return BatchLedger(_lake(settings).path()).unjudged_batches()
+
+
+@contextmanager
+def tick_lock(settings: Settings, timeout: float | None = None):
+    """One tick at a time per Dagster instance (the CLI while Airflow runs): an exclusive `flock`.
+
+    The lock file sits beside the instance every ticking process shares; a second tick waits up to
+    `tick_lock_seconds`, then fails saying who holds it. The kernel drops the lock when its holder
+    dies, so a killed tick never leaves it stuck."""
+    path = settings.dagster_home / "tick.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + (settings.tick_lock_seconds if timeout is None else timeout)
+    with open(path, "a+") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    handle.seek(0)
+                    raise PipelineError(f"another tick holds {path} ({handle.read().strip() or 'unknown'}); "
+                                        "try again when it has finished") from None
+                time.sleep(0.2)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} since {now_iso()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def error_reason(error) -> str:
+    """One line a person can act on: the user code's own error, not Dagster's wrapper around it."""
+    while error.cause is not None and "DagsterExecutionStepExecutionError" in (error.cls_name or ""):
+        error = error.cause
+    line = error.message.strip().splitlines()[0] if error.message.strip() else error.cls_name or "error"
+    name, sep, rest = line.partition(": ")
+    return f"{name.rsplit('.', 1)[-1]}: {rest}" if sep and "." in name else line
+
+
+def is_fetched(settings: Settings) -> bool:
+    return "total_rows" in BatchLedger(_lake(settings).path()).read()
+
+
+def _lake(settings: Settings) -> Lake:
+    return Lake(root=settings.lake, s3_endpoint_url=settings.s3_endpoint_url)
