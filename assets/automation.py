@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.release import error_reason, is_fetched, record_batch_failure, release_next_batch, retrain_owed, tick_lock
+from assets.release import (PipelineError, error_reason, is_fetched, record_batch_failure, release_next_batch,
+                            retrain_owed, tick_lock)
 from assets.settings import Settings
 
 ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
@@ -43,8 +44,11 @@ def build_automation(settings: Settings, fetch, ingest, retrain) -> tuple[list, 
             return dg.SkipReason(reason)
         if not is_fetched(settings):
             return dg.SkipReason("the dataset is not fetched yet: the follow_up sensor runs fetch_source first")
-        with tick_lock(settings, timeout=0):
-            report = release_next_batch(settings, context.instance)
+        try:
+            with tick_lock(settings, timeout=0):
+                report = release_next_batch(settings, context.instance)
+        except PipelineError as busy_elsewhere:  # a CLI tick or an Airflow task: its turn, not a failure
+            return dg.SkipReason(str(busy_elsewhere))
         if report.batch is None:
             return dg.SkipReason(report.message)
         context.log.info(report.message)

@@ -83,3 +83,20 @@ def test_schedule_and_sensors_drive_the_same_ticks_as_the_cli(settings: Settings
     assert entry["attempts"] == 1 and "batch-002.parquet" in entry["error"], entry
     [again] = scheduled()  # the unfinished batch comes back first, like `readmit tick`
     assert again.partition_key == "batch-002"
+
+
+def test_schedule_skips_while_another_tick_holds_the_lock(settings: Settings):
+    """A CLI tick or an Airflow task holding the tick lock is a reason to skip, not a failed schedule tick."""
+    from assets.release import tick_lock
+
+    defs = build_definitions(settings)
+    instance = open_instance(settings)
+    run_job(defs, instance, FETCH_JOB)
+    schedule = defs.resolve_schedule_def("every_5_minutes")
+    with tick_lock(settings):
+        result = schedule(dg.build_schedule_context(instance=instance))
+    assert isinstance(result, dg.SkipReason), result
+    assert "tick.lock" in result.skip_message and f"pid {os.getpid()}" in result.skip_message
+    assert not instance.has_dynamic_partition("batches", "batch-001")  # nothing released behind its back
+    [request] = _requests(schedule(dg.build_schedule_context(instance=instance)))  # and the next tick goes on
+    assert request.partition_key == "batch-001"
