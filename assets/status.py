@@ -1,9 +1,8 @@
 """What `readmit status` reports: batches from the ledger, rows in the training set, the live model."""
 from __future__ import annotations
 
-import pyarrow.parquet as pq
-
 from assets.encounters.batches import BatchLedger
+from assets.encounters.training import training_rows
 from assets.monitoring.assets import SUMMARY_KEYS
 from assets.resources.lake import Lake
 from assets.settings import Settings
@@ -19,16 +18,11 @@ def collect_status(settings: Settings) -> dict:
                 "monitoring": _monitoring(b),
                 **({"error": b["error"]} if b.get("error") else {})}
                for b in state["batches"]]
-    training = lake.path("training", "training_set.parquet")
-    training_rows = 0
-    if training.exists():
-        with training.open("rb") as handle:
-            training_rows = pq.ParquetFile(handle).metadata.num_rows
     return {
         "data_source": state.get("source", {}).get("data_source"),
         "planned_batches": state.get("planned_batches"),
         "batches": batches,
-        "training_rows": training_rows,
+        "training_rows": training_rows(lake),
         "last_retrain": state.get("last_retrain"),
         "retrain_owed": BatchLedger(lake.path()).unjudged_batches(state),
         "production_model": production_model(settings),

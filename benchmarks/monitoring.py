@@ -54,12 +54,13 @@ def _retrain_share(settings: Settings) -> float:
     import numpy as np
 
     from assets.model.features import CATEGORICAL, prepare_features
+    from assets.encounters.training import read_training_set
     from assets.model.train import split_training_set
     from assets.monitoring.drift import profile, reference_sample
     from assets.monitoring.quality import SUBGROUP_ATTRIBUTES, subgroup_metrics
 
     lake = Lake(root=settings.lake, s3_endpoint_url=settings.s3_endpoint_url)
-    train, holdout = split_training_set(lake.read_frame("training", "training_set.parquet"))
+    train, holdout = split_training_set(read_training_set(lake))
     risk = np.random.default_rng(0).random(len(holdout))
     start = time.perf_counter()
     profile(prepare_features(reference_sample(train)[feature_columns()]), CATEGORICAL, risk=risk)

@@ -7,7 +7,9 @@ import pytest
 
 from assets.definitions import FETCH_JOB, INGEST_JOB, RETRAIN_JOB, build_definitions
 from assets.encounters.assets import batches
+from assets.encounters.training import read_training_set
 from assets.pipeline import PipelineError, job_order, open_instance, release_next_batch, run_job, tick
+from assets.resources.lake import Lake
 from assets.status import collect_status
 
 
@@ -17,7 +19,7 @@ def instance(settings):
 
 
 def _training(settings) -> pd.DataFrame:
-    return pd.read_parquet(settings.home / "lake" / "training" / "training_set.parquet")
+    return read_training_set(Lake(root=settings.lake))
 
 
 def test_job_order_follows_the_asset_graph(settings):
@@ -56,6 +58,9 @@ def test_rerunning_a_batch_never_duplicates_rows(settings, instance):
     run_job(defs, instance, RETRAIN_JOB)
     training = _training(settings)
     assert len(training) == 2_000 and training["encounter_id"].is_unique
+    records = instance.fetch_materializations(dg.AssetKey("training_set"), limit=10, ascending=True).records
+    admitted = [r.asset_materialization.metadata["admitted"].value for r in records]
+    assert admitted == ["batch-001", "batch-002", "batch-001"]  # each retrain reads only what is new or re-run
 
 
 def test_a_tick_killed_midway_is_completed_by_the_next(settings, instance):

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pandera.errors as pa_errors
 from dagster_pandera import pandera_schema_to_dagster_type
 
 from assets.encounters.batches import BatchLedger, now_iso, plan_batches, slice_batch
 from assets.encounters.schemas import TARGET, CleanEncounter, raw_structure
 from assets.encounters.source import SourceDataset, acquire_dataset, read_source_info
+from assets.encounters.training import MANIFEST, TrainingSetError, admit_clean_batches
 from assets.encounters.transforms import BatchStructureError, clean_encounters, parse_batch
 from assets.resources.lake import Lake
 from assets.settings import Settings
@@ -22,7 +24,6 @@ batches = dg.DynamicPartitionsDefinition(name="batches")
 with warnings.catch_warnings():  # dagster-pandera is marked beta; its API is what we rely on
     warnings.simplefilter("ignore", dg.BetaWarning)
     RawBatch = pandera_schema_to_dagster_type(raw_structure())
-    CleanBatch = pandera_schema_to_dagster_type(CleanEncounter)
 QUARANTINE_WARN_RATE = 0.05
 
 
@@ -122,32 +123,35 @@ def clean_batch(context: dg.AssetExecutionContext, raw_batch: pd.DataFrame, lake
 
 # `batch_monitoring` (assets/monitoring) by key: a batch is judged by the production model before the
 # training set learns from it, and that order is part of the graph (named by key: monitoring imports us).
-@dg.asset(group_name="encounters", deps=[clean_batch, dg.AssetKey("batch_monitoring")], dagster_type=CleanBatch,
-          kinds={"pandas", "parquet"})
-def training_set(lake: Lake) -> dg.Output:
-    """All clean batches so far, one row per `encounter_id` (a re-delivered encounter keeps its latest).
+@dg.asset(group_name="encounters", deps=[clean_batch, dg.AssetKey("batch_monitoring")], kinds={"pandas", "json"})
+def training_set(lake: Lake) -> dg.MaterializeResult:
+    """Every clean batch so far, one row per `encounter_id` (a re-delivered encounter keeps its latest).
 
-    The ledger says which batches are clean; each must be in the lake, or this fails naming it (a
-    missing partition is never skipped in silence). Failed batches have no clean rows to include."""
-    frame = read_clean_batches(lake)
-    deduplicated = frame.drop_duplicates("encounter_id", keep="last").reset_index(drop=True)
-    included = sorted(deduplicated["batch_id"].unique()) if len(deduplicated) else []
-    return dg.Output(deduplicated, metadata={
-        "dagster/row_count": len(deduplicated), "rows": len(deduplicated), "batches": len(included), "batch_ids": ", ".join(included),
-        "duplicates_dropped": len(frame) - len(deduplicated)})
+    Append-only (`assets/encounters/training.py`): the manifest `training/training_set.json` lists the
+    clean partitions; a tick validates and admits only the batches that are new or were re-run, so its
+    cost does not grow with history. The ledger says which batches are clean; each must be in the lake,
+    or this fails naming it (a missing partition is never skipped in silence)."""
+    try:
+        admission = admit_clean_batches(lake, validate=_validate_clean)
+    except TrainingSetError as error:
+        raise dg.Failure(description=str(error)) from None
+    manifest = admission.manifest
+    delivered = sum(entry["rows"] for entry in manifest["batches"])
+    return dg.MaterializeResult(metadata={
+        "path": dg.MetadataValue.path(str(lake.path(*MANIFEST))),
+        "dagster/row_count": manifest["rows"], "rows": manifest["rows"], "batches": len(admission.batches),
+        "batch_ids": ", ".join(admission.batches), "admitted": ", ".join(admission.admitted) or "none",
+        "duplicates_dropped": delivered - manifest["rows"]})
 
 
-def read_clean_batches(lake: Lake) -> pd.DataFrame:
-    """Every batch the ledger records as clean, concatenated in batch order."""
-    clean = BatchLedger(lake.path()).clean_batches()
-    missing = [b for b in clean if not lake.path("clean", f"{b}.parquet").exists()]
-    if missing:
-        raise dg.Failure(description=f"the ledger records {', '.join(missing)} as clean but "
-                                     f"{'its' if len(missing) == 1 else 'their'} clean rows are not in the lake "
-                                     f"({lake.path('clean')}): re-run the batch (readmit retry {missing[0]})")
-    if not clean:
-        raise dg.Failure(description="no clean batch yet: nothing to train on")
-    return pd.concat([lake.read_frame("clean", f"{b}.parquet") for b in clean], ignore_index=True)
+def _validate_clean(frame: pd.DataFrame) -> None:
+    """The clean contract (pandera) on a batch entering the training set; a violation fails the retrain."""
+    try:
+        CleanEncounter.validate(frame, lazy=True)
+    except pa_errors.SchemaErrors as errors:
+        cases = errors.failure_cases
+        raise dg.Failure(description=f"{frame['batch_id'].iloc[0] if len(frame) else '?'} breaks the clean "
+                                     f"contract: {cases[['column', 'check']].drop_duplicates().head(10).to_dict('records')}")
 
 
 def _plan_for(dataset: DatasetSource, key: str):

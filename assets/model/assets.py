@@ -9,6 +9,7 @@ import pandas as pd
 
 from assets.encounters.assets import DatasetSource, training_set
 from assets.encounters.batches import BatchLedger, now_iso
+from assets.encounters.training import TrainingSetError, read_training_set
 from assets.encounters.schemas import TARGET, feature_columns
 from assets.model.hyperparameters import Hyperparameters
 from assets.model.promote import decide
@@ -38,9 +39,9 @@ class TrainingConfig(dg.Config):
     random_state: int = Hyperparameters.random_state
 
 
-@dg.asset(group_name="model", ins={"training_set": dg.AssetIn()}, kinds={"sklearn", "mlflow"})
-def readmission_model(context: dg.AssetExecutionContext, config: TrainingConfig, training_set: pd.DataFrame,
-                      registry: ModelRegistry, dataset: DatasetSource, training: TrainingPolicy) -> dg.MaterializeResult:
+@dg.asset(group_name="model", deps=[training_set], kinds={"sklearn", "mlflow"})
+def readmission_model(context: dg.AssetExecutionContext, config: TrainingConfig, registry: ModelRegistry,
+                      dataset: DatasetSource, training: TrainingPolicy, lake: Lake) -> dg.MaterializeResult:
     """Every candidate trained and logged to MLflow; the best on the holdout registered as a new version."""
     from assets.model.evaluate import evaluation_plots, importance_plot, permutation_importance
     from assets.model.features import CATEGORICAL, prepare_features
@@ -49,6 +50,7 @@ def readmission_model(context: dg.AssetExecutionContext, config: TrainingConfig,
     from assets.monitoring.quality import SUBGROUP_ATTRIBUTES, subgroup_metric_names, subgroup_metrics
 
     params = Hyperparameters(**config.model_dump())
+    training_set = _read_training_set(lake)
     candidates, holdout = train_candidates(training_set, params, max_rows=training.max_rows)
     y = holdout[TARGET].to_numpy(bool)
     # What monitoring compares every later batch with: the training patients' feature shares.
@@ -84,9 +86,8 @@ def readmission_model(context: dg.AssetExecutionContext, config: TrainingConfig,
         **{f"{c.model.name}_roc_auc": c.metrics["roc_auc"] for c in candidates}})
 
 
-@dg.asset(group_name="model", deps=[readmission_model], ins={"training_set": dg.AssetIn()}, kinds={"mlflow"})
-def production_model(context: dg.AssetExecutionContext, training_set: pd.DataFrame,
-                     registry: ModelRegistry, lake: Lake) -> dg.MaterializeResult:
+@dg.asset(group_name="model", deps=[readmission_model, training_set], kinds={"mlflow"})
+def production_model(context: dg.AssetExecutionContext, registry: ModelRegistry, lake: Lake) -> dg.MaterializeResult:
     """The `production` alias: moved to the newest version only if it beats the champion on today's holdout."""
     from sklearn.metrics import roc_auc_score
 
@@ -97,6 +98,7 @@ def production_model(context: dg.AssetExecutionContext, training_set: pd.DataFra
     if challenger is None:
         raise dg.Failure(description=f"no registered version of {registry.model_name} to consider")
     champion = registry.production()
+    training_set = _read_training_set(lake)
     _, holdout = split_training_set(training_set)
     batches = sorted(training_set["batch_id"].unique())
     y, encounters = holdout[TARGET].to_numpy(bool), holdout[feature_columns()]
@@ -140,6 +142,13 @@ def production_model(context: dg.AssetExecutionContext, training_set: pd.DataFra
     return dg.MaterializeResult(metadata={
         "production_version": int(live.version), "promoted": promoted, "reason": reason,
         "challenger_roc_auc": challenger_auc, "champion_roc_auc": champion_auc or float("nan")})
+
+
+def _read_training_set(lake: Lake) -> pd.DataFrame:
+    try:
+        return read_training_set(lake)
+    except TrainingSetError as error:
+        raise dg.Failure(description=str(error)) from None
 
 
 def _card(registry: ModelRegistry, version, y, risk, decision: dict, training_set: pd.DataFrame,

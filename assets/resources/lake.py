@@ -38,9 +38,9 @@ class Lake(dg.ConfigurableResource):
         frame.to_parquet(buffer, index=False)
         return self.write_bytes(buffer.getvalue(), *parts)
 
-    def read_frame(self, *parts: str) -> pd.DataFrame:
-        """Read parquet back with text as Arrow strings, the dtype the schemas declare."""
-        table = pq.read_table(io.BytesIO(self.path(*parts).read_bytes()))
+    def read_frame(self, *parts: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """Read parquet back (only `columns`, if given) with text as Arrow strings, the dtype the schemas declare."""
+        table = pq.read_table(io.BytesIO(self.path(*parts).read_bytes()), columns=columns)
         return table.to_pandas(types_mapper=_ARROW_TEXT.get)
 
 

@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 from moto.server import ThreadedMotoServer
 
+from assets.encounters.training import read_training_set
 from assets.pipeline import PipelineError, open_instance, tick
+from assets.resources.lake import Lake
 from assets.resources.registry import ModelRegistry
 from assets.status import collect_status
 from tests.conftest import SHARED_ZIP  # noqa: F401  (keeps the fixture module imported first)
@@ -28,8 +30,7 @@ def _correct_state(settings, batches: int = 3, rows: int = 2_500) -> None:
     status = collect_status(settings)
     assert [b["status"] for b in status["batches"]] == ["clean"] * batches
     assert sum(b["clean_rows"] + b["quarantined_rows"] for b in status["batches"]) == rows
-    lake = settings.home / "lake"
-    training = pd.read_parquet(lake / "training" / "training_set.parquet")
+    training = read_training_set(Lake(root=settings.lake, s3_endpoint_url=settings.s3_endpoint_url))
     assert len(training) == rows and training["encounter_id"].is_unique
     source = pd.read_csv(settings.source, dtype=str, keep_default_na=False)
     assert sorted(training["encounter_id"]) == sorted(source["encounter_id"].astype(int))
@@ -60,7 +61,7 @@ def _crash_halfway_through_writing(monkeypatch, name_part: str, calls: list) -> 
     ("ledger", "metadata_batch.json", 2),
     ("raw arrival", "batch-002.csv", 2),
     ("raw parquet", "batch-002.parquet", 2),  # raw/ is written first, so this is raw/batch-002.parquet
-    ("training set", "training_set.parquet", 2),
+    ("training set manifest", "training_set.json", 2),
 ])
 def test_a_kill_mid_write_leaves_no_half_file_and_the_next_tick_recovers(
         settings, monkeypatch, kind, name_part, tick_number):

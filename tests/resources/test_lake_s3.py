@@ -42,6 +42,6 @@ def test_a_tick_writes_the_whole_lake_to_s3(settings, s3_endpoint):
     keys = {o["Key"] for o in boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(Bucket=BUCKET)["Contents"]}
     assert {"lake/metadata_batch.json", "lake/raw/batch-001.csv", "lake/raw/batch-001.parquet",
             "lake/clean/batch-001.parquet", "lake/quarantine/batch-001.parquet",
-            "lake/training/training_set.parquet"} <= keys
+            "lake/training/training_set.json"} <= keys
     assert collect_status(s3_settings)["training_rows"] == 1_000
     assert not (settings.home / "lake").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from assets.encounters.training import TrainingSetError, read_training_set
 from assets.resources.lake import Lake
 from assets.settings import Settings
 from ui.client import ApiClient
@@ -26,5 +27,7 @@ def lake() -> Lake:
 @st.cache_data(ttl=60, show_spinner=False)
 def training_set() -> pd.DataFrame | None:
     """The current training set (None before the first tick)."""
-    path = lake().path("training", "training_set.parquet")
-    return lake().read_frame("training", "training_set.parquet") if path.exists() else None
+    try:
+        return read_training_set(lake())
+    except TrainingSetError:
+        return None

@@ -1,0 +1,119 @@
+"""The append-only training set: each retrain admits only new or re-run batches, never rewrites a
+partition, keeps one row per encounter (its latest delivery), and a killed write loses nothing."""
+import os
+
+import pandas as pd
+import pytest
+
+from assets.encounters.batches import BatchLedger
+from assets.encounters.training import (
+    MANIFEST, TrainingSetError, admit_clean_batches, read_manifest, read_training_set, training_rows)
+from assets.encounters.transforms import clean_encounters
+from assets.resources.lake import Lake
+
+
+@pytest.fixture
+def lake(tmp_path) -> Lake:
+    return Lake(root=str(tmp_path / "lake"))
+
+
+@pytest.fixture(scope="module")
+def cleaned(synthetic_frame) -> pd.DataFrame:
+    return clean_encounters(synthetic_frame.head(900), "batch-001")[0]
+
+
+def _deliver(lake: Lake, batch: str, frame: pd.DataFrame, cleaned_at: str) -> None:
+    """What `clean_batch` does: the partition first, then the ledger says clean."""
+    lake.write_frame(frame.assign(batch_id=batch), "clean", f"{batch}.parquet")
+    BatchLedger(lake.path()).record(batch, status="clean", cleaned_at=cleaned_at)
+
+
+class Validations(list):
+    def __call__(self, frame):
+        self.append(frame["batch_id"].iloc[0])
+
+
+def test_each_retrain_admits_only_new_batches_and_leaves_partitions_alone(lake, cleaned):
+    validated = Validations()
+    _deliver(lake, "batch-001", cleaned.iloc[:300], "t1")
+    _deliver(lake, "batch-002", cleaned.iloc[300:600], "t2")
+    first = admit_clean_batches(lake, validated)
+    assert first.admitted == ["batch-001", "batch-002"] and training_rows(lake) == 600
+    partition = lake.path("clean", "batch-001.parquet")
+    before = os.stat(partition.path).st_mtime_ns
+
+    _deliver(lake, "batch-003", cleaned.iloc[600:900], "t3")
+    second = admit_clean_batches(lake, validated)
+    assert second.admitted == ["batch-003"] and validated == ["batch-001", "batch-002", "batch-003"]
+    assert os.stat(partition.path).st_mtime_ns == before  # nothing rewritten but the manifest
+    assert admit_clean_batches(lake, validated).admitted == []  # idempotent: nothing new, nothing read
+    training = read_training_set(lake)
+    assert len(training) == 900 == training_rows(lake) and training["encounter_id"].is_unique
+    assert training["encounter_id"].tolist() == cleaned["encounter_id"].tolist()  # batch order kept
+
+
+def test_a_rerun_batch_replaces_its_rows_in_place(lake, cleaned):
+    _deliver(lake, "batch-001", cleaned.iloc[:300], "t1")
+    _deliver(lake, "batch-002", cleaned.iloc[300:600], "t2")
+    admit_clean_batches(lake, Validations())
+    _deliver(lake, "batch-001", cleaned.iloc[:300].assign(num_medications=7), "t1-again")  # re-run
+    again = admit_clean_batches(lake, Validations())
+    assert again.admitted == ["batch-001"] and again.batches == ["batch-001", "batch-002"]
+    training = read_training_set(lake)
+    assert len(training) == 600 and training["encounter_id"].is_unique
+    assert (training["num_medications"].iloc[:300] == 7).all()
+
+
+def test_a_redelivered_encounter_keeps_its_latest_row(lake, cleaned):
+    _deliver(lake, "batch-001", cleaned.iloc[:300], "t1")
+    late = cleaned.iloc[[10, 20]].assign(num_lab_procedures=99)  # two encounters delivered again, corrected
+    _deliver(lake, "batch-002", pd.concat([cleaned.iloc[300:400], late]), "t2")
+    manifest = admit_clean_batches(lake, Validations()).manifest
+    assert manifest["rows"] == 400 == training_rows(lake)
+    training = read_training_set(lake).set_index("encounter_id")
+    assert len(training) == 400
+    assert (training.loc[late["encounter_id"], "num_lab_procedures"] == 99).all()
+    assert (training.loc[late["encounter_id"], "batch_id"] == "batch-002").all()
+    assert read_training_set(lake, columns=["readmitted_30d"]).columns.tolist() == ["readmitted_30d"]
+
+
+def test_a_batch_breaking_the_contract_is_not_admitted(lake, cleaned):
+    _deliver(lake, "batch-001", cleaned.iloc[:300], "t1")
+    admit_clean_batches(lake, Validations())
+
+    def reject(frame):
+        raise ValueError(f"{frame['batch_id'].iloc[0]} breaks the contract")
+
+    _deliver(lake, "batch-002", cleaned.iloc[300:600], "t2")
+    with pytest.raises(ValueError, match="batch-002"):
+        admit_clean_batches(lake, reject)
+    assert [e["id"] for e in read_manifest(lake)["batches"]] == ["batch-001"]
+    assert len(read_training_set(lake)) == 300
+
+
+def test_a_killed_manifest_write_leaves_the_previous_one_whole(lake, cleaned, monkeypatch):
+    _deliver(lake, "batch-001", cleaned.iloc[:300], "t1")
+    admit_clean_batches(lake, Validations())
+    _deliver(lake, "batch-002", cleaned.iloc[300:600], "t2")
+
+    def killed(*_):
+        raise KeyboardInterrupt("killed between the temporary file and the rename")
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        admit_clean_batches(lake, Validations())
+    monkeypatch.undo()
+    assert [p.name for p in lake.path("training").iterdir()] == [MANIFEST[-1]]  # no half file left
+    assert len(read_training_set(lake)) == 300  # the last whole manifest
+    assert admit_clean_batches(lake, Validations()).admitted == ["batch-002"]  # the next retrain catches up
+    assert len(read_training_set(lake)) == 600
+
+
+def test_a_missing_partition_is_named(lake, cleaned):
+    with pytest.raises(TrainingSetError, match="no clean batch yet"):
+        admit_clean_batches(lake, Validations())
+    _deliver(lake, "batch-001", cleaned.iloc[:300], "t1")
+    admit_clean_batches(lake, Validations())
+    lake.path("clean", "batch-001.parquet").unlink()
+    with pytest.raises(TrainingSetError, match="batch-001 as clean but its clean rows are not in the lake"):
+        read_training_set(lake)
