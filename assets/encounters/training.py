@@ -74,15 +74,22 @@ def admit_clean_batches(lake: Lake, validate) -> Admission:
     return Admission(manifest, admitted)
 
 
-def read_training_set(lake: Lake, columns: list[str] | None = None) -> pd.DataFrame:
-    """Every row of the manifest's batches, in batch order, one per `encounter_id` (its latest delivery)."""
+def read_training_set(lake: Lake, columns: list[str] | None = None, encounters=None) -> pd.DataFrame:
+    """Every row of the manifest's batches, in batch order, one per `encounter_id` (its latest delivery).
+
+    `columns` reads only those; `encounters` (ids) keeps only those rows, one partition at a time, so a
+    bounded read never holds the whole history in memory."""
     batches = [entry["id"] for entry in read_manifest(lake)["batches"]]
     if not batches:
         raise TrainingSetError("the training set is empty: run a retrain (readmit tick) first")
     _require_partitions(lake, batches)
     wanted = None if columns is None else list(dict.fromkeys(["encounter_id", *columns]))
-    frame = pd.concat([lake.read_frame("clean", f"{b}.parquet", columns=wanted) for b in batches], ignore_index=True)
-    frame = frame.drop_duplicates("encounter_id", keep="last", ignore_index=True)
+    keep = None if encounters is None else pd.Index(encounters)
+    parts = []
+    for batch in batches:
+        part = lake.read_frame("clean", f"{batch}.parquet", columns=wanted)
+        parts.append(part if keep is None else part.loc[part["encounter_id"].isin(keep)])
+    frame = pd.concat(parts, ignore_index=True).drop_duplicates("encounter_id", keep="last", ignore_index=True)
     return frame if columns is None else frame[columns]
 
 

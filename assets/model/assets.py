@@ -9,7 +9,7 @@ import pandas as pd
 
 from assets.encounters.assets import DatasetSource, training_set
 from assets.encounters.batches import BatchLedger, now_iso
-from assets.encounters.training import TrainingSetError, read_training_set
+from assets.encounters.training import TrainingSetError, read_manifest, read_training_set
 from assets.encounters.schemas import TARGET, feature_columns
 from assets.model.hyperparameters import Hyperparameters
 from assets.model.promote import decide
@@ -18,13 +18,31 @@ from assets.resources.registry import DATA_SOURCE_TAG, ModelRegistry, git_commit
 
 
 class TrainingPolicy(dg.ConfigurableResource):
-    """How much history a retrain learns from: `max_rows` training rows at most (0: all), from settings."""
+    """How much history a retrain reads, from settings: at most `max_rows` training rows and the latest
+    `holdout_max_rows` held-out rows (0: all). The defaults are above the 7-batch UCI history, so the
+    demo learns from every row, and they bound a retrain's time and memory on a long feed."""
 
     max_rows: int = 0
+    holdout_max_rows: int = 0
 
     @classmethod
     def from_settings(cls, settings) -> "TrainingPolicy":
-        return cls(max_rows=settings.train_max_rows)
+        return cls(max_rows=settings.train_max_rows, holdout_max_rows=settings.holdout_max_rows)
+
+    def read(self, lake: Lake, seed: int, train: bool = True) -> tuple[pd.DataFrame, dict]:
+        """The bounded rows a retrain works on (see `bounded_encounters`), and the manifest's facts:
+        `batches` (the ones this retrain judges), `rows` and `train_rows_available` in the whole history."""
+        from assets.model.train import INDEX_COLUMNS, bounded_encounters, split_training_set
+
+        try:
+            index = read_training_set(lake, columns=INDEX_COLUMNS)
+            chosen = bounded_encounters(index, self.max_rows, self.holdout_max_rows, seed, train=train)
+            rows = read_training_set(lake, encounters=chosen)
+        except TrainingSetError as error:
+            raise dg.Failure(description=str(error)) from None
+        manifest = read_manifest(lake)
+        return rows, {"batches": [entry["id"] for entry in manifest["batches"]], "rows": len(index),
+                      "train_rows_available": len(split_training_set(index)[0])}
 
 
 class TrainingConfig(dg.Config):
@@ -50,15 +68,18 @@ def readmission_model(context: dg.AssetExecutionContext, config: TrainingConfig,
     from assets.monitoring.quality import SUBGROUP_ATTRIBUTES, subgroup_metric_names, subgroup_metrics
 
     params = Hyperparameters(**config.model_dump())
-    training_set = _read_training_set(lake)
-    candidates, holdout = train_candidates(training_set, params, max_rows=training.max_rows)
+    rows, history = training.read(lake, params.random_state)
+    candidates, holdout = train_candidates(rows, params, max_rows=training.max_rows,
+                                           max_holdout=training.holdout_max_rows,
+                                           available=history["train_rows_available"])
     y = holdout[TARGET].to_numpy(bool)
     # What monitoring compares every later batch with: the training patients' feature shares.
-    train_features = prepare_features(reference_sample(split_training_set(training_set)[0])[feature_columns()])
+    train_features = prepare_features(reference_sample(split_training_set(rows)[0])[feature_columns()])
     data_source = dataset.info().data_source
-    batches = sorted(training_set["batch_id"].unique())
+    batches = history["batches"]
     tags = {"readmit.batches": ",".join(batches), "readmit.batch_count": str(len(batches)),
-            "readmit.training_rows": str(len(training_set)), "readmit.train_max_rows": str(training.max_rows),
+            "readmit.training_rows": str(history["rows"]), "readmit.train_max_rows": str(training.max_rows),
+            "readmit.holdout_max_rows": str(training.holdout_max_rows),
             DATA_SOURCE_TAG: data_source,
             "readmit.git_commit": git_commit(), "readmit.dagster_run_id": context.run.run_id}
     best = max(candidates, key=lambda c: c.metrics["roc_auc"])
@@ -83,11 +104,14 @@ def readmission_model(context: dg.AssetExecutionContext, config: TrainingConfig,
     return dg.MaterializeResult(metadata={
         "registered_version": int(version.version), "run_id": runs[best.model.name],
         "best_candidate": best.model.name, "data_source": data_source, "batches": len(batches),
+        "holdout_rows": len(holdout), **{f"{c.model.name}_train_rows": int(c.metrics["train_rows"]) for c in candidates},
+        **{f"{c.model.name}_fit_seconds": c.fit_seconds for c in candidates},
         **{f"{c.model.name}_roc_auc": c.metrics["roc_auc"] for c in candidates}})
 
 
 @dg.asset(group_name="model", deps=[readmission_model, training_set], kinds={"mlflow"})
-def production_model(context: dg.AssetExecutionContext, registry: ModelRegistry, lake: Lake) -> dg.MaterializeResult:
+def production_model(context: dg.AssetExecutionContext, registry: ModelRegistry, lake: Lake,
+                     training: TrainingPolicy) -> dg.MaterializeResult:
     """The `production` alias: moved to the newest version only if it beats the champion on today's holdout."""
     from sklearn.metrics import roc_auc_score
 
@@ -98,9 +122,9 @@ def production_model(context: dg.AssetExecutionContext, registry: ModelRegistry,
     if challenger is None:
         raise dg.Failure(description=f"no registered version of {registry.model_name} to consider")
     champion = registry.production()
-    training_set = _read_training_set(lake)
-    _, holdout = split_training_set(training_set)
-    batches = sorted(training_set["batch_id"].unique())
+    held_out, history = training.read(lake, seed=0, train=False)  # the latest held-out rows only
+    _, holdout = split_training_set(held_out)
+    batches = history["batches"]
     y, encounters = holdout[TARGET].to_numpy(bool), holdout[feature_columns()]
     challenger_risk = registry.load(challenger.version).predict(encounters)
     challenger_auc = float(roc_auc_score(y, challenger_risk))
@@ -131,7 +155,7 @@ def production_model(context: dg.AssetExecutionContext, registry: ModelRegistry,
     # and an unmoved alias, and the retrain stays owed, so the next tick runs the gate again.
     registry.record_decision(decision, tags={"readmit.dagster_run_id": context.run.run_id})
     registry.publish_card(challenger.version, challenger.run_id, _card(
-        registry, challenger, y, challenger_risk, decision, training_set, BatchLedger(lake.path()).read()))
+        registry, challenger, y, challenger_risk, decision, history["rows"], BatchLedger(lake.path()).read()))
     if promoted:
         registry.set_production(challenger.version)
     BatchLedger(lake.path()).describe_source(last_retrain={
@@ -144,15 +168,7 @@ def production_model(context: dg.AssetExecutionContext, registry: ModelRegistry,
         "challenger_roc_auc": challenger_auc, "champion_roc_auc": champion_auc or float("nan")})
 
 
-def _read_training_set(lake: Lake) -> pd.DataFrame:
-    try:
-        return read_training_set(lake)
-    except TrainingSetError as error:
-        raise dg.Failure(description=str(error)) from None
-
-
-def _card(registry: ModelRegistry, version, y, risk, decision: dict, training_set: pd.DataFrame,
-          ledger: dict) -> str:
+def _card(registry: ModelRegistry, version, y, risk, decision: dict, training_rows: int, ledger: dict) -> str:
     """The challenger's model card: its run's holdout metrics, bootstrap intervals, subgroups, the decision."""
     from assets.model.card import bootstrap_intervals, model_card
 
@@ -164,4 +180,4 @@ def _card(registry: ModelRegistry, version, y, risk, decision: dict, training_se
         bootstrap_intervals(y, risk), getattr(calibration, "kind", None),
         registry.load_document(version.run_id, "subgroup_metrics.json") or [], decision,
         {"data_source": source.get("data_source"), "sha256": source.get("sha256"), "origin": source.get("origin"),
-         "batches": decision["batches"], "rows": len(training_set), "date": now_iso()})
+         "batches": decision["batches"], "rows": training_rows, "date": now_iso()})

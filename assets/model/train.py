@@ -192,28 +192,56 @@ def split_training_set(training_set: pd.DataFrame) -> tuple[pd.DataFrame, pd.Dat
 
 
 def cap_rows(train: pd.DataFrame, max_rows: int, seed: int = 0) -> pd.DataFrame:
-    """At most `max_rows` training rows (0: all), sampled within each label so the positive rate stays.
+    """Exactly `max_rows` training rows when there are more (0: all), sampled within each label so the
+    positive rate stays; capping a capped frame again changes nothing.
 
-    Bounds the fit as history grows (15,000 rows arrive every 5 minutes); the holdout is never capped, so
-    champion and challenger are still compared on every held-out patient."""
+    Bounds the fit as history grows (15,000 rows arrive every 5 minutes). The holdout has its own bound
+    (`latest_rows`): champion and challenger are always compared on the same held-out patients."""
     if not max_rows or len(train) <= max_rows:
         return train
     rng = np.random.default_rng(seed)
     labels = train[TARGET].to_numpy(bool)
-    keep = []
-    for label in (True, False):
-        rows = np.flatnonzero(labels == label)
-        keep.append(rng.choice(rows, size=round(max_rows * len(rows) / len(train)), replace=False))
+    positives, negatives = np.flatnonzero(labels), np.flatnonzero(~labels)
+    take_positive = round(max_rows * len(positives) / len(train))
+    keep = [rng.choice(positives, size=take_positive, replace=False),
+            rng.choice(negatives, size=max_rows - take_positive, replace=False)]
     return train.iloc[np.sort(np.concatenate(keep))].reset_index(drop=True)
 
 
-def train_candidates(training_set: pd.DataFrame, params: Hyperparameters,
-                     max_rows: int = 0) -> tuple[list[Candidate], pd.DataFrame]:
+def latest_rows(holdout: pd.DataFrame, max_rows: int) -> pd.DataFrame:
+    """The last `max_rows` held-out rows in arrival order (0: all): the gate judges on the newest patients,
+    the ones the next model will serve."""
+    if not max_rows or len(holdout) <= max_rows:
+        return holdout
+    return holdout.iloc[-max_rows:].reset_index(drop=True)
+
+
+INDEX_COLUMNS = ["encounter_id", "patient_nbr", "death_or_hospice", TARGET]
+
+
+def bounded_encounters(index: pd.DataFrame, max_train: int, max_holdout: int, seed: int,
+                       train: bool = True) -> np.ndarray:
+    """The `encounter_id`s a retrain reads in full, chosen from the `INDEX_COLUMNS` of the whole history:
+    the capped training rows (unless `train` is False) and the latest held-out rows.
+
+    Splitting and capping only need these four columns, so a retrain reads every row of history as four
+    narrow columns and only the chosen rows whole: its memory and time stop growing with history."""
+    train_rows, holdout = split_training_set(index)
+    chosen = [latest_rows(holdout, max_holdout)["encounter_id"].to_numpy()]
+    if train:
+        chosen.append(cap_rows(train_rows, max_train, seed)["encounter_id"].to_numpy())
+    return np.concatenate(chosen)
+
+
+def train_candidates(training_set: pd.DataFrame, params: Hyperparameters, max_rows: int = 0,
+                     max_holdout: int = 0, available: int | None = None) -> tuple[list[Candidate], pd.DataFrame]:
     """Fit every candidate on the training patients (at most `max_rows` of them, see `cap_rows`); return
-    them with metrics and the holdout."""
+    them with metrics and the holdout (its latest `max_holdout` rows). `available`: training rows in the
+    whole history when `training_set` was already bounded by `bounded_encounters`."""
     train, holdout = split_training_set(training_set)
-    available = len(train)
+    available = len(train) if available is None else available
     train = cap_rows(train, max_rows, seed=params.random_state)
+    holdout = latest_rows(holdout, max_holdout)
     y = holdout[TARGET].to_numpy(bool)
     candidates = []
     for name, pipeline in build_candidates(params).items():

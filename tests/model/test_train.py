@@ -71,29 +71,53 @@ def test_row_cap_keeps_the_positive_rate_and_never_touches_the_holdout(clean_syn
 
     train, holdout = split_training_set(clean_synthetic)
     capped = cap_rows(train, 4_000)
-    assert abs(len(capped) - 4_000) <= 1 and capped["encounter_id"].is_unique
+    assert len(capped) == 4_000 and capped["encounter_id"].is_unique
+    assert cap_rows(capped, 4_000) is capped  # capping again (a bounded read, then the fit) changes nothing
     assert set(capped["encounter_id"]) <= set(train["encounter_id"])
     assert abs(capped[TARGET].mean() - train[TARGET].mean()) < 0.002
     assert cap_rows(train, 0) is train and cap_rows(train, len(train) + 1) is train
     candidates, capped_holdout = train_candidates(clean_synthetic, Hyperparameters(hgb_max_iter=30), max_rows=4_000)
     assert capped_holdout["encounter_id"].equals(holdout["encounter_id"])
     for candidate in candidates:
-        assert abs(candidate.metrics["train_rows"] - 4_000) <= 1
+        assert candidate.metrics["train_rows"] == 4_000
         assert candidate.metrics["train_rows_available"] == len(train)
 
 
+def test_a_bounded_read_gives_the_rows_an_unbounded_one_would_choose(clean_synthetic):
+    from assets.model.train import INDEX_COLUMNS, bounded_encounters, cap_rows, latest_rows
+
+    train, holdout = split_training_set(clean_synthetic)
+    chosen = bounded_encounters(clean_synthetic[INDEX_COLUMNS], 3_000, 1_000, seed=5)
+    expected = pd.concat([latest_rows(holdout, 1_000), cap_rows(train, 3_000, seed=5)])
+    assert sorted(chosen) == sorted(expected["encounter_id"])
+    assert latest_rows(holdout, 1_000)["encounter_id"].tolist() == holdout["encounter_id"].tail(1_000).tolist()
+    held_out_only = bounded_encounters(clean_synthetic[INDEX_COLUMNS], 3_000, 0, seed=5, train=False)
+    assert sorted(held_out_only) == sorted(holdout["encounter_id"])
+
+
 def test_the_row_cap_is_a_setting_the_retrain_honours(tmp_path, synthetic_csv):
+    import dagster as dg
+
     from assets.definitions import build_definitions
     from assets.pipeline import open_instance, tick
     from assets.resources.registry import ModelRegistry
     from assets.settings import Settings
 
-    assert Settings().train_max_rows == 0
+    # The defaults sit above the 7-batch UCI history (79,265 training and 20,078 held-out rows): the demo
+    # learns from and is judged on every row.
+    assert (Settings().train_max_rows, Settings().holdout_max_rows) == (100_000, 25_000)
+    assert Settings.from_env({"READMIT_TRAIN_MAX_ROWS": "0"}).train_max_rows == 0
     settings = Settings.from_env({"READMIT_HOME": str(tmp_path / "home"), "READMIT_SOURCE": str(synthetic_csv),
-                                  "READMIT_BATCH_SIZE": "2500", "READMIT_TRAIN_MAX_ROWS": "700"})
-    assert build_definitions(settings).resources["training"].max_rows == 700
-    tick(settings, open_instance(settings))
+                                  "READMIT_BATCH_SIZE": "2500", "READMIT_TRAIN_MAX_ROWS": "700",
+                                  "READMIT_HOLDOUT_MAX_ROWS": "300"})
+    policy = build_definitions(settings).resources["training"]
+    assert (policy.max_rows, policy.holdout_max_rows) == (700, 300)
+    instance = open_instance(settings)
+    tick(settings, instance)
     registry = ModelRegistry.from_settings(settings)
     run = registry.client().get_run(registry.production().run_id)
     assert run.data.metrics["train_rows"] == 700 and run.data.metrics["train_rows_available"] > 700
-    assert run.data.tags["readmit.train_max_rows"] == "700"
+    assert run.data.tags["readmit.train_max_rows"] == "700" and run.data.tags["readmit.holdout_max_rows"] == "300"
+    assert int(run.data.tags["readmit.training_rows"]) == 2_500  # the history, not what was read
+    model = instance.get_latest_materialization_event(dg.AssetKey("readmission_model")).asset_materialization
+    assert model.metadata["holdout_rows"].value == 300
