@@ -35,15 +35,19 @@ class DatasetSource(dg.ConfigurableResource):
     source_url: str
     offline: bool = False
     batch_size: int = 15_000
+    synthetic_rows: int = Settings.synthetic_rows
+    synthetic_drift: float = Settings.synthetic_drift
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "DatasetSource":
         return cls(home=str(settings.home), source=settings.source, source_url=settings.source_url,
-                   offline=settings.offline, batch_size=settings.batch_size)
+                   offline=settings.offline, batch_size=settings.batch_size,
+                   synthetic_rows=settings.synthetic_rows, synthetic_drift=settings.synthetic_drift)
 
     def settings(self) -> Settings:
-        return Settings(home=Path(self.home), source=self.source,
-                        source_url=self.source_url, offline=self.offline, batch_size=self.batch_size)
+        return Settings(home=Path(self.home), source=self.source, source_url=self.source_url,
+                        offline=self.offline, batch_size=self.batch_size,
+                        synthetic_rows=self.synthetic_rows, synthetic_drift=self.synthetic_drift)
 
     def info(self) -> SourceDataset:
         info = read_source_info(self.settings())

@@ -61,3 +61,17 @@ def test_synthetic_rows_and_drift_are_settings_the_offline_fallback_uses(tmp_pat
     assert info.synthetic and info.rows == 4_500
     assert info.origin == "synthetic (4,500 rows, drift 0.5)"
     assert Settings().synthetic_rows == 101_766 and Settings().synthetic_drift == 0.0
+
+
+def test_the_fetch_job_honours_the_long_feed_settings(tmp_path):
+    """`readmit fetch` (Dagster's source_dataset asset) sizes the stand-in as the settings say, not at 101,766."""
+    from assets.definitions import FETCH_JOB, build_definitions
+    from assets.encounters.source import read_source_info
+    from assets.pipeline import open_instance, run_job
+    from assets.settings import Settings
+
+    settings = Settings.from_env({"READMIT_HOME": str(tmp_path), "READMIT_OFFLINE": "1", "READMIT_BATCH_SIZE": "1000",
+                                  "READMIT_SYNTHETIC_ROWS": "4500", "READMIT_SYNTHETIC_DRIFT": "0.5"})
+    run_job(build_definitions(settings), open_instance(settings), FETCH_JOB)
+    info = read_source_info(settings)
+    assert info.rows == 4_500 and info.origin == "synthetic (4,500 rows, drift 0.5)"
