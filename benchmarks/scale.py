@@ -4,7 +4,7 @@ The feed is the offline generator sized by READMIT_SYNTHETIC_ROWS (100 batches o
 drift). Between checkpoints the batches are only ingested (release, raw, clean, monitoring), which is all a
 history needs; at each checkpoint (7, 25, 50, 100 batches) one whole `readmit tick` (release, ingest,
 training set, both candidates, evaluation, gate) runs in a fresh process, so its peak memory is its own
-(`wait4`'s ru_maxrss). Per-stage seconds come from Dagster's step stats; each candidate's fit from the
+(sampled every 50 ms inside it). Per-stage seconds come from Dagster's step stats; each candidate's fit from the
 retrain's metadata. Prints one table and writes docs/scale.json and docs/scale.png.
 
 Run: `uv run python -m benchmarks.scale [--checkpoints 7,25,50,100] [--batch-size 15000] [--policy default|all]`
@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -52,17 +53,49 @@ def ingest_only(settings: Settings, defs: dg.Definitions, instance: dg.DagsterIn
     return report.batch
 
 
+class RssSampler:
+    """Resident memory of this process every 50 ms, so each stage's peak can be read off its step times."""
+
+    def __init__(self):
+        self.samples: list[tuple[float, float]] = []
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            with open("/proc/self/statm") as statm:
+                self.samples.append((time.time(), int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20))
+            time.sleep(0.05)
+
+    def peak(self, start: float = 0.0, end: float = float("inf")) -> float:
+        return max((rss for t, rss in self.samples if start <= t <= end), default=0.0)
+
+
+def child_tick() -> dict:
+    """Runs in the measured process: one tick, its run ids and the peak RSS of each step."""
+    sampler = RssSampler()
+    settings = Settings.from_env()
+    instance = open_instance(settings)
+    report = tick(settings, instance, log_level="ERROR")
+    peaks = {}
+    for run_id in report.runs.values():
+        for step in instance.get_run_step_stats(run_id):
+            if step.start_time and step.end_time:
+                peaks[step.step_key] = sampler.peak(step.start_time, step.end_time)
+    return {"runs": report.runs, "batch": report.batch, "step_peak_mib": peaks, "sampled_peak_mib": sampler.peak()}
+
+
 def measured_tick(env: dict[str, str]) -> dict:
-    """One whole tick in a fresh process: wall seconds, peak RSS (MiB) and the run ids."""
+    """One whole tick in a fresh process: wall seconds (process start included), run ids, peak RSS.
+
+    The peak is sampled inside the child, not taken from `wait4`'s ru_maxrss: Linux carries a parent's
+    high-water mark across fork and exec, so a child of this (large) replaying process would report the
+    parent's peak."""
     command = [sys.executable, "-m", "benchmarks.scale", "--child"]
     start = time.perf_counter()
-    child = subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.PIPE, text=True)
-    output = child.stdout.read()
-    _, status, usage = os.wait4(child.pid, 0)
-    if status != 0:
-        raise RuntimeError(f"the measured tick failed ({status}): {output[-2000:]}")
-    return {"tick_s": time.perf_counter() - start, "peak_mib": usage.ru_maxrss / 1024,
-            **json.loads(output.strip().splitlines()[-1])}
+    child = subprocess.run(command, env={**os.environ, **env}, stdout=subprocess.PIPE, text=True)
+    if child.returncode != 0:
+        raise RuntimeError(f"the measured tick failed ({child.returncode}): {child.stdout[-2000:]}")
+    return {"tick_s": time.perf_counter() - start, **json.loads(child.stdout.strip().splitlines()[-1])}
 
 
 def step_seconds(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str, float]:
@@ -78,8 +111,9 @@ def lake_mib(home: Path) -> float:
     return sum(f.stat().st_size for f in (home / "lake").rglob("*") if f.is_file()) / 2**20
 
 
-def replay(checkpoints: list[int], batch_size: int, drift: float, policy: str, home: Path) -> pd.DataFrame:
-    env = feed_env(home, max(checkpoints), batch_size, drift, policy)
+def replay(checkpoints: list[int], batch_size: int, drift: float, policy: str, home: Path,
+           feed_batches: int | None = None) -> pd.DataFrame:
+    env = feed_env(home, feed_batches or max(checkpoints), batch_size, drift, policy)
     settings = Settings.from_env(env)
     defs, instance = build_definitions(settings), open_instance(settings)
     rows, done = [], 0
@@ -99,7 +133,9 @@ def replay(checkpoints: list[int], batch_size: int, drift: float, policy: str, h
                **{stage: steps.get(stage, 0.0) for stage in STAGES},
                **{f"fit_{name}": seconds for name, seconds in fits.items()},
                "evaluation": steps.get("readmission_model", 0.0) - sum(fits.values()),
-               "peak_mib": result["peak_mib"], "lake_mib": lake_mib(home),
+               "peak_mib": result["sampled_peak_mib"],
+               **{f"peak_{stage}": result["step_peak_mib"].get(stage, 0.0) for stage in STAGES},
+               "lake_mib": lake_mib(home),
                "holdout_rows": model.metadata["holdout_rows"].value, "ingest_history_s": history_s}
         rows.append(row)
         print(pd.DataFrame([row]).round(1).to_string(index=False), flush=True)
@@ -134,16 +170,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=15_000)
     parser.add_argument("--drift", type=float, default=0.5)
     parser.add_argument("--policy", choices=["default", "all"], default="default")
+    parser.add_argument("--feed-batches", type=int, help="batches in the feed (default: the last checkpoint)")
     parser.add_argument("--out", default=str(DOCS / "scale"))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:  # one measured tick, in its own process
-        report = tick(Settings.from_env(), log_level="ERROR")
-        print(json.dumps({"runs": report.runs, "batch": report.batch}))
+        print(json.dumps(child_tick()))
         return
     checkpoints = sorted(int(c) for c in args.checkpoints.split(","))
     with tempfile.TemporaryDirectory(prefix="readmit-scale-") as home:
-        table = replay(checkpoints, args.batch_size, args.drift, args.policy, Path(home))
+        table = replay(checkpoints, args.batch_size, args.drift, args.policy, Path(home), args.feed_batches)
     print(f"\npolicy={args.policy}, batch size {args.batch_size:,}, drift {args.drift}, {os.cpu_count()} cores")
     print(table.round(2).to_string(index=False))
     Path(f"{args.out}.json").write_text(table.to_json(orient="records", indent=1))

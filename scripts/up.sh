@@ -23,17 +23,31 @@ for port in "$MLFLOW_PORT" "$DAGSTER_PORT" "$AIRFLOW_PORT" "$API_PORT" "$UI_PORT
   fi
 done
 
-# MLflow's backend store: the local PostgreSQL when it answers, else sqlite under READMIT_HOME.
+# MLflow's backend store and the Dagster instance (runs, events, schedules): the local PostgreSQL when it
+# answers, else sqlite under READMIT_HOME. Each home gets its own Dagster database, so two homes never mix
+# their batches and runs; a home that already has a dagster.yaml keeps its storage (nothing moves silently).
 backend="sqlite:///$READMIT_HOME/mlflow.db"
+dagster_db="readmit_dagster_$(printf %s "$READMIT_HOME" | sha1sum | cut -c1-10)"
 if command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432 \
-   && "$bin/python" - <<'PY' 2>/dev/null
+   && DAGSTER_DB="$dagster_db" "$bin/python" - <<'PY' 2>/dev/null
+import os
 import psycopg2
 c = psycopg2.connect("postgresql://readmit:readmit@127.0.0.1:5432/postgres"); c.autocommit = True
-cur = c.cursor(); cur.execute("SELECT 1 FROM pg_database WHERE datname = 'readmit_mlflow'")
-cur.fetchone() or cur.execute("CREATE DATABASE readmit_mlflow")
+cur = c.cursor()
+for name in ("readmit_mlflow", os.environ["DAGSTER_DB"]):
+    cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+    cur.fetchone() or cur.execute(f'CREATE DATABASE "{name}"')
 PY
 then
   backend="postgresql+psycopg2://readmit:readmit@127.0.0.1:5432/readmit_mlflow"
+  [ -f "$READMIT_HOME/dagster/dagster.yaml" ] || cat > "$READMIT_HOME/dagster/dagster.yaml" <<YAML
+# Written by make up: PostgreSQL answered, so the instance lives there (dagster-postgres), as in compose.
+storage:
+  postgres:
+    postgres_url: postgresql://readmit:readmit@127.0.0.1:5432/$dagster_db
+telemetry:
+  enabled: false
+YAML
 fi
 artifacts="${MLFLOW_ARTIFACTS_DESTINATION:-$READMIT_HOME/mlartifacts}"
 [ -f "$READMIT_HOME/dagster/dagster.yaml" ] || printf 'telemetry:\n  enabled: false\n' > "$READMIT_HOME/dagster/dagster.yaml"

@@ -31,6 +31,7 @@ def test_every_url_make_up_prints_answers(tmp_path):
             assert answer.status_code < 400 or answer.status_code == 401, (name, url, answer.status_code)
             if name == "API":  # BentoML's own page (Swagger UI) is at /, the OpenAPI document beside it
                 assert "swagger" in answer.text.lower(), answer.text[:300]
+        _dagster_instance_is_in_postgres_when_it_answers(tmp_path / "home" / "dagster")
     finally:
         down = subprocess.run(["bash", "scripts/down.sh"], cwd=REPO, env=env, capture_output=True, text=True,
                               timeout=120)
@@ -38,3 +39,20 @@ def test_every_url_make_up_prints_answers(tmp_path):
     for port in (env[name] for name in PORTS):
         with pytest.raises(requests.ConnectionError):
             requests.get(f"http://127.0.0.1:{port}/", timeout=5)
+
+
+def _dagster_instance_is_in_postgres_when_it_answers(dagster_home: Path) -> None:
+    """make test-stack runs PostgreSQL, so the instance every process of the stack shares lives there."""
+    import dagster as dg
+
+    assert subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"]).returncode == 0
+    config = (dagster_home / "dagster.yaml").read_text()
+    assert re.search(r"postgres_url: postgresql://readmit:readmit@127\.0\.0\.1:5432/readmit_dagster_\w{10}$",
+                     config, re.M), config
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    try:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        assert instance.get_runs(limit=1) == []  # migrated, and its own: no run of another home shows up
+    finally:
+        instance.dispose()

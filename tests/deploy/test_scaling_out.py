@@ -1,0 +1,91 @@
+"""Offline checks behind docs/deploy.md's "Scaling out": every engine the section names is configured in the
+repository, installed by the image that runs it, and accepted by the engine's own loader."""
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((REPO / "compose" / "docker-compose.yml").read_text())["services"]
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+def _requirement_names(specs: list[str]) -> set[str]:
+    return {spec.split("[")[0].split("=")[0].split(">")[0].split("<")[0].strip() for spec in specs}
+
+
+def test_airflow_scales_out_on_celery_workers_with_the_schedulers_image_and_environment():
+    worker, scheduler = COMPOSE["airflow-worker"], COMPOSE["airflow-scheduler"]
+    assert worker["profiles"] == ["celery"] and COMPOSE["redis"]["profiles"] == ["celery"]
+    assert worker["command"] == ["airflow", "celery", "worker"] and "healthcheck" in worker
+    assert worker["image"] == scheduler["image"] and worker["environment"] == scheduler["environment"]
+    assert worker["volumes"] == scheduler["volumes"]  # the same lake volume and Dagster instance config
+    assert worker["depends_on"]["redis"]["condition"] == "service_healthy" and "healthcheck" in COMPOSE["redis"]
+    environment = scheduler["environment"]
+    assert environment["AIRFLOW__CORE__EXECUTOR"] == "${AIRFLOW_EXECUTOR:-LocalExecutor}"
+    assert environment["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:6379/")
+    assert "apache-airflow-providers-celery" in _requirement_names(PYPROJECT["dependency-groups"]["airflow"])
+    assert "AIRFLOW_EXECUTOR=" in (REPO / ".env.example").read_text()
+
+
+def test_the_airflow_group_loads_the_celery_executor(tmp_path):
+    """What the scheduler does at start with AIRFLOW_EXECUTOR=CeleryExecutor: import the executor and its app
+    (this caught celery 5.7, whose database backend no longer has what the provider imports)."""
+    services = COMPOSE["airflow-scheduler"]["environment"]
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+           "AIRFLOW__CELERY__BROKER_URL": services["AIRFLOW__CELERY__BROKER_URL"],
+           "AIRFLOW__CELERY__RESULT_BACKEND": "db+postgresql://readmit:x@postgres:5432/airflow"}
+    probe = ("from airflow.executors.executor_loader import ExecutorLoader\n"
+             "print(ExecutorLoader.import_default_executor_cls()[0].__name__)\n"
+             "from airflow.providers.celery.executors.celery_executor import app\n"
+             "print(app.conf.broker_url)\n")
+    result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines()[-2:] == ["CeleryExecutor", "redis://redis:6379/0"], result.stdout
+
+
+def test_the_compose_dagster_instance_is_postgres_with_a_serial_run_queue(tmp_path, monkeypatch):
+    import dagster as dg
+    from dagster._core.instance.config import dagster_instance_config
+    from dagster._serdes.config_class import ConfigurableClassData
+
+    (tmp_path / "dagster.yaml").write_text((REPO / "compose" / "dagster.yaml").read_text())
+    monkeypatch.setenv("POSTGRES_USER", "readmit")
+    monkeypatch.setenv("POSTGRES_PASSWORD", "x")
+    config, _ = dagster_instance_config(str(tmp_path))  # Dagster's own schema: raises on any wrong key
+    assert config["storage"]["postgres"]["postgres_db"]["db_name"] == "dagster"
+    assert "CREATE DATABASE dagster;" in (REPO / "compose" / "postgres-init.sql").read_text()
+    import dagster_postgres  # noqa: F401  (the storage's module, installed in every image: a base dependency)
+    assert "dagster-postgres" in _requirement_names(PYPROJECT["project"]["dependencies"])
+    def load(key: str, kind: type):
+        entry = config[key]
+        return ConfigurableClassData(entry["module"], entry["class"], yaml.safe_dump(entry.get("config") or {})
+                                     ).rehydrate(kind)
+
+    coordinator = load("run_coordinator", dg.QueuedRunCoordinator)
+    assert isinstance(coordinator, dg.QueuedRunCoordinator)
+    assert coordinator.inst_data.config_dict["max_concurrent_runs"] == 1  # ticks are serial by design
+    assert isinstance(load("run_launcher", dg.DefaultRunLauncher), dg.DefaultRunLauncher)
+    for name in ("airflow-scheduler", "dagster-webserver", "dagster-daemon"):  # one instance for all of them
+        assert "./dagster.yaml:/opt/dagster/dagster.yaml:ro" in COMPOSE[name]["volumes"], name
+
+
+def test_the_lake_and_model_artifacts_are_on_s3_and_the_api_autoscales():
+    environment = COMPOSE["dagster-daemon"]["environment"]
+    assert environment["READMIT_LAKE_URL"].startswith("s3://")
+    assert "--artifacts-destination" in " ".join(COMPOSE["mlflow"]["command"])
+    assert "s3://" in " ".join(COMPOSE["mlflow"]["command"])
+    documents = list(yaml.safe_load_all((REPO / "k8s" / "base" / "api.yaml").read_text()))
+    hpa = next(d for d in documents if d and d["kind"] == "HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "readmit-api" and hpa["spec"]["maxReplicas"] > 1
+
+
+def test_deploy_doc_has_a_scaling_out_section_naming_what_is_configured():
+    text = (REPO / "docs" / "deploy.md").read_text()
+    section = text[text.index("## 4. Scaling out"):]
+    for claim in ("CeleryExecutor", "--profile celery", "QueuedRunCoordinator", "dagster-postgres",
+                  "READMIT_LAKE_URL", "HorizontalPodAutoscaler", "benchmarks/scale.py"):
+        assert claim in section, claim
