@@ -15,10 +15,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from assets.encounters.batches import BatchLedger
-from assets.resources.lake import Lake
+from assets.resources.lake import Lake, to_frame
 
 MANIFEST = ("training", "training_set.json")
 
@@ -74,22 +77,32 @@ def admit_clean_batches(lake: Lake, validate) -> Admission:
     return Admission(manifest, admitted)
 
 
-def read_training_set(lake: Lake, columns: list[str] | None = None, encounters=None) -> pd.DataFrame:
+def read_training_set(lake: Lake, columns: list[str] | None = None, encounters=None,
+                      batches: list[str] | None = None) -> pd.DataFrame:
     """Every row of the manifest's batches, in batch order, one per `encounter_id` (its latest delivery).
 
-    `columns` reads only those; `encounters` (ids) keeps only those rows, one partition at a time, so a
-    bounded read never holds the whole history in memory."""
-    batches = [entry["id"] for entry in read_manifest(lake)["batches"]]
-    if not batches:
+    `columns` reads only those; `encounters` (ids) keeps only those rows, filtered in Arrow one partition
+    at a time, so a bounded read never holds the whole history in memory; `batches` opens only those
+    partitions (the ones an index read says hold the wanted rows' latest deliveries)."""
+    listed = [entry["id"] for entry in read_manifest(lake)["batches"]]
+    if not listed:
         raise TrainingSetError("the training set is empty: run a retrain (readmit tick) first")
-    _require_partitions(lake, batches)
+    if batches is not None:
+        wanted_batches = set(batches)
+        listed = [b for b in listed if b in wanted_batches]
+    _require_partitions(lake, listed)
     wanted = None if columns is None else list(dict.fromkeys(["encounter_id", *columns]))
-    keep = None if encounters is None else pd.Index(encounters)
-    parts = []
-    for batch in batches:
-        part = lake.read_frame("clean", f"{batch}.parquet", columns=wanted)
-        parts.append(part if keep is None else part.loc[part["encounter_id"].isin(keep)])
-    frame = pd.concat(parts, ignore_index=True).drop_duplicates("encounter_id", keep="last", ignore_index=True)
+    keep = None if encounters is None else pa.array(np.asarray(encounters, dtype=np.int64))
+    tables = []
+    for batch in listed:
+        table = lake.read_table("clean", f"{batch}.parquet", columns=wanted)
+        if keep is not None:
+            table = table.filter(pc.is_in(table["encounter_id"].cast(pa.int64()), value_set=keep))
+        tables.append(table)
+    frame = to_frame(pa.concat_tables(tables, promote_options="permissive")) if tables else pd.DataFrame()
+    if frame.empty:
+        return frame if columns is None else frame.reindex(columns=columns)
+    frame = frame.drop_duplicates("encounter_id", keep="last", ignore_index=True)
     return frame if columns is None else frame[columns]
 
 

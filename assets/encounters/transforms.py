@@ -276,8 +276,14 @@ def _integers_or_zero(values: np.ndarray) -> np.ndarray:
 
 
 def icd9_group(codes: pd.Series | np.ndarray) -> np.ndarray:
-    """Group ICD-9 codes into the nine chapters Strack et al. (2014) used (diabetes is 250.xx)."""
-    text = np.asarray(codes, dtype=object).astype(str)
+    """Group ICD-9 codes into the nine chapters Strack et al. (2014) used (diabetes is 250.xx).
+
+    Each distinct code is grouped once (a column holds ~700 of them), then mapped back to the rows."""
+    distinct, rows = np.unique(np.asarray(codes, dtype=object).astype(str), return_inverse=True)
+    return _icd9_chapters(distinct)[rows]
+
+
+def _icd9_chapters(text: np.ndarray) -> np.ndarray:
     coded = np.char.startswith(text, "V") | np.char.startswith(text, "E")
     numeric = pd.to_numeric(pd.Series(np.where(coded, "", text)), errors="coerce").to_numpy(dtype=float)
     between = lambda lo, hi: (numeric >= lo) & (numeric < hi)  # noqa: E731

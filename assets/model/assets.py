@@ -37,7 +37,8 @@ class TrainingPolicy(dg.ConfigurableResource):
         try:
             index = read_training_set(lake, columns=INDEX_COLUMNS)
             chosen = bounded_encounters(index, self.max_rows, self.holdout_max_rows, seed, train=train)
-            rows = read_training_set(lake, encounters=chosen)
+            rows = read_training_set(lake, encounters=chosen["encounter_id"],
+                                     batches=sorted(chosen["batch_id"].unique()))
         except TrainingSetError as error:
             raise dg.Failure(description=str(error)) from None
         manifest = read_manifest(lake)
@@ -86,7 +87,7 @@ def readmission_model(context: dg.AssetExecutionContext, config: TrainingConfig,
     runs, uris = {}, {}
     for candidate in candidates:
         model = candidate.model
-        risk = model.predict(holdout[feature_columns()])
+        risk = candidate.holdout_risk
         figures = evaluation_plots(y, risk, model.threshold)
         if candidate is best:
             importance = permutation_importance(model, holdout[feature_columns()], y, feature_columns())

@@ -41,7 +41,8 @@ def prepare_features(encounters: pd.DataFrame) -> pd.DataFrame:
     medications = np.column_stack([clean[m] for m in MEDICATIONS])
     features["medications_changed"] = np.isin(medications, ["Up", "Down"]).sum(axis=1).astype(float)
     features["medications_used"] = (medications != "No").sum(axis=1).astype(float)
-    features["age_years"] = np.array([_age_years(band) for band in clean["age"]], dtype=float)
+    bands, rows = np.unique(np.asarray(clean["age"], dtype=object).astype(str), return_inverse=True)
+    features["age_years"] = np.array([_age_years(band) for band in bands], dtype=float)[rows]
     return pd.DataFrame(features, index=encounters.index)[FEATURES]
 
 

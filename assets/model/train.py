@@ -177,11 +177,12 @@ def _logit(risk: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Candidate:
-    """A fitted candidate with its holdout metrics."""
+    """A fitted candidate with its holdout metrics and risks (what the evaluation plots are drawn from)."""
 
     model: ReadmissionModel
     metrics: dict[str, float]
     fit_seconds: float
+    holdout_risk: np.ndarray | None = None
 
 
 def split_training_set(training_set: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -216,21 +217,21 @@ def latest_rows(holdout: pd.DataFrame, max_rows: int) -> pd.DataFrame:
     return holdout.iloc[-max_rows:].reset_index(drop=True)
 
 
-INDEX_COLUMNS = ["encounter_id", "patient_nbr", "death_or_hospice", TARGET]
+INDEX_COLUMNS = ["encounter_id", "patient_nbr", "death_or_hospice", TARGET, "batch_id"]
 
 
 def bounded_encounters(index: pd.DataFrame, max_train: int, max_holdout: int, seed: int,
-                       train: bool = True) -> np.ndarray:
-    """The `encounter_id`s a retrain reads in full, chosen from the `INDEX_COLUMNS` of the whole history:
-    the capped training rows (unless `train` is False) and the latest held-out rows.
+                       train: bool = True) -> pd.DataFrame:
+    """The rows (`encounter_id`, `batch_id`) a retrain reads in full, chosen from the `INDEX_COLUMNS` of the
+    whole history: the capped training rows (unless `train` is False) and the latest held-out rows.
 
-    Splitting and capping only need these four columns, so a retrain reads every row of history as four
-    narrow columns and only the chosen rows whole: its memory and time stop growing with history."""
+    Splitting and capping only need these narrow columns, so a retrain reads every row of history as an
+    index and only the chosen rows whole: its memory and time stop growing with history."""
     train_rows, holdout = split_training_set(index)
-    chosen = [latest_rows(holdout, max_holdout)["encounter_id"].to_numpy()]
+    chosen = [latest_rows(holdout, max_holdout)]
     if train:
-        chosen.append(cap_rows(train_rows, max_train, seed)["encounter_id"].to_numpy())
-    return np.concatenate(chosen)
+        chosen.append(cap_rows(train_rows, max_train, seed))
+    return pd.concat(chosen, ignore_index=True)[["encounter_id", "batch_id"]]
 
 
 def train_candidates(training_set: pd.DataFrame, params: Hyperparameters, max_rows: int = 0,
@@ -253,5 +254,5 @@ def train_candidates(training_set: pd.DataFrame, params: Hyperparameters, max_ro
                    **_uncalibrated_metrics(model, holdout, y)}
         candidates.append(Candidate(model, {**metrics, "train_rows": float(len(train)),
                                             "train_rows_available": float(available), "fit_seconds": seconds},
-                                    seconds))
+                                    seconds, risk))
     return candidates, holdout

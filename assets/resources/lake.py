@@ -40,8 +40,15 @@ class Lake(dg.ConfigurableResource):
 
     def read_frame(self, *parts: str, columns: list[str] | None = None) -> pd.DataFrame:
         """Read parquet back (only `columns`, if given) with text as Arrow strings, the dtype the schemas declare."""
-        table = pq.read_table(io.BytesIO(self.path(*parts).read_bytes()), columns=columns)
-        return table.to_pandas(types_mapper=_ARROW_TEXT.get)
+        return to_frame(self.read_table(*parts, columns=columns))
+
+    def read_table(self, *parts: str, columns: list[str] | None = None) -> pa.Table:
+        return pq.read_table(io.BytesIO(self.path(*parts).read_bytes()), columns=columns)
+
+
+def to_frame(table: pa.Table) -> pd.DataFrame:
+    """An Arrow table as pandas, text as Arrow strings (the dtype the schemas declare)."""
+    return table.to_pandas(types_mapper=_ARROW_TEXT.get)
 
 
 def write_atomically(target: UPath, payload: bytes) -> UPath:

@@ -75,6 +75,14 @@ def test_a_redelivered_encounter_keeps_its_latest_row(lake, cleaned):
     assert (training.loc[late["encounter_id"], "num_lab_procedures"] == 99).all()
     assert (training.loc[late["encounter_id"], "batch_id"] == "batch-002").all()
     assert read_training_set(lake, columns=["readmitted_30d"]).columns.tolist() == ["readmitted_30d"]
+    # A bounded read: the index names the batch of each wanted row's latest delivery; only those are opened.
+    index = read_training_set(lake, columns=["batch_id"]).assign(encounter_id=training.index)
+    wanted = index.loc[index["encounter_id"].isin(late["encounter_id"].tolist() + [cleaned["encounter_id"].iloc[0]])]
+    bounded = read_training_set(lake, encounters=wanted["encounter_id"], batches=sorted(wanted["batch_id"].unique()))
+    assert sorted(bounded["encounter_id"]) == sorted(wanted["encounter_id"])
+    assert (bounded.set_index("encounter_id").loc[late["encounter_id"], "num_lab_procedures"] == 99).all()
+    assert read_training_set(lake, encounters=late["encounter_id"], batches=["batch-002"])["batch_id"].eq(
+        "batch-002").all()
 
 
 def test_a_batch_breaking_the_contract_is_not_admitted(lake, cleaned):

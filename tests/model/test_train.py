@@ -89,10 +89,11 @@ def test_a_bounded_read_gives_the_rows_an_unbounded_one_would_choose(clean_synth
     train, holdout = split_training_set(clean_synthetic)
     chosen = bounded_encounters(clean_synthetic[INDEX_COLUMNS], 3_000, 1_000, seed=5)
     expected = pd.concat([latest_rows(holdout, 1_000), cap_rows(train, 3_000, seed=5)])
-    assert sorted(chosen) == sorted(expected["encounter_id"])
+    assert sorted(chosen["encounter_id"]) == sorted(expected["encounter_id"])
+    assert chosen.set_index("encounter_id")["batch_id"].equals(expected.set_index("encounter_id")["batch_id"])
     assert latest_rows(holdout, 1_000)["encounter_id"].tolist() == holdout["encounter_id"].tail(1_000).tolist()
     held_out_only = bounded_encounters(clean_synthetic[INDEX_COLUMNS], 3_000, 0, seed=5, train=False)
-    assert sorted(held_out_only) == sorted(holdout["encounter_id"])
+    assert sorted(held_out_only["encounter_id"]) == sorted(holdout["encounter_id"])
 
 
 def test_the_row_cap_is_a_setting_the_retrain_honours(tmp_path, synthetic_csv):
