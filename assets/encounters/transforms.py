@@ -256,9 +256,18 @@ def normalised_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
             values = np.where(missing, MISSING, values)
         if column in RESPELLINGS:
             spellings, replacement = RESPELLINGS[column]
-            values = np.where(np.isin(values, spellings), replacement, values)
+            values = np.where(equals_any(values, spellings), replacement, values)
         out[column] = values
     return out
+
+
+def equals_any(values: np.ndarray, options) -> np.ndarray:
+    """`np.isin` for a few options on an object array, without its sort: one C-level comparison pass
+    per option (isin sorts object arrays, ~5x slower for the 2-3 spellings a column has)."""
+    hit = np.zeros(values.shape, dtype=bool)
+    for option in options:
+        hit |= values == option
+    return hit
 
 
 def _integers_or_zero(values: np.ndarray) -> np.ndarray:

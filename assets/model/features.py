@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from assets.encounters.schemas import DEATH_OR_HOSPICE_DISPOSITIONS, MEDICATIONS, NUMERIC_BOUNDS, as_integers
-from assets.encounters.transforms import icd9_group, normalised_columns
+from assets.encounters.transforms import equals_any, icd9_group, normalised_columns
 
 ID_COLUMNS = ["admission_type_id", "discharge_disposition_id", "admission_source_id"]
 CATEGORICAL = [
@@ -39,7 +39,7 @@ def prepare_features(encounters: pd.DataFrame) -> pd.DataFrame:
     features["prior_visits"] = (clean["number_outpatient"] + clean["number_emergency"]
                                 + clean["number_inpatient"]).astype(float)
     medications = np.column_stack([clean[m] for m in MEDICATIONS])
-    features["medications_changed"] = np.isin(medications, ["Up", "Down"]).sum(axis=1).astype(float)
+    features["medications_changed"] = equals_any(medications, ["Up", "Down"]).sum(axis=1).astype(float)
     features["medications_used"] = (medications != "No").sum(axis=1).astype(float)
     bands, rows = np.unique(np.asarray(clean["age"], dtype=object).astype(str), return_inverse=True)
     features["age_years"] = np.array([_age_years(band) for band in bands], dtype=float)[rows]
