@@ -62,7 +62,7 @@ class TrainingConfig(dg.Config):
 def readmission_model(context: dg.AssetExecutionContext, config: TrainingConfig, registry: ModelRegistry,
                       dataset: DatasetSource, training: TrainingPolicy, lake: Lake) -> dg.MaterializeResult:
     """Every candidate trained and logged to MLflow; the best on the holdout registered as a new version."""
-    from assets.model.evaluate import evaluation_plots, importance_plot, permutation_importance
+    from assets.model.evaluate import evaluation_plots
     from assets.model.features import CATEGORICAL, prepare_features
     from assets.model.train import split_training_set, train_candidates
     from assets.monitoring.drift import profile, reference_sample
@@ -89,9 +89,6 @@ def readmission_model(context: dg.AssetExecutionContext, config: TrainingConfig,
         model = candidate.model
         risk = candidate.holdout_risk
         figures = evaluation_plots(y, risk, model.threshold)
-        if candidate is best:
-            importance = permutation_importance(model, holdout[feature_columns()], y, feature_columns())
-            figures["feature_importance.png"] = importance_plot(importance)
         subgroups = subgroup_metrics(holdout[list(SUBGROUP_ATTRIBUTES)], y, risk, model.threshold)
         runs[model.name], uris[model.name] = registry.log_candidate(
             model, {**candidate.metrics, **subgroup_metric_names(subgroups)},
@@ -127,7 +124,8 @@ def production_model(context: dg.AssetExecutionContext, registry: ModelRegistry,
     _, holdout = split_training_set(held_out)
     batches = history["batches"]
     y, encounters = holdout[TARGET].to_numpy(bool), holdout[feature_columns()]
-    challenger_risk = registry.load(challenger.version).predict(encounters)
+    challenger_model = registry.load(challenger.version)
+    challenger_risk = challenger_model.predict(encounters)
     challenger_auc = float(roc_auc_score(y, challenger_risk))
     champion_auc, gaps = None, []
     if champion is not None and champion.version != challenger.version:
@@ -158,6 +156,12 @@ def production_model(context: dg.AssetExecutionContext, registry: ModelRegistry,
     registry.publish_card(challenger.version, challenger.run_id, _card(
         registry, challenger, y, challenger_risk, decision, history["rows"], BatchLedger(lake.path()).read()))
     if promoted:
+        # Permutation importance (~48 predictions of 4,000 rows) only for a model that will serve: a
+        # rejected challenger never needs it, and most retrains on a steady feed are rejected.
+        from assets.model.evaluate import importance_plot, permutation_importance
+
+        importance = permutation_importance(challenger_model, encounters, y, feature_columns())
+        registry.log_figure(challenger.run_id, importance_plot(importance), "plots/feature_importance.png")
         registry.set_production(challenger.version)
     BatchLedger(lake.path()).describe_source(last_retrain={
         "batches": batches, "finished_at": now_iso(), "challenger_version": int(challenger.version),

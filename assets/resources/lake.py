@@ -43,7 +43,11 @@ class Lake(dg.ConfigurableResource):
         return to_frame(self.read_table(*parts, columns=columns))
 
     def read_table(self, *parts: str, columns: list[str] | None = None) -> pa.Table:
-        return pq.read_table(io.BytesIO(self.path(*parts).read_bytes()), columns=columns)
+        """Parquet as Arrow; with `columns`, only their column chunks are read (a seekable file, local or S3)."""
+        if columns is None:
+            return pq.read_table(io.BytesIO(self.path(*parts).read_bytes()))
+        with self.path(*parts).open("rb") as handle:
+            return pq.read_table(handle, columns=columns)
 
 
 def to_frame(table: pa.Table) -> pd.DataFrame:

@@ -95,6 +95,10 @@ class ModelRegistry(dg.ConfigurableResource):
                         pip_requirements=_model_requirements(), code_paths=[str(write_model_code(Path(code)))])
             return run.info.run_id, info.model_uri
 
+    def log_figure(self, run_id: str, figure, path: str) -> None:
+        """Add a plot to a finished run (the promoted version's feature importance, drawn at the gate)."""
+        self.client().log_figure(run_id, figure, path)
+
     def register(self, model_uri: str, tags: dict) -> ModelVersion:
         """Register a logged model as a new version of `model_name`."""
         import mlflow

@@ -43,6 +43,11 @@ def test_retraining_on_the_same_data_does_not_promote_an_equal_model(settings, t
     assert int(latest.version) == 3 and registry.production().version == before
     assert latest.tags["promotion_decision"] == "rejected"
     assert "not better than champion" in latest.tags["promotion_reason"]
+    # Permutation importance is drawn at the gate, for a promoted version only.
+    def plots(version):
+        return {a.path for a in registry.client().list_artifacts(version.run_id, "plots")}
+    assert "plots/feature_importance.png" in plots(registry.production())
+    assert "plots/feature_importance.png" not in plots(latest) and "plots/roc.png" in plots(latest)
 
 
 def test_runs_carry_metrics_tags_and_artifacts(settings, two_ticks):

@@ -106,7 +106,7 @@ def test_the_row_cap_is_a_setting_the_retrain_honours(tmp_path, synthetic_csv):
 
     # The defaults sit above the 7-batch UCI history (79,265 training and 20,078 held-out rows): the demo
     # learns from and is judged on every row.
-    assert (Settings().train_max_rows, Settings().holdout_max_rows) == (100_000, 25_000)
+    assert (Settings().train_max_rows, Settings().holdout_max_rows) == (80_000, 25_000)
     assert Settings.from_env({"READMIT_TRAIN_MAX_ROWS": "0"}).train_max_rows == 0
     settings = Settings.from_env({"READMIT_HOME": str(tmp_path / "home"), "READMIT_SOURCE": str(synthetic_csv),
                                   "READMIT_BATCH_SIZE": "2500", "READMIT_TRAIN_MAX_ROWS": "700",
