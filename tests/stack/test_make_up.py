@@ -53,6 +53,7 @@ def _dagster_instance_is_in_postgres_when_it_answers(dagster_home: Path) -> None
     try:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
-        assert instance.get_runs(limit=1) == []  # migrated, and its own: no run of another home shows up
+        runs = instance.get_runs(limit=50)  # migrated (Airflow's first tick may already be in it)
+        assert all(run.job_name in {"fetch_source", "ingest_batch", "retrain"} for run in runs), runs
     finally:
         instance.dispose()
