@@ -44,7 +44,7 @@ then
 # Written by make up: PostgreSQL answered, so the instance lives there (dagster-postgres), as in compose.
 storage:
   postgres:
-    postgres_url: postgresql://readmit:readmit@127.0.0.1:5432/$dagster_db
+    postgres_url: postgresql+psycopg2://readmit:readmit@127.0.0.1:5432/$dagster_db
 telemetry:
   enabled: false
 YAML

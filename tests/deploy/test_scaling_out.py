@@ -35,12 +35,16 @@ def test_the_airflow_group_loads_the_celery_executor(tmp_path):
     """What the scheduler does at start with AIRFLOW_EXECUTOR=CeleryExecutor: import the executor and its app
     (this caught celery 5.7, whose database backend no longer has what the provider imports)."""
     services = COMPOSE["airflow-scheduler"]["environment"]
+    backend = services["AIRFLOW__CELERY__RESULT_BACKEND"].replace("${POSTGRES_USER:-readmit}:${POSTGRES_PASSWORD}",
+                                                                   "readmit:x")
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
            "AIRFLOW__CELERY__BROKER_URL": services["AIRFLOW__CELERY__BROKER_URL"],
-           "AIRFLOW__CELERY__RESULT_BACKEND": "db+postgresql://readmit:x@postgres:5432/airflow"}
+           "AIRFLOW__CELERY__RESULT_BACKEND": backend}
     probe = ("from airflow.executors.executor_loader import ExecutorLoader\n"
              "print(ExecutorLoader.import_default_executor_cls()[0].__name__)\n"
              "from airflow.providers.celery.executors.celery_executor import app\n"
+             "import sqlalchemy\n"  # the result backend's driver must be installed (no connection is made)
+             "sqlalchemy.create_engine(app.conf.result_backend.removeprefix('db+'))\n"
              "print(app.conf.broker_url)\n")
     result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -56,7 +60,14 @@ def test_the_compose_dagster_instance_is_postgres_with_a_serial_run_queue(tmp_pa
     monkeypatch.setenv("POSTGRES_USER", "readmit")
     monkeypatch.setenv("POSTGRES_PASSWORD", "x")
     config, _ = dagster_instance_config(str(tmp_path))  # Dagster's own schema: raises on any wrong key
-    assert config["storage"]["postgres"]["postgres_db"]["db_name"] == "dagster"
+    database = config["storage"]["postgres"]["postgres_db"]
+    assert database["db_name"] == "dagster"
+    import sqlalchemy
+    from dagster_postgres.utils import get_conn_string
+
+    # Builds the engine the storage would (its DBAPI driver must be installed; nothing connects yet).
+    sqlalchemy.create_engine(get_conn_string("readmit", "x", database["hostname"], database["db_name"],
+                                             str(database["port"]), scheme=database.get("scheme", "postgresql")))
     assert "CREATE DATABASE dagster;" in (REPO / "compose" / "postgres-init.sql").read_text()
     import dagster_postgres  # noqa: F401  (the storage's module, installed in every image: a base dependency)
     assert "dagster-postgres" in _requirement_names(PYPROJECT["project"]["dependencies"])

@@ -47,7 +47,7 @@ def _dagster_instance_is_in_postgres_when_it_answers(dagster_home: Path) -> None
 
     assert subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"]).returncode == 0
     config = (dagster_home / "dagster.yaml").read_text()
-    assert re.search(r"postgres_url: postgresql://readmit:readmit@127\.0\.0\.1:5432/readmit_dagster_\w{10}$",
+    assert re.search(r"postgres_url: postgresql\+psycopg2://readmit:readmit@127\.0\.0\.1:5432/readmit_dagster_\w{10}$",
                      config, re.M), config
     instance = dg.DagsterInstance.from_config(str(dagster_home))
     try:
