@@ -12,6 +12,7 @@ the clean batches the training set holds, with the `cleaned_at` of the partition
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 
@@ -21,9 +22,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from assets.encounters.batches import BatchLedger
+from assets.encounters.schemas import TARGET
 from assets.resources.lake import Lake, to_frame
 
 MANIFEST = ("training", "training_set.json")
+INDEX_COLUMNS = ["encounter_id", "patient_nbr", "death_or_hospice", TARGET, "batch_id"]
 
 
 class TrainingSetError(Exception):
@@ -52,44 +55,60 @@ def admit_clean_batches(lake: Lake, validate) -> Admission:
     """Add every batch the ledger records as clean and the manifest lacks (or holds in an older version).
 
     `validate(frame)` checks the rows of each admitted partition (the pandera contract) and raises on a
-    violation; partitions admitted before are not read again. The manifest is rewritten only when it
-    changes, in ledger order, with the row count after duplicates are dropped."""
+    violation; partitions admitted before are not read again: the unique row count comes from the index
+    (`INDEX_COLUMNS` of every delivery), which is rewritten beside the manifest. The index is written
+    first under a new name and the manifest names it, so the manifest is the one commit point: a killed
+    write leaves the previous manifest with its own index."""
     ledger = [e for e in BatchLedger(lake.path()).read()["batches"] if e.get("status") == "clean"]
     if not ledger:
         raise TrainingSetError("no clean batch yet: nothing to train on")
     _require_partitions(lake, [e["id"] for e in ledger])
-    known = {entry["id"]: entry for entry in read_manifest(lake)["batches"]}
-    entries, admitted = [], []
+    previous = read_manifest(lake)
+    known = {entry["id"]: entry for entry in previous["batches"]}
+    entries, fresh = [], {}
     for batch in ledger:
         entry = known.get(batch["id"])
         if entry is None or entry["cleaned_at"] != batch.get("cleaned_at"):
             frame = lake.read_frame("clean", f"{batch['id']}.parquet")
             validate(frame)
             entry = {"id": batch["id"], "cleaned_at": batch.get("cleaned_at"), "rows": len(frame)}
-            admitted.append(batch["id"])
+            fresh[batch["id"]] = frame[INDEX_COLUMNS]
         entries.append(entry)
-    if not admitted and [e["id"] for e in entries] == list(known):
-        return Admission(read_manifest(lake), [])
-    ids = pd.concat([lake.read_frame("clean", f"{e['id']}.parquet", columns=["encounter_id"])["encounter_id"]
-                     for e in entries], ignore_index=True)
-    manifest = {"batches": entries, "rows": int(ids.nunique())}
+    if not fresh and [e["id"] for e in entries] == list(known) and _index_exists(lake, previous):
+        return Admission(previous, [])
+    kept = [e["id"] for e in entries if e["id"] not in fresh]
+    old = _deliveries(lake, previous, kept) if kept else pd.DataFrame(columns=INDEX_COLUMNS)
+    pieces = dict(tuple(old.groupby("batch_id", sort=False))) if len(old) else {}
+    index = pd.concat([fresh[e["id"]] if e["id"] in fresh else pieces.get(e["id"], old.iloc[:0])
+                       for e in entries], ignore_index=True)
+    name = "index-" + hashlib.sha1(json.dumps(entries, sort_keys=True).encode()).hexdigest()[:16] + ".parquet"
+    lake.write_frame(index, MANIFEST[0], name)
+    manifest = {"batches": entries, "rows": int(index["encounter_id"].nunique()), "index": name}
     lake.write_bytes((json.dumps(manifest, indent=2) + "\n").encode(), *MANIFEST)
-    return Admission(manifest, admitted)
+    for stale in lake.path(MANIFEST[0]).iterdir():  # earlier indexes, once nothing names them
+        if stale.name.startswith("index-") and stale.name != name:
+            stale.unlink()
+    return Admission(manifest, list(fresh))
 
 
 def read_training_set(lake: Lake, columns: list[str] | None = None, encounters=None,
                       batches: list[str] | None = None) -> pd.DataFrame:
     """Every row of the manifest's batches, in batch order, one per `encounter_id` (its latest delivery).
 
-    `columns` reads only those; `encounters` (ids) keeps only those rows, filtered in Arrow one partition
-    at a time, so a bounded read never holds the whole history in memory; `batches` opens only those
-    partitions (the ones an index read says hold the wanted rows' latest deliveries)."""
-    listed = [entry["id"] for entry in read_manifest(lake)["batches"]]
+    `columns` reads only those: when they are all `INDEX_COLUMNS`, from the one index file, so a retrain
+    scans the whole history without opening a partition. `encounters` (ids) keeps only those rows, filtered
+    in Arrow one partition at a time, so a bounded read never holds the whole history in memory; `batches`
+    opens only those partitions (the ones an index read says hold the wanted rows' latest deliveries)."""
+    manifest = read_manifest(lake)
+    listed = [entry["id"] for entry in manifest["batches"]]
     if not listed:
         raise TrainingSetError("the training set is empty: run a retrain (readmit tick) first")
     if batches is not None:
         wanted_batches = set(batches)
         listed = [b for b in listed if b in wanted_batches]
+    if columns is not None and encounters is None and set(columns) <= set(INDEX_COLUMNS):
+        index = _deliveries(lake, manifest, listed)
+        return index.drop_duplicates("encounter_id", keep="last", ignore_index=True)[columns]
     _require_partitions(lake, listed)
     wanted = None if columns is None else list(dict.fromkeys(["encounter_id", *columns]))
     keep = None if encounters is None else pa.array(np.asarray(encounters, dtype=np.int64))
@@ -104,6 +123,23 @@ def read_training_set(lake: Lake, columns: list[str] | None = None, encounters=N
         return frame if columns is None else frame.reindex(columns=columns)
     frame = frame.drop_duplicates("encounter_id", keep="last", ignore_index=True)
     return frame if columns is None else frame[columns]
+
+
+def _index_exists(lake: Lake, manifest: dict) -> bool:
+    return bool(manifest.get("index")) and lake.path(MANIFEST[0], manifest["index"]).exists()
+
+
+def _deliveries(lake: Lake, manifest: dict, batches: list[str]) -> pd.DataFrame:
+    """`INDEX_COLUMNS` of every delivery in `batches` (duplicates kept), in their order: from the index the
+    manifest names, or, for a lake from before the index or one that lost it, from the partitions."""
+    if _index_exists(lake, manifest):
+        index = lake.read_frame(MANIFEST[0], manifest["index"])
+        if set(batches) != {e["id"] for e in manifest["batches"]}:
+            index = index.loc[index["batch_id"].isin(batches)].reset_index(drop=True)
+        return index
+    _require_partitions(lake, batches)
+    return pd.concat([lake.read_frame("clean", f"{b}.parquet", columns=INDEX_COLUMNS) for b in batches],
+                     ignore_index=True)
 
 
 def training_rows(lake: Lake) -> int:

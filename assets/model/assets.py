@@ -9,12 +9,13 @@ import pandas as pd
 
 from assets.encounters.assets import DatasetSource, training_set
 from assets.encounters.batches import BatchLedger, now_iso
-from assets.encounters.training import TrainingSetError, read_manifest, read_training_set
+from assets.encounters.training import INDEX_COLUMNS, TrainingSetError, read_manifest, read_training_set
 from assets.encounters.schemas import TARGET, feature_columns
 from assets.model.hyperparameters import Hyperparameters
 from assets.model.promote import decide
 from assets.resources.lake import Lake
 from assets.resources.registry import DATA_SOURCE_TAG, ModelRegistry, git_commit
+from assets.settings import Settings
 
 
 class TrainingPolicy(dg.ConfigurableResource):
@@ -22,28 +23,28 @@ class TrainingPolicy(dg.ConfigurableResource):
     `holdout_max_rows` held-out rows (0: all). The defaults are above the 7-batch UCI history, so the
     demo learns from every row, and they bound a retrain's time and memory on a long feed."""
 
-    max_rows: int = 0
-    holdout_max_rows: int = 0
+    max_rows: int = Settings.train_max_rows
+    holdout_max_rows: int = Settings.holdout_max_rows
 
     @classmethod
-    def from_settings(cls, settings) -> "TrainingPolicy":
+    def from_settings(cls, settings: Settings) -> "TrainingPolicy":
         return cls(max_rows=settings.train_max_rows, holdout_max_rows=settings.holdout_max_rows)
 
     def read(self, lake: Lake, seed: int, train: bool = True) -> tuple[pd.DataFrame, dict]:
         """The bounded rows a retrain works on (see `bounded_encounters`), and the manifest's facts:
         `batches` (the ones this retrain judges), `rows` and `train_rows_available` in the whole history."""
-        from assets.model.train import INDEX_COLUMNS, bounded_encounters, split_training_set
+        from assets.model.train import bounded_encounters
 
+        manifest = read_manifest(lake)
         try:
             index = read_training_set(lake, columns=INDEX_COLUMNS)
-            chosen = bounded_encounters(index, self.max_rows, self.holdout_max_rows, seed, train=train)
+            chosen, available = bounded_encounters(index, self.max_rows, self.holdout_max_rows, seed, train=train)
             rows = read_training_set(lake, encounters=chosen["encounter_id"],
                                      batches=sorted(chosen["batch_id"].unique()))
         except TrainingSetError as error:
             raise dg.Failure(description=str(error)) from None
-        manifest = read_manifest(lake)
         return rows, {"batches": [entry["id"] for entry in manifest["batches"]], "rows": len(index),
-                      "train_rows_available": len(split_training_set(index)[0])}
+                      "train_rows_available": available}
 
 
 class TrainingConfig(dg.Config):

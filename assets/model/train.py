@@ -75,11 +75,16 @@ class ReadmissionModel:
 
     def predict_proba(self, encounters: pd.DataFrame) -> np.ndarray:
         """Two columns like sklearn: P(no early readmission), P(readmitted within 30 days)."""
-        risk = self.pipeline.predict_proba(encounters)[:, 1]
+        risk = self.served(self.pipeline.predict_proba(encounters)[:, 1], death_or_hospice(encounters))
+        return np.column_stack([1 - risk, risk])
+
+    def served(self, pipeline_risk: np.ndarray, dead: np.ndarray) -> np.ndarray:
+        """The risk `predict` answers, from the pipeline's probability: calibrated, and 0 where `dead`
+        (death or hospice). Lets a retrain predict each frame once and reuse it."""
+        risk = pipeline_risk
         if getattr(self, "calibration", None) is not None:  # versions pickled before calibration have none
             risk = self.calibration(risk)
-        risk = np.where(death_or_hospice(encounters), 0.0, risk)
-        return np.column_stack([1 - risk, risk])
+        return np.where(dead, 0.0, risk)
 
     def predict(self, encounters: pd.DataFrame) -> np.ndarray:
         return self.predict_proba(encounters)[:, 1]
@@ -118,11 +123,13 @@ def build_candidates(params: Hyperparameters) -> dict[str, Pipeline]:
 
 
 def fit_candidate(name: str, pipeline: Pipeline, train: pd.DataFrame,
-                  holdout: pd.DataFrame | None = None) -> ReadmissionModel:
-    """Fit on the training patients minus a validation slice, pick the F1-best threshold on that slice.
+                  holdout: pd.DataFrame | None = None) -> tuple[ReadmissionModel, np.ndarray | None]:
+    """Fit on the training patients minus a validation slice, pick the F1-best threshold on that slice;
+    return the model and the pipeline's holdout probability (before calibration), or None without a holdout.
 
     Calibration is fitted on the validation slice too (never on the holdout) and kept only when it
-    lowers the holdout Brier score; then the threshold is chosen again on the calibrated slice."""
+    lowers the holdout Brier score; then the threshold is chosen again on the calibrated slice. Each
+    frame is predicted once: the pipeline's probabilities are reused through `ReadmissionModel.served`."""
     validation = patient_bucket(train["patient_nbr"], salt=7919) < VALIDATION_FRACTION
     fit_rows, valid_rows = train.loc[~validation], train.loc[validation]
     pipeline.fit(fit_rows[feature_columns()], fit_rows[TARGET].to_numpy(bool))
@@ -132,12 +139,21 @@ def fit_candidate(name: str, pipeline: Pipeline, train: pd.DataFrame,
         encoded = pipeline[:-1].transform(sample[feature_columns()])
         model.reference = np.asarray(encoded.mean(axis=0)).ravel()
     y_valid = valid_rows[TARGET].to_numpy(bool)
-    if holdout is not None and len(valid_rows) and y_valid.any():
-        model.calibration = choose_calibration(
-            y_valid, model.predict(valid_rows[feature_columns()]),
-            holdout[TARGET].to_numpy(bool), model.predict(holdout[feature_columns()]))
-    model.threshold = choose_threshold(y_valid, model.predict(valid_rows[feature_columns()]))
-    return model
+    valid = _pipeline_risk(pipeline, valid_rows)
+    held_out = None if holdout is None else _pipeline_risk(pipeline, holdout)
+    if held_out is not None and len(valid_rows) and y_valid.any():
+        model.calibration = choose_calibration(y_valid, model.served(*valid), holdout[TARGET].to_numpy(bool),
+                                               model.served(*held_out))
+    model.threshold = choose_threshold(y_valid, model.served(*valid))
+    return model, None if held_out is None else held_out[0]
+
+
+def _pipeline_risk(pipeline: Pipeline, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(the pipeline's probability, death-or-hospice mask) of `rows`: `ReadmissionModel.served`'s inputs."""
+    if not len(rows):
+        return np.zeros(0), np.zeros(0, dtype=bool)
+    encounters = rows[feature_columns()]
+    return pipeline.predict_proba(encounters)[:, 1], death_or_hospice(encounters)
 
 
 def choose_calibration(y_valid: np.ndarray, risk_valid: np.ndarray, y_holdout: np.ndarray,
@@ -159,15 +175,14 @@ def choose_calibration(y_valid: np.ndarray, risk_valid: np.ndarray, y_holdout: n
     return best
 
 
-def _uncalibrated_metrics(model: ReadmissionModel, holdout: pd.DataFrame, y: np.ndarray) -> dict[str, float]:
+def _uncalibrated_metrics(y: np.ndarray, pipeline_risk: np.ndarray, dead: np.ndarray,
+                          calibrated: bool) -> dict[str, float]:
     """Holdout Brier and ECE before the calibration map (the same as after when there is none)."""
     from sklearn.metrics import brier_score_loss
 
-    risk = model.pipeline.predict_proba(holdout[feature_columns()])[:, 1]
-    risk = np.where(death_or_hospice(holdout[feature_columns()]), 0.0, risk)
+    risk = np.where(dead, 0.0, pipeline_risk)
     return {"brier_uncalibrated": float(brier_score_loss(y, risk)),
-            "ece_uncalibrated": expected_calibration_error(y, risk),
-            "calibrated": float(model.calibration is not None)}
+            "ece_uncalibrated": expected_calibration_error(y, risk), "calibrated": float(calibrated)}
 
 
 def _logit(risk: np.ndarray) -> np.ndarray:
@@ -217,13 +232,11 @@ def latest_rows(holdout: pd.DataFrame, max_rows: int) -> pd.DataFrame:
     return holdout.iloc[-max_rows:].reset_index(drop=True)
 
 
-INDEX_COLUMNS = ["encounter_id", "patient_nbr", "death_or_hospice", TARGET, "batch_id"]
-
-
 def bounded_encounters(index: pd.DataFrame, max_train: int, max_holdout: int, seed: int,
-                       train: bool = True) -> pd.DataFrame:
+                       train: bool = True) -> tuple[pd.DataFrame, int]:
     """The rows (`encounter_id`, `batch_id`) a retrain reads in full, chosen from the `INDEX_COLUMNS` of the
-    whole history: the capped training rows (unless `train` is False) and the latest held-out rows.
+    whole history: the capped training rows (unless `train` is False) and the latest held-out rows; and
+    how many training rows the whole history has.
 
     Splitting and capping only need these narrow columns, so a retrain reads every row of history as an
     index and only the chosen rows whole: its memory and time stop growing with history."""
@@ -231,7 +244,7 @@ def bounded_encounters(index: pd.DataFrame, max_train: int, max_holdout: int, se
     chosen = [latest_rows(holdout, max_holdout)]
     if train:
         chosen.append(cap_rows(train_rows, max_train, seed))
-    return pd.concat(chosen, ignore_index=True)[["encounter_id", "batch_id"]]
+    return pd.concat(chosen, ignore_index=True)[["encounter_id", "batch_id"]], len(train_rows)
 
 
 def train_candidates(training_set: pd.DataFrame, params: Hyperparameters, max_rows: int = 0,
@@ -244,14 +257,15 @@ def train_candidates(training_set: pd.DataFrame, params: Hyperparameters, max_ro
     train = cap_rows(train, max_rows, seed=params.random_state)
     holdout = latest_rows(holdout, max_holdout)
     y = holdout[TARGET].to_numpy(bool)
+    dead = death_or_hospice(holdout[feature_columns()])
     candidates = []
     for name, pipeline in build_candidates(params).items():
         start = time.perf_counter()
-        model = fit_candidate(name, pipeline, train, holdout)
+        model, pipeline_risk = fit_candidate(name, pipeline, train, holdout)
         seconds = time.perf_counter() - start
-        risk = model.predict(holdout[feature_columns()])
+        risk = model.served(pipeline_risk, dead)
         metrics = {**holdout_metrics(y, risk, model.threshold), "ece": expected_calibration_error(y, risk),
-                   **_uncalibrated_metrics(model, holdout, y)}
+                   **_uncalibrated_metrics(y, pipeline_risk, dead, model.calibration is not None)}
         candidates.append(Candidate(model, {**metrics, "train_rows": float(len(train)),
                                             "train_rows_available": float(available), "fit_seconds": seconds},
                                     seconds, risk))

@@ -7,7 +7,7 @@ import pytest
 
 from assets.encounters.batches import BatchLedger
 from assets.encounters.training import (
-    MANIFEST, TrainingSetError, admit_clean_batches, read_manifest, read_training_set, training_rows)
+    INDEX_COLUMNS, MANIFEST, TrainingSetError, admit_clean_batches, read_manifest, read_training_set, training_rows)
 from assets.encounters.transforms import clean_encounters
 from assets.resources.lake import Lake
 
@@ -107,11 +107,12 @@ def test_a_killed_manifest_write_leaves_the_previous_one_whole(lake, cleaned, mo
     def killed(*_):
         raise KeyboardInterrupt("killed between the temporary file and the rename")
 
+    before = sorted(p.name for p in lake.path("training").iterdir())
     monkeypatch.setattr(os, "replace", killed)
     with pytest.raises(KeyboardInterrupt):
         admit_clean_batches(lake, Validations())
     monkeypatch.undo()
-    assert [p.name for p in lake.path("training").iterdir()] == [MANIFEST[-1]]  # no half file left
+    assert sorted(p.name for p in lake.path("training").iterdir()) == before  # no half file left
     assert len(read_training_set(lake)) == 300  # the last whole manifest
     assert admit_clean_batches(lake, Validations()).admitted == ["batch-002"]  # the next retrain catches up
     assert len(read_training_set(lake)) == 600
@@ -125,3 +126,67 @@ def test_a_missing_partition_is_named(lake, cleaned):
     lake.path("clean", "batch-001.parquet").unlink()
     with pytest.raises(TrainingSetError, match="batch-001 as clean but its clean rows are not in the lake"):
         read_training_set(lake)
+
+
+class PartitionReads(list):
+    """Which clean partitions the lake opens (the cost that grew with history)."""
+
+    def __init__(self, monkeypatch):
+        super().__init__()
+        original = Lake.read_table  # `read_frame` reads through it
+
+        def spy(lake, *parts, **kwargs):
+            if parts[0] == "clean":
+                self.append(parts[-1])
+            return original(lake, *parts, **kwargs)
+
+        monkeypatch.setattr(Lake, "read_table", spy)
+
+
+def _index_from_partitions(lake: Lake) -> pd.DataFrame:
+    frames = [lake.read_frame("clean", f"{e['id']}.parquet") for e in read_manifest(lake)["batches"]]
+    whole = pd.concat(frames, ignore_index=True).drop_duplicates("encounter_id", keep="last", ignore_index=True)
+    return whole[INDEX_COLUMNS]
+
+
+def test_a_retrain_opens_only_the_batches_it_admits(lake, cleaned, monkeypatch):
+    _deliver(lake, "batch-001", cleaned.iloc[:300], "t1")
+    late = cleaned.iloc[[10, 20]].assign(readmitted_30d=True)  # re-delivered in batch-002
+    _deliver(lake, "batch-002", pd.concat([cleaned.iloc[300:600], late]), "t2")
+    admit_clean_batches(lake, Validations())
+    _deliver(lake, "batch-003", cleaned.iloc[600:900], "t3")
+    reads = PartitionReads(monkeypatch)
+    assert admit_clean_batches(lake, Validations()).manifest["rows"] == 900
+    assert reads == ["batch-003.parquet"]  # the unique count came from the index, not every partition
+
+    reads.clear()
+    index = read_training_set(lake, columns=INDEX_COLUMNS)
+    assert reads == []  # the retrain's index of the whole history is one file
+    monkeypatch.undo()
+    pd.testing.assert_frame_equal(index, _index_from_partitions(lake))
+    assert index.set_index("encounter_id").loc[late["encounter_id"], "batch_id"].eq("batch-002").all()
+
+
+def test_a_rerun_batch_replaces_its_index_rows(lake, cleaned):
+    _deliver(lake, "batch-001", cleaned.iloc[:300], "t1")
+    _deliver(lake, "batch-002", pd.concat([cleaned.iloc[300:600], cleaned.iloc[[5]]]), "t2")
+    admit_clean_batches(lake, Validations())
+    _deliver(lake, "batch-002", cleaned.iloc[300:500], "t2-again")  # re-run: fewer rows, no re-delivery
+    assert admit_clean_batches(lake, Validations()).manifest["rows"] == 500
+    index = read_training_set(lake, columns=INDEX_COLUMNS)
+    pd.testing.assert_frame_equal(index, _index_from_partitions(lake))
+    assert index.set_index("encounter_id").loc[cleaned["encounter_id"].iloc[5], "batch_id"] == "batch-001"
+    assert len(list(lake.path("training").iterdir())) == 2  # the manifest and its one index
+
+
+def test_a_lost_index_is_rebuilt_from_the_partitions(lake, cleaned):
+    """A lake from before the index, or one whose index file was lost, still trains."""
+    _deliver(lake, "batch-001", cleaned.iloc[:300], "t1")
+    _deliver(lake, "batch-002", cleaned.iloc[300:600], "t2")
+    manifest = admit_clean_batches(lake, Validations()).manifest
+    lake.path("training", manifest["index"]).unlink()
+    pd.testing.assert_frame_equal(read_training_set(lake, columns=INDEX_COLUMNS), _index_from_partitions(lake))
+    _deliver(lake, "batch-003", cleaned.iloc[600:900], "t3")
+    again = admit_clean_batches(lake, Validations()).manifest
+    assert again["rows"] == 900 and lake.path("training", again["index"]).exists()
+    pd.testing.assert_frame_equal(read_training_set(lake, columns=INDEX_COLUMNS), _index_from_partitions(lake))

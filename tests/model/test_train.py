@@ -84,15 +84,17 @@ def test_row_cap_keeps_the_positive_rate_and_never_touches_the_holdout(clean_syn
 
 
 def test_a_bounded_read_gives_the_rows_an_unbounded_one_would_choose(clean_synthetic):
-    from assets.model.train import INDEX_COLUMNS, bounded_encounters, cap_rows, latest_rows
+    from assets.encounters.training import INDEX_COLUMNS
+    from assets.model.train import bounded_encounters, cap_rows, latest_rows
 
     train, holdout = split_training_set(clean_synthetic)
-    chosen = bounded_encounters(clean_synthetic[INDEX_COLUMNS], 3_000, 1_000, seed=5)
+    chosen, available = bounded_encounters(clean_synthetic[INDEX_COLUMNS], 3_000, 1_000, seed=5)
+    assert available == len(train)
     expected = pd.concat([latest_rows(holdout, 1_000), cap_rows(train, 3_000, seed=5)])
     assert sorted(chosen["encounter_id"]) == sorted(expected["encounter_id"])
     assert chosen.set_index("encounter_id")["batch_id"].equals(expected.set_index("encounter_id")["batch_id"])
     assert latest_rows(holdout, 1_000)["encounter_id"].tolist() == holdout["encounter_id"].tail(1_000).tolist()
-    held_out_only = bounded_encounters(clean_synthetic[INDEX_COLUMNS], 3_000, 0, seed=5, train=False)
+    held_out_only, _ = bounded_encounters(clean_synthetic[INDEX_COLUMNS], 3_000, 0, seed=5, train=False)
     assert sorted(held_out_only["encounter_id"]) == sorted(holdout["encounter_id"])
 
 
@@ -100,6 +102,7 @@ def test_the_row_cap_is_a_setting_the_retrain_honours(tmp_path, synthetic_csv):
     import dagster as dg
 
     from assets.definitions import build_definitions
+    from assets.model.assets import TrainingPolicy
     from assets.pipeline import open_instance, tick
     from assets.resources.registry import ModelRegistry
     from assets.settings import Settings
@@ -107,6 +110,7 @@ def test_the_row_cap_is_a_setting_the_retrain_honours(tmp_path, synthetic_csv):
     # The defaults sit above the 7-batch UCI history (79,265 training and 20,078 held-out rows): the demo
     # learns from and is judged on every row.
     assert (Settings().train_max_rows, Settings().holdout_max_rows) == (80_000, 25_000)
+    assert (TrainingPolicy().max_rows, TrainingPolicy().holdout_max_rows) == (80_000, 25_000)  # one default
     assert Settings.from_env({"READMIT_TRAIN_MAX_ROWS": "0"}).train_max_rows == 0
     settings = Settings.from_env({"READMIT_HOME": str(tmp_path / "home"), "READMIT_SOURCE": str(synthetic_csv),
                                   "READMIT_BATCH_SIZE": "2500", "READMIT_TRAIN_MAX_ROWS": "700",
@@ -122,3 +126,20 @@ def test_the_row_cap_is_a_setting_the_retrain_honours(tmp_path, synthetic_csv):
     assert int(run.data.tags["readmit.training_rows"]) == 2_500  # the history, not what was read
     model = instance.get_latest_materialization_event(dg.AssetKey("readmission_model")).asset_materialization
     assert model.metadata["holdout_rows"].value == 300
+
+
+def test_each_candidate_prepares_each_frame_once(clean_synthetic, monkeypatch):
+    """A retrain predicts the holdout and the validation slice once per candidate: calibration, threshold,
+    metrics and the uncalibrated metrics all reuse those risks (each prediction prepares ~25k rows)."""
+    import assets.model.train as train_module
+    from assets.model.hyperparameters import Hyperparameters
+
+    prepared = []
+    real = train_module.prepare_features
+    monkeypatch.setattr(train_module, "prepare_features", lambda frame: prepared.append(len(frame)) or real(frame))
+    candidates, holdout = train_module.train_candidates(clean_synthetic.head(6_000), Hyperparameters(hgb_max_iter=20))
+    # Per candidate: its fit rows, the validation slice, the holdout; the linear one also its reference sample.
+    assert prepared.count(len(holdout)) == 2 and len(prepared) == 7
+    for candidate in candidates:
+        served = candidate.model.predict(holdout[feature_columns()])
+        np.testing.assert_allclose(candidate.holdout_risk, served)  # what is reused is what the model serves
