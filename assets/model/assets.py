@@ -39,8 +39,7 @@ class TrainingPolicy(dg.ConfigurableResource):
         try:
             index = read_training_set(lake, columns=INDEX_COLUMNS)
             chosen, available = bounded_encounters(index, self.max_rows, self.holdout_max_rows, seed, train=train)
-            rows = read_training_set(lake, encounters=chosen["encounter_id"],
-                                     batches=sorted(chosen["batch_id"].unique()))
+            rows = read_training_set(lake, wanted=chosen, remember=train)
         except TrainingSetError as error:
             raise dg.Failure(description=str(error)) from None
         return rows, {"batches": [entry["id"] for entry in manifest["batches"]], "rows": len(index),

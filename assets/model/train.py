@@ -211,17 +211,29 @@ def cap_rows(train: pd.DataFrame, max_rows: int, seed: int = 0) -> pd.DataFrame:
     """Exactly `max_rows` training rows when there are more (0: all), sampled within each label so the
     positive rate stays; capping a capped frame again changes nothing.
 
-    Bounds the fit as history grows (15,000 rows arrive every 5 minutes). The holdout has its own bound
-    (`latest_rows`): champion and challenger are always compared on the same held-out patients."""
+    Bounds the fit as history grows (15,000 rows arrive every 5 minutes). Each row has a fixed random key
+    (a hash of `encounter_id` and `seed`) and the sample is the rows with the smallest keys: uniform over
+    the whole history, and stable as it grows, so a retrain's sample differs from the last one only by
+    rows of the new batches (which is what lets the bounded read re-read only those). The holdout has its
+    own bound (`latest_rows`): champion and challenger are always compared on the same held-out patients."""
     if not max_rows or len(train) <= max_rows:
         return train
-    rng = np.random.default_rng(seed)
     labels = train[TARGET].to_numpy(bool)
+    keys = row_key(train["encounter_id"], seed)
     positives, negatives = np.flatnonzero(labels), np.flatnonzero(~labels)
     take_positive = round(max_rows * len(positives) / len(train))
-    keep = [rng.choice(positives, size=take_positive, replace=False),
-            rng.choice(negatives, size=max_rows - take_positive, replace=False)]
+    keep = [positives[np.argsort(keys[positives], kind="stable")[:take_positive]],
+            negatives[np.argsort(keys[negatives], kind="stable")[:max_rows - take_positive]]]
     return train.iloc[np.sort(np.concatenate(keep))].reset_index(drop=True)
+
+
+def row_key(encounter_id: pd.Series, seed: int) -> np.ndarray:
+    """A fixed pseudo-random 64-bit key per encounter (splitmix64 of id and seed): what `cap_rows` sorts by."""
+    with np.errstate(over="ignore"):
+        z = encounter_id.to_numpy(dtype=np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
 
 
 def latest_rows(holdout: pd.DataFrame, max_rows: int) -> pd.DataFrame:

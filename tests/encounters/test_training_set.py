@@ -78,11 +78,10 @@ def test_a_redelivered_encounter_keeps_its_latest_row(lake, cleaned):
     # A bounded read: the index names the batch of each wanted row's latest delivery; only those are opened.
     index = read_training_set(lake, columns=["batch_id"]).assign(encounter_id=training.index)
     wanted = index.loc[index["encounter_id"].isin(late["encounter_id"].tolist() + [cleaned["encounter_id"].iloc[0]])]
-    bounded = read_training_set(lake, encounters=wanted["encounter_id"], batches=sorted(wanted["batch_id"].unique()))
-    assert sorted(bounded["encounter_id"]) == sorted(wanted["encounter_id"])
+    bounded = read_training_set(lake, wanted=wanted)
+    assert bounded["encounter_id"].tolist() == wanted["encounter_id"].tolist()  # in the order asked
     assert (bounded.set_index("encounter_id").loc[late["encounter_id"], "num_lab_procedures"] == 99).all()
-    assert read_training_set(lake, encounters=late["encounter_id"], batches=["batch-002"])["batch_id"].eq(
-        "batch-002").all()
+    assert bounded.set_index("encounter_id").loc[late["encounter_id"], "batch_id"].eq("batch-002").all()
 
 
 def test_a_batch_breaking_the_contract_is_not_admitted(lake, cleaned):
@@ -190,3 +189,28 @@ def test_a_lost_index_is_rebuilt_from_the_partitions(lake, cleaned):
     again = admit_clean_batches(lake, Validations()).manifest
     assert again["rows"] == 900 and lake.path("training", again["index"]).exists()
     pd.testing.assert_frame_equal(read_training_set(lake, columns=INDEX_COLUMNS), _index_from_partitions(lake))
+
+
+def test_a_bounded_read_opens_only_the_partitions_of_rows_it_has_not_read_before(lake, cleaned, monkeypatch):
+    """The last bounded read is kept (`remember`): the next one reads what it holds from there, and opens
+    only the partitions of the rows it lacks; a re-run batch's kept rows are never served."""
+    _deliver(lake, "batch-001", cleaned.iloc[:300], "t1")
+    _deliver(lake, "batch-002", cleaned.iloc[300:600], "t2")
+    admit_clean_batches(lake, Validations())
+    index = read_training_set(lake, columns=INDEX_COLUMNS)
+    read_training_set(lake, wanted=index.iloc[[1, 2, 400, 500]], remember=True)
+
+    _deliver(lake, "batch-003", cleaned.iloc[600:900], "t3")
+    admit_clean_batches(lake, Validations())
+    wanted = read_training_set(lake, columns=INDEX_COLUMNS).iloc[[1, 2, 400, 700]]
+    reads = PartitionReads(monkeypatch)
+    rows = read_training_set(lake, wanted=wanted, remember=True)
+    assert reads == ["batch-003.parquet"]
+    monkeypatch.undo()
+    expected = read_training_set(lake).iloc[[1, 2, 400, 700]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(rows, expected)
+
+    _deliver(lake, "batch-001", cleaned.iloc[:300].assign(num_medications=3), "t1-again")  # re-run
+    admit_clean_batches(lake, Validations())
+    rows = read_training_set(lake, wanted=wanted)
+    assert rows["num_medications"].iloc[:2].eq(3).all() and rows["encounter_id"].tolist() == wanted["encounter_id"].tolist()

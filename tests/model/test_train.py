@@ -143,3 +143,18 @@ def test_each_candidate_prepares_each_frame_once(clean_synthetic, monkeypatch):
     for candidate in candidates:
         served = candidate.model.predict(holdout[feature_columns()])
         np.testing.assert_allclose(candidate.holdout_risk, served)  # what is reused is what the model serves
+
+
+def test_the_capped_sample_moves_only_as_much_as_a_new_batch_makes_it(clean_synthetic):
+    """The cap is a uniform sample that stays put as history grows: a row of the old history is in the new
+    sample only if it was in the old one, so a retrain re-reads only the rows the new batch brought in."""
+    from assets.model.train import cap_rows
+
+    train, _ = split_training_set(clean_synthetic)
+    before, after = train.iloc[:10_000], train
+    old = set(cap_rows(before, 3_000, seed=4)["encounter_id"])
+    new = cap_rows(after, 3_000, seed=4)
+    from_old_history = set(new["encounter_id"]) & set(before["encounter_id"])
+    assert len(from_old_history - old) <= 2  # only a quota moved by the positive rate's rounding
+    assert 0.3 < len(from_old_history) / 3_000 < 0.8  # and still uniform over the whole history
+    assert set(cap_rows(after, 3_000, seed=5)["encounter_id"]) != set(new["encounter_id"])  # the seed matters
