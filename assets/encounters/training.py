@@ -8,7 +8,10 @@ the clean batches the training set holds, with the `cleaned_at` of the partition
   so a killed write leaves the previous manifest whole and the next tick admits the batch again;
 - a re-run batch has a new `cleaned_at`, so its new rows replace the old ones (same slot, no duplicate);
 - an encounter delivered twice keeps its latest row: the reader drops earlier copies by `encounter_id`
-  (one integer column), so no earlier partition is ever rewritten.
+  (one integer column), so no earlier partition is ever rewritten;
+- beside the manifest, `index-<hash>.parquet` holds the `INDEX_COLUMNS` of every delivery (what a retrain
+  splits and samples by), and `last_read.parquet` the last bounded read's rows: a retrain opens only the
+  partitions of the batches it admits and of the rows it has not read before, so its reads stop growing.
 """
 from __future__ import annotations
 
