@@ -96,10 +96,14 @@ def permutation_importance(model, encounters: pd.DataFrame, y: np.ndarray, colum
     rng = np.random.default_rng(seed)
     take = rng.choice(len(encounters), size=min(rows, len(encounters)), replace=False)
     sample, truth = encounters.iloc[take].reset_index(drop=True), y[take]
-    base = roc_auc_score(truth, model.predict(sample))
-    drops = {}
+    shuffled = []
     for column in columns:
-        shuffled = sample.copy()
-        shuffled[column] = rng.permutation(shuffled[column].to_numpy())
-        drops[column] = base - roc_auc_score(truth, model.predict(shuffled))
+        copy = sample.copy()
+        copy[column] = rng.permutation(copy[column].to_numpy())
+        shuffled.append(copy)
+    # One prediction of every shuffled copy at once: the same numbers as one call per column, without
+    # paying the feature preparation's per-call cost ~50 times (the gate draws this at each promotion).
+    risk = model.predict(pd.concat([sample, *shuffled], ignore_index=True)).reshape(len(columns) + 1, len(sample))
+    base = roc_auc_score(truth, risk[0])
+    drops = {column: base - roc_auc_score(truth, risk[i + 1]) for i, column in enumerate(columns)}
     return pd.Series(drops).sort_values(ascending=False)

@@ -158,3 +158,24 @@ def test_the_capped_sample_moves_only_as_much_as_a_new_batch_makes_it(clean_synt
     assert len(from_old_history - old) <= 2  # only a quota moved by the positive rate's rounding
     assert 0.3 < len(from_old_history) / 3_000 < 0.8  # and still uniform over the whole history
     assert set(cap_rows(after, 3_000, seed=5)["encounter_id"]) != set(new["encounter_id"])  # the seed matters
+
+
+def test_permutation_importance_is_the_auc_lost_when_one_column_is_shuffled(trained):
+    """Scored in one batched prediction; the numbers are those of shuffling and scoring one column at a time."""
+    from sklearn.metrics import roc_auc_score
+
+    from assets.encounters.schemas import TARGET
+    from assets.model.evaluate import permutation_importance
+
+    candidates, holdout = trained
+    model, y = candidates["hist_gradient_boosting"].model, holdout[TARGET].to_numpy(bool)
+    columns = ["number_inpatient", "race", "discharge_disposition_id"]
+    importance = permutation_importance(model, holdout[feature_columns()], y, columns, rows=1_000, seed=3)
+    rng = np.random.default_rng(3)
+    take = rng.choice(len(holdout), size=1_000, replace=False)
+    sample, truth = holdout[feature_columns()].iloc[take].reset_index(drop=True), y[take]
+    base = roc_auc_score(truth, model.predict(sample))
+    for column in columns:
+        shuffled = sample.assign(**{column: rng.permutation(sample[column].to_numpy())})
+        assert importance[column] == pytest.approx(base - roc_auc_score(truth, model.predict(shuffled)))
+    assert importance["number_inpatient"] > 0.01  # the strongest signal in the data
