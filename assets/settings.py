@@ -41,6 +41,7 @@ class Settings:
     tick_lock_seconds: float = 300.0
     subgroup_margin: float = 0.02
     subgroup_min_rows: int = 500
+    min_cell: int = 11  # a published group or category of fewer encounters shows n "<11" and no metric
     drift_warn: float = 0.1
     drift_alarm: float = 0.25
     live_auc_drop: float = 0.05
@@ -80,6 +81,7 @@ class Settings:
             tick_lock_seconds=float(get("TICK_LOCK_SECONDS") or defaults.tick_lock_seconds),
             subgroup_margin=float(get("SUBGROUP_MARGIN") or defaults.subgroup_margin),
             subgroup_min_rows=int(get("SUBGROUP_MIN_ROWS") or defaults.subgroup_min_rows),
+            min_cell=int(get("MIN_CELL") or defaults.min_cell),
             drift_warn=float(get("DRIFT_WARN") or defaults.drift_warn),
             drift_alarm=float(get("DRIFT_ALARM") or defaults.drift_alarm),
             live_auc_drop=float(get("LIVE_AUC_DROP") or defaults.live_auc_drop),
