@@ -46,6 +46,10 @@ class Settings:
     drift_alarm: float = 0.25
     live_auc_drop: float = 0.05
     pushgateway_url: str | None = None
+    pushgateway_username: str | None = None  # the pipeline's own push login (make up generates it)
+    pushgateway_password: str | None = field(default=None, repr=False)
+    batch_interval_seconds: float = 300.0  # how often a batch is released (the */5 schedules)
+    monitoring_stale_intervals: float = 3.0  # ReadmitMonitoringStale after this many intervals
     synthetic_rows: int = 101_766  # the offline stand-in's size; 1,500,000 = 100 batches of the feed
     synthetic_drift: float = 0.0
     # A retrain learns from at most this many rows and judges on the latest this many held-out rows (0: all).
@@ -86,6 +90,10 @@ class Settings:
             drift_alarm=float(get("DRIFT_ALARM") or defaults.drift_alarm),
             live_auc_drop=float(get("LIVE_AUC_DROP") or defaults.live_auc_drop),
             pushgateway_url=get("PUSHGATEWAY_URL"),
+            pushgateway_username=get("PUSHGATEWAY_USERNAME"),
+            pushgateway_password=get("PUSHGATEWAY_PASSWORD"),
+            batch_interval_seconds=float(get("BATCH_INTERVAL_SECONDS") or defaults.batch_interval_seconds),
+            monitoring_stale_intervals=float(get("MONITORING_STALE_INTERVALS") or defaults.monitoring_stale_intervals),
             synthetic_rows=int(get("SYNTHETIC_ROWS") or defaults.synthetic_rows),
             synthetic_drift=float(get("SYNTHETIC_DRIFT") or defaults.synthetic_drift),
             train_max_rows=int(get("TRAIN_MAX_ROWS") or defaults.train_max_rows),
