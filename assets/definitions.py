@@ -36,15 +36,29 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         assets=[source_dataset, raw_batch, clean_batch, batch_predictions, batch_outcomes, batch_monitoring,
                 training_set, readmission_model, production_model],
         jobs=jobs,
-        resources={
+        resources={key: fixed(resource) for key, resource in {
             "dataset": DatasetSource.from_settings(settings),
             "lake": lake,
             "io_manager": LakeIOManager(lake=lake),
             "registry": ModelRegistry.from_settings(settings),
             "monitoring": Monitoring.from_settings(settings),
             "training": TrainingPolicy.from_settings(settings),
-        },
+        }.items()},
     )
+
+
+def fixed(resource: object) -> dg.ResourceDefinition:
+    """`resource` exactly as settings built it, with an empty config schema.
+
+    Values bound to a `ConfigurableResource` are only defaults: any launch (launchpad, GraphQL,
+    `execute_in_process(run_config=...)`) could override the gate's margins, the tracking URI or the lake.
+    Under an empty schema Dagster's own validation refuses every such field before a run starts; only the
+    training asset's hyperparameters stay launch-time config."""
+    if isinstance(resource, dg.IOManager):
+        return dg.IOManagerDefinition(resource_fn=lambda _: resource, config_schema=dg.Shape({}),
+                                      description=type(resource).__doc__)
+    return dg.ResourceDefinition(resource_fn=lambda _: resource, config_schema=dg.Shape({}),
+                                 description=type(resource).__doc__)
 
 
 @dg.definitions

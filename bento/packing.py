@@ -9,6 +9,7 @@ from __future__ import annotations
 import bentoml
 import mlflow
 
+from assets.resources.model_files import DIGEST_TAG, verify_folder
 from assets.resources.registry import ModelRegistry
 from assets.settings import Settings
 
@@ -21,21 +22,26 @@ def pack_production_model(settings: Settings) -> bentoml.Model:
     live = registry.production()
     if live is None:
         raise SystemExit("no model in production: run the pipeline (make demo) before building the Bento")
-    registry.activate()
+    folder = registry.verified_download(live.version)  # only the bytes the gate judged are packed
     return bentoml.mlflow.import_model(
-        BENTO_MODEL, model_uri=f"models:/{live.name}/{live.version}",
+        BENTO_MODEL, model_uri=str(folder),
         labels={"registry_version": str(live.version), "run_id": live.run_id,
                 "data_source": live.tags.get("readmit.data_source", "unknown")},
-        metadata={"registered_model": live.name})
+        metadata={"registered_model": live.name, DIGEST_TAG: live.tags[DIGEST_TAG]})
 
 
 def packed_model():
-    """(model, labels) of the packed fallback, or None when this process has no packed model."""
+    """(model, labels) of the packed fallback, or None when this process has no packed model.
+
+    Its files are checked against the digests recorded when it was packed before anything is unpickled:
+    `DigestMismatch` when they differ (or were never recorded)."""
     try:
         packed = bentoml.models.get(f"{BENTO_MODEL}:latest")
     except bentoml.exceptions.NotFound:
         return None
-    return mlflow.sklearn.load_model(packed.path_of("mlflow_model")), packed.info.labels
+    folder = packed.path_of("mlflow_model")
+    verify_folder(folder, packed.info.metadata.get(DIGEST_TAG), f"the packed model {packed.tag}")
+    return mlflow.sklearn.load_model(folder), packed.info.labels
 
 
 if __name__ == "__main__":

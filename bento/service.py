@@ -208,8 +208,7 @@ class ReadmissionService:
         return list(zip(probabilities, explainer.explain(frame))), loaded
 
     def _load(self, version) -> LoadedModel:
-        pipeline, example = self.registry.load_with_example(version.version)
-        model = smoke_tested(pipeline, example)
+        model = smoke_tested(self.registry.load_for_serving(version.version))
         return LoadedModel(model=model, name=version.name, version=int(version.version), run_id=version.run_id,
                            data_source=version.tags.get("readmit.data_source", "unknown"),
                            threshold=float(model.threshold))
@@ -218,14 +217,16 @@ class ReadmissionService:
         """Registry unreachable or alias unset at start: serve the model packed into the Bento, if any."""
         from bento.packing import packed_model
 
-        packed = packed_model()
-        if packed is None:
-            return
-        model, labels = packed
         try:
-            model = smoke_tested(model, None)
-        except Exception as err:  # noqa: BLE001 - a broken packed model: start without a model, say why
-            log.error("the packed model cannot be served (%s); waiting for the registry", err)
+            packed = packed_model()  # its digests are checked before it is unpickled
+            if packed is None:
+                return
+            model, labels = packed
+            model = smoke_tested(model)
+        except Exception as err:  # noqa: BLE001 - a broken or altered packed model: start without a model
+            log.error("the packed model cannot be served (%s: %s); waiting for the registry",
+                      type(err).__name__, str(err)[:300])
+            LOAD_FAILURES.labels(version="packed").inc()
             return
         loaded = LoadedModel(model=model, name=self.settings.model_name, version=int(labels["registry_version"]),
                              run_id=labels["run_id"], data_source=labels.get("data_source", "unknown"),
@@ -250,15 +251,15 @@ class ReadmissionService:
         MODEL_SWAPS.inc()
 
 
-def smoke_tested(pipeline, example: pd.DataFrame | None):
-    """The serving form of `pipeline`, once it has shown it works: on its own input example (or a probe
-    of synthetic encounters) it must answer probabilities, and its serving form the very same ones."""
+def smoke_tested(pipeline):
+    """The serving form of `pipeline`, once it has shown it works: on a probe of synthetic encounters
+    (never a logged example, which older versions hold as real rows) it must answer probabilities, and its
+    serving form the very same ones."""
     import numpy as np
 
     from assets.encounters.synthetic import generate_encounters
 
-    probe = example if example is not None and len(example) else generate_encounters(16, seed=3)
-    probe = probe.reindex(columns=feature_columns())
+    probe = generate_encounters(16, seed=3).reindex(columns=feature_columns())
     model = for_serving(pipeline)
     expected = np.asarray(pipeline.predict(probe), dtype=float)
     served = np.asarray(model.predict(probe), dtype=float)

@@ -6,6 +6,7 @@
 
 import io
 import os
+import re
 import uuid
 
 import dagster as dg
@@ -15,6 +16,9 @@ import pyarrow.parquet as pq
 from upath import UPath
 
 _ARROW_TEXT = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow")}
+# A batch's partition key (`batch-001`): the only shape of key that may become part of a file name.
+BATCH_KEY = re.compile(r"batch-[0-9]{3,9}")
+_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._=-]*")
 FOLDERS = {"raw_batch": "raw", "clean_batch": "clean", "training_set": "training",
            "batch_predictions": "predictions", "batch_outcomes": "outcomes"}
 
@@ -26,6 +30,10 @@ class Lake(dg.ConfigurableResource):
     s3_endpoint_url: str | None = None
 
     def path(self, *parts: str) -> UPath:
+        """`root/parts...`; a part that would leave the root (`..`, an absolute path, a backslash) is refused."""
+        for part in parts:
+            if not all(_SEGMENT.fullmatch(segment) for segment in part.split("/")) or ".." in part.split("/"):
+                raise ValueError(f"{part!r} is not a lake path: refused, it could reach outside the lake")
         options = {"client_kwargs": {"endpoint_url": self.s3_endpoint_url}} if self.s3_endpoint_url else {}
         base = UPath(self.root, **options) if self.root.startswith("s3://") else UPath(self.root)
         return base.joinpath(*parts) if parts else base
@@ -48,6 +56,16 @@ class Lake(dg.ConfigurableResource):
             return pq.read_table(io.BytesIO(self.path(*parts).read_bytes()))
         with self.path(*parts).open("rb") as handle:
             return pq.read_table(handle, columns=columns)
+
+
+def checked_batch_key(key: str) -> str:
+    """`key` when it is a batch id (`batch-001`); any other key is refused before a path is built from it.
+
+    Dynamic partition keys can be added by anyone who reaches Dagster (e.g. GraphQL `addDynamicPartition`),
+    so no asset trusts `context.partition_key` as a file name."""
+    if not isinstance(key, str) or not BATCH_KEY.fullmatch(key):
+        raise ValueError(f"partition key {key!r} is not a batch id (batch-NNN): refused before any path is built")
+    return key
 
 
 def to_frame(table: pa.Table) -> pd.DataFrame:
@@ -83,7 +101,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
     def _parts(self, asset_key: dg.AssetKey, partition: str | None) -> tuple[str, ...]:
         name = asset_key.path[-1]
         folder = FOLDERS.get(name, name)
-        return (folder, f"{partition}.parquet") if partition else (folder, f"{name}.parquet")
+        return (folder, f"{checked_batch_key(partition)}.parquet") if partition else (folder, f"{name}.parquet")
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
         partition = context.partition_key if context.has_partition_key else None

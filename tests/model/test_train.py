@@ -115,7 +115,7 @@ def test_the_row_cap_is_a_setting_the_retrain_honours(tmp_path, synthetic_csv):
     settings = Settings.from_env({"READMIT_HOME": str(tmp_path / "home"), "READMIT_SOURCE": str(synthetic_csv),
                                   "READMIT_BATCH_SIZE": "2500", "READMIT_TRAIN_MAX_ROWS": "700",
                                   "READMIT_HOLDOUT_MAX_ROWS": "300"})
-    policy = build_definitions(settings).resources["training"]
+    policy = build_definitions(settings).resources["training"].resource_fn(None)  # what the graph binds
     assert (policy.max_rows, policy.holdout_max_rows) == (700, 300)
     instance = open_instance(settings)
     tick(settings, instance)

@@ -1,0 +1,122 @@
+"""What is served is what the gate judged: every file of a version's artifact has its sha256 recorded at
+registration, and every loader (the pipeline's, the API's, the packed fallback) checks them before it
+unpickles anything."""
+import contextlib
+import json
+import os
+import pickle
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import mlflow
+import pytest
+
+from assets.resources.model_files import DIGEST_TAG, DigestMismatch, file_digests, verify_folder
+from assets.resources.registry import ModelRegistry
+
+
+class _Marker:
+    """A pickle whose unpickling creates a folder: proof of whether a loader unpickled it."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return os.mkdir, (str(self.path),)
+
+
+def model_folder(registry: ModelRegistry, version) -> Path:
+    """Where the artifact store keeps the version's model files (a local folder in the embedded mode)."""
+    from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
+
+    registry.activate()
+    uri = ModelsArtifactRepository.get_underlying_uri(f"models:/{registry.model_name}/{version}")
+    return Path(unquote(urlparse(uri).path))
+
+
+@contextlib.contextmanager
+def replaced(path: Path, payload: bytes):
+    """`path` holds `payload` inside the block and its own bytes again after it (the artifacts of a trained
+    home are shared by every copy of it)."""
+    original = path.read_bytes()
+    path.write_bytes(payload)
+    try:
+        yield
+    finally:
+        path.write_bytes(original)
+
+
+def test_a_folder_verifies_only_with_the_same_files_and_bytes(tmp_path):
+    (tmp_path / "m" / "code").mkdir(parents=True)
+    (tmp_path / "m" / "model.pkl").write_bytes(b"model")
+    (tmp_path / "m" / "code" / "portable.py").write_text("x = 1\n")
+    recorded = file_digests(tmp_path / "m")
+    assert set(recorded) == {"model.pkl", "code/portable.py"}
+    assert verify_folder(tmp_path / "m", json.dumps(recorded), "m") == recorded
+    (tmp_path / "m" / "extra.pth").write_text("import os")  # an added file is refused too
+    with pytest.raises(DigestMismatch, match="unexpected: extra.pth"):
+        verify_folder(tmp_path / "m", recorded, "m")
+    (tmp_path / "m" / "extra.pth").unlink()
+    (tmp_path / "m" / "code" / "portable.py").write_text("x = 2\n")
+    with pytest.raises(DigestMismatch, match="changed: code/portable.py"):
+        verify_folder(tmp_path / "m", recorded, "m")
+
+
+@pytest.mark.parametrize("recorded", [None, "", "not json", "[]", "{}", '{"model.pkl": 1}'])
+def test_a_folder_without_readable_digests_is_refused(tmp_path, recorded):
+    (tmp_path / "model.pkl").write_bytes(b"model")
+    with pytest.raises(DigestMismatch, match="no recorded sha256"):
+        verify_folder(tmp_path, recorded, "m")
+
+
+def test_every_version_records_the_digest_of_every_file_and_the_decision_keeps_them(trained_settings):
+    registry = ModelRegistry.from_settings(trained_settings)
+    for version in registry.versions():
+        digests = json.loads(version.tags[DIGEST_TAG])
+        assert {"MLmodel", "model.pkl"} <= set(digests)
+        assert digests == file_digests(model_folder(registry, version.version))
+    client = registry.client()
+    gates = client.search_runs([client.get_experiment_by_name("readmit").experiment_id],
+                               "tags.`readmit.kind` = 'promotion'")
+    assert gates
+    for gate in gates:
+        decision = mlflow.artifacts.load_dict(f"runs:/{gate.info.run_id}/decision.json")
+        version = client.get_model_version(registry.model_name, str(decision["challenger_version"]))
+        assert decision["challenger_sha256"] == json.loads(version.tags[DIGEST_TAG])
+        assert decision["policy"] == {"promotion_margin": 0.002, "subgroup_margin": 0.02, "subgroup_min_rows": 500,
+                                      "train_max_rows": 80_000, "holdout_max_rows": 25_000}
+
+
+def test_another_versions_valid_pickle_in_place_of_the_production_one_is_refused(trained_settings):
+    registry = ModelRegistry.from_settings(trained_settings)
+    first, second = registry.versions()[:2]
+    other = (model_folder(registry, first.version) / "model.pkl").read_bytes()
+    with replaced(model_folder(registry, second.version) / "model.pkl", other):
+        with pytest.raises(DigestMismatch, match="changed: model.pkl"):
+            ModelRegistry.from_settings(trained_settings).load_for_serving(second.version)
+        with pytest.raises(DigestMismatch, match="changed: model.pkl"):
+            ModelRegistry.from_settings(trained_settings).load(second.version)
+
+
+def test_a_hostile_pickle_is_never_unpickled(trained_settings, tmp_path):
+    registry = ModelRegistry.from_settings(trained_settings)
+    version = registry.versions()[-1].version
+    marker = tmp_path / "unpickled"
+    with replaced(model_folder(registry, version) / "model.pkl", pickle.dumps(_Marker(marker))):
+        with pytest.raises(DigestMismatch):
+            registry.load_for_serving(version)
+    assert not marker.exists()
+
+
+def test_removing_the_digest_tag_does_not_get_around_the_check(trained_settings):
+    registry = ModelRegistry.from_settings(trained_settings)
+    version = registry.versions()[0]
+    client = registry.client()
+    client.delete_model_version_tag(registry.model_name, version.version, DIGEST_TAG)
+    try:
+        with pytest.raises(DigestMismatch, match="no recorded sha256"):
+            registry.load_for_serving(version.version)
+        assert registry.record_digests(version.version) == json.loads(version.tags[DIGEST_TAG])
+        assert registry.load_for_serving(version.version) is not None  # stamped again by a person's command
+    finally:
+        client.set_model_version_tag(registry.model_name, version.version, DIGEST_TAG, version.tags[DIGEST_TAG])
