@@ -12,7 +12,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "compose" / "Dockerfile"
 SECRET_NAMES = ("PASSWORD", "SECRET", "API_KEY", "ACCESS_KEY")
-PIPELINE_SERVICES = ("airflow-apiserver", "airflow-scheduler", "dagster-webserver", "dagster-daemon")
+# The services that run ticks and hold the pipeline's credentials. Airflow's api-server and Dagster's webserver
+# run none (the webserver only queues runs; the daemon launches them), so they hold none.
+PIPELINE_SERVICES = ("airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "dagster-daemon")
 
 
 @pytest.fixture(scope="module")

@@ -35,8 +35,7 @@ def test_the_airflow_group_loads_the_celery_executor(tmp_path):
     """What the scheduler does at start with AIRFLOW_EXECUTOR=CeleryExecutor: import the executor and its app
     (this caught celery 5.7, whose database backend no longer has what the provider imports)."""
     services = COMPOSE["airflow-scheduler"]["environment"]
-    backend = services["AIRFLOW__CELERY__RESULT_BACKEND"].replace("${POSTGRES_USER:-readmit}:${POSTGRES_PASSWORD}",
-                                                                   "readmit:x")
+    backend = services["AIRFLOW__CELERY__RESULT_BACKEND"]  # the role only: libpq reads PGPASSWORD
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
            "AIRFLOW__CELERY__BROKER_URL": services["AIRFLOW__CELERY__BROKER_URL"],
            "AIRFLOW__CELERY__RESULT_BACKEND": backend}
@@ -57,8 +56,7 @@ def test_the_compose_dagster_instance_is_postgres_with_a_serial_run_queue(tmp_pa
     from dagster._serdes.config_class import ConfigurableClassData
 
     (tmp_path / "dagster.yaml").write_text((REPO / "compose" / "dagster.yaml").read_text())
-    monkeypatch.setenv("POSTGRES_USER", "readmit")
-    monkeypatch.setenv("POSTGRES_PASSWORD", "x")
+    monkeypatch.setenv("READMIT_PG_DAGSTER_PASSWORD", "x")
     config, _ = dagster_instance_config(str(tmp_path))  # Dagster's own schema: raises on any wrong key
     database = config["storage"]["postgres"]["postgres_db"]
     assert database["db_name"] == "dagster"
@@ -66,9 +64,9 @@ def test_the_compose_dagster_instance_is_postgres_with_a_serial_run_queue(tmp_pa
     from dagster_postgres.utils import get_conn_string
 
     # Builds the engine the storage would (its DBAPI driver must be installed; nothing connects yet).
-    sqlalchemy.create_engine(get_conn_string("readmit", "x", database["hostname"], database["db_name"],
+    sqlalchemy.create_engine(get_conn_string(database["username"], "x", database["hostname"], database["db_name"],
                                              str(database["port"]), scheme=database.get("scheme", "postgresql")))
-    assert "CREATE DATABASE dagster;" in (REPO / "compose" / "postgres-init.sql").read_text()
+    assert "CREATE DATABASE dagster OWNER dagster;" in (REPO / "compose" / "postgres-init.sql").read_text()
     import dagster_postgres  # noqa: F401  (the storage's module, installed in every image: a base dependency)
     assert "dagster-postgres" in _requirement_names(PYPROJECT["project"]["dependencies"])
     def load(key: str, kind: type):
