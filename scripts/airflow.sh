@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # `make airflow`: Airflow 3 standalone on the repo's DAG folder, sharing READMIT_HOME with the CLI.
-# Login: READMIT_AIRFLOW_USER (default admin) / READMIT_AIRFLOW_PASSWORD (when unset, Airflow generates
-# one and this script prints it). Metadata DB: sqlite under READMIT_HOME, or READMIT_AIRFLOW_DB_URL.
+# Login: READMIT_AIRFLOW_USER (default admin) / READMIT_AIRFLOW_PASSWORD (when unset, one is generated once).
+# The password lives only in Airflow's own file (mode 600) and is never printed: this script names the file.
+# Metadata DB: sqlite under READMIT_HOME, or READMIT_AIRFLOW_DB_URL.
 set -euo pipefail
+umask 077
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 : "${READMIT_HOME:=$repo/.readmit}"
 port="${AIRFLOW_PORT:-8080}"
@@ -24,8 +26,28 @@ if [ -n "${READMIT_AIRFLOW_DB_URL:-}" ]; then
 fi
 mkdir -p "$AIRFLOW_HOME"
 passwords="$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
+# Written before Airflow starts, so its simple auth manager finds the user and neither generates nor prints one.
 if [ -n "${READMIT_AIRFLOW_PASSWORD:-}" ]; then
-  printf '{"%s": "%s"}\n' "$user" "$READMIT_AIRFLOW_PASSWORD" > "$passwords"
+  USER_NAME="$user" python - "$passwords" <<'PY'
+import json, os, sys
+with open(sys.argv[1], "w") as f:
+    json.dump({os.environ["USER_NAME"]: os.environ["READMIT_AIRFLOW_PASSWORD"]}, f)
+PY
+elif ! USER_NAME="$user" python - "$passwords" <<'PY'
+import json, os, sys
+try:
+    sys.exit(0 if os.environ["USER_NAME"] in json.load(open(sys.argv[1])) else 1)
+except (OSError, ValueError):
+    sys.exit(1)
+PY
+then
+  USER_NAME="$user" python - "$passwords" <<'PY'
+import json, os, secrets, sys
+with open(sys.argv[1], "w") as f:
+    json.dump({os.environ["USER_NAME"]: secrets.token_urlsafe(18)}, f)
+PY
 fi
+chmod 600 "$passwords"
+unset READMIT_AIRFLOW_PASSWORD  # Airflow's processes read the file, not this variable
 echo "Airflow UI: http://127.0.0.1:$port  (login: $user; password in $passwords)"
 exec airflow standalone

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Debian packages the stack tests use (real Chromium for the UI test, Prometheus with its Pushgateway and
-# Alertmanager, wrk for benchmarks).
+# Debian packages the stack tests and `make up` use (real Chromium for the UI test, Prometheus with its
+# Pushgateway and Alertmanager, Caddy as the authenticating front of Dagster and Streamlit, wrk for benchmarks).
 # Idempotent: installs only what is missing. Needs root (CI runs as root).
 set -euo pipefail
 missing=()
@@ -9,6 +9,7 @@ command -v prometheus >/dev/null || missing+=(prometheus)
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v prometheus-pushgateway >/dev/null || missing+=(prometheus-pushgateway)
 command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+command -v caddy >/dev/null || missing+=(caddy)
 if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null
@@ -16,3 +17,4 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 chromium --version
 prometheus --version 2>&1 | head -1
+caddy version

@@ -1,19 +1,27 @@
 """Per-batch monitoring gauges pushed to a Prometheus Pushgateway (a batch job has nothing to scrape).
 
-One group (`job=readmit_monitoring`) replaced at every push: its gauges describe the latest judged batch,
-which is what alert rules compare with thresholds. The history stays in MLflow and the lake."""
+Two groups, each replaced at every push. `job=readmit_monitoring`: the latest judged batch, which is what
+alert rules compare with thresholds (the history stays in MLflow and the lake). `job=readmit_release`: when a
+batch was last released, and the interval the stale-monitoring rule measures against, so Prometheus can tell
+"batches keep arriving but nobody judges them" (ReadmitMonitoringStale) from "the feed has ended".
+The Pushgateway asks for a login: the pipeline's own (READMIT_PUSHGATEWAY_USERNAME/PASSWORD)."""
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 from assets.monitoring.drift import DRIFT_LEVELS, RISK
+from assets.settings import Settings
 
 JOB = "readmit_monitoring"
+RELEASE_JOB = "readmit_release"
 
 
-def push_batch_gauges(url: str, batch: str, report: dict, log) -> bool:
-    """Push the batch's gauges; a Pushgateway that does not answer is logged, never fails the batch."""
-    from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
+def push_batch_gauges(url: str, batch: str, report: dict, log, auth: tuple[str, str] | None = None) -> bool:
+    """Push the batch's gauges; a Pushgateway that does not answer is logged, never fails the batch.
+
+    `auth` is (username, password); when omitted, the pipeline's login from the environment's settings."""
+    from prometheus_client import CollectorRegistry, Gauge
 
     summary = report["summary"]
     registry = CollectorRegistry()
@@ -28,6 +36,8 @@ def push_batch_gauges(url: str, batch: str, report: dict, log) -> bool:
 
     gauge("readmit_batch_monitored_timestamp_seconds", "When the latest batch was judged.", time.time())
     gauge("readmit_batch_number", "Sequence number of the latest judged batch.", int(batch.rsplit("-", 1)[-1]))
+    gauge("readmit_batch_judged", "1 when a production model judged the latest batch, 0 when nothing could.",
+          int(summary["model_version"] is not None))
     gauge("readmit_batch_rows", "Rows of the latest batch the production model was judged on.", summary.get("rows"))
     for key in ("roc_auc", "pr_auc", "brier", "ece", "holdout_roc_auc", "positive_rate", "mean_risk",
                 "max_psi", "prediction_psi", "max_subgroup_gap"):
@@ -41,9 +51,62 @@ def push_batch_gauges(url: str, batch: str, report: dict, log) -> bool:
         for feature, value in report["psi"].items():
             if feature != RISK:
                 metric.labels(**labels, feature=feature).set(value)
+    return _push(url, JOB, registry, log, auth)
+
+
+def push_release_gauges(settings: Settings, batch: str, first_released_at: str | None, log) -> bool:
+    """Say that `batch` was released now (and when the feed's first batch was), with the stale rule's interval."""
+    from prometheus_client import CollectorRegistry, Gauge
+
+    if not settings.pushgateway_url:
+        return False
+    registry = CollectorRegistry()
+    released = Gauge("readmit_batch_released_timestamp_seconds", "When the latest batch was released.", ["batch"],
+                     registry=registry)
+    released.labels(batch=batch).set(time.time())
+    first = _epoch(first_released_at)
+    if first is not None:
+        Gauge("readmit_batch_first_released_timestamp_seconds", "When the feed's first batch was released.",
+              registry=registry).set(first)
+    Gauge("readmit_batch_interval_seconds", "How often a batch is released (READMIT_BATCH_INTERVAL_SECONDS).",
+          registry=registry).set(settings.batch_interval_seconds)
+    Gauge("readmit_monitoring_stale_intervals", "Intervals without a monitoring push, batches still arriving, "
+          "before ReadmitMonitoringStale (READMIT_MONITORING_STALE_INTERVALS).",
+          registry=registry).set(settings.monitoring_stale_intervals)
+    return _push(settings.pushgateway_url, RELEASE_JOB, registry, log, pushgateway_auth(settings))
+
+
+def pushgateway_auth(settings: Settings) -> tuple[str, str] | None:
+    """The pipeline's Pushgateway login, when it has one."""
+    if settings.pushgateway_username and settings.pushgateway_password:
+        return settings.pushgateway_username, settings.pushgateway_password
+    return None
+
+
+def _push(url: str, job: str, registry, log, auth: tuple[str, str] | None) -> bool:
+    from prometheus_client import push_to_gateway
+    from prometheus_client.exposition import basic_auth_handler, default_handler
+
+    if auth is None:
+        auth = pushgateway_auth(Settings.from_env())
+
+    def handler(url, method, timeout, headers, data):
+        if auth is None:
+            return default_handler(url, method, timeout, headers, data)
+        return basic_auth_handler(url, method, timeout, headers, data, auth[0], auth[1])
+
     try:
-        push_to_gateway(url, job=JOB, registry=registry, timeout=5)
-    except OSError as err:
-        log.warning(f"could not push monitoring gauges to {url}: {err}")
+        push_to_gateway(url, job=job, registry=registry, timeout=5, handler=handler)
+    except OSError as err:  # urllib's HTTPError (a refused login: 401) is an OSError too
+        log.warning(f"could not push {job} gauges to {url}: {err}")
         return False
     return True
+
+
+def _epoch(iso: str | None) -> float | None:
+    if not iso:
+        return None
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
