@@ -7,6 +7,7 @@ part of them can use it.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import time
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ import dagster as dg
 from assets.encounters.assets import batches
 from assets.encounters.batches import BatchLedger, now_iso, plan_batches
 from assets.monitoring.assets import SUMMARY_KEYS as MONITORING_KEYS
+from assets.monitoring.push import push_release_gauges
 from assets.resources.lake import Lake
 from assets.settings import Settings
 
@@ -67,6 +69,9 @@ def release_next_batch(settings: Settings, instance: dg.DagsterInstance) -> Tick
         message = f"released {batch} (source rows {plans[0].start}-{plans[0].stop - 1})"
     if not instance.has_dynamic_partition(batches.name, batch):
         instance.add_dynamic_partitions(batches.name, [batch])
+    # Prometheus sees batches arriving, so it can tell missing monitoring from a feed that has ended.
+    first = (state["batches"][:1] or [{"released_at": now_iso()}])[0].get("released_at")
+    push_release_gauges(settings, batch, first, logging.getLogger(__name__))
     return TickReport(batch, message)
 
 
