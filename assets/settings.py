@@ -5,6 +5,7 @@ Every variable is documented in `.env.example`.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -101,6 +102,16 @@ class Settings:
             # Dagster's own variable: a deployment (compose) may point every process at one instance.
             dagster_home_dir=Path(env["DAGSTER_HOME"]) if env.get("DAGSTER_HOME") else None,
         )
+
+    def __post_init__(self) -> None:
+        """Policy that would open the gate is refused when settings are read, naming the variable."""
+        for name in ("promotion_margin", "subgroup_margin"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{PREFIX}{name.upper()} must be a finite number >= 0, not {value!r}: "
+                                 "a negative margin would promote any challenger")
+        if self.subgroup_min_rows < 1:
+            raise ValueError(f"{PREFIX}SUBGROUP_MIN_ROWS must be at least 1, not {self.subgroup_min_rows!r}")
 
     def with_(self, **changes) -> "Settings":
         """A copy with some settings changed (tests, CLI flags)."""
