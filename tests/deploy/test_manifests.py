@@ -21,7 +21,7 @@ PIPELINE_SERVICES = ("airflow-scheduler", "airflow-dag-processor", "airflow-trig
 def rendered(tmp_path_factory) -> list[dict]:
     """`kubectl kustomize` of the loadtest overlay (minikube + Locust), in a copy with throwaway credentials."""
     root = tmp_path_factory.mktemp("render")
-    for folder in ("k8s", "observability"):
+    for folder in ("k8s", "observability", "compose"):
         shutil.copytree(REPO / folder, root / folder)
     for example in (REPO / "k8s" / "base").glob("*.env.example"):
         (root / "k8s" / "base" / example.name.removesuffix(".example")).write_text(
@@ -47,8 +47,8 @@ def test_rendered_manifests_pass_kubernetes_validate_strict(rendered):
 
 def test_every_deployment_has_probes_resources_and_pinned_images(rendered):
     deployments = _objects(rendered, "Deployment")
-    assert {d["metadata"]["name"] for d in deployments} >= {"readmit-api", "readmit-ui", "prometheus", "grafana",
-                                                           "locust-master", "locust-worker"}
+    assert {d["metadata"]["name"] for d in deployments} >= {"readmit-api", "readmit-ui", "readmit-front", "prometheus",
+                                                           "alertmanager", "grafana", "locust-master", "locust-worker"}
     for deployment in deployments:
         for container in deployment["spec"]["template"]["spec"]["containers"]:
             where = f"{deployment['metadata']['name']}/{container['name']}"
@@ -81,9 +81,9 @@ def test_every_service_selects_a_deployment_and_targets_a_declared_port(rendered
             assert port["targetPort"] in ports, (service["metadata"]["name"], port)
 
 
-def test_minikube_exposes_ui_and_grafana_as_node_ports(rendered):
+def test_minikube_exposes_the_uis_front_and_grafana_as_node_ports(rendered):
     node_ports = {s["metadata"]["name"] for s in _objects(rendered, "Service") if s["spec"].get("type") == "NodePort"}
-    assert node_ports == {"readmit-ui", "grafana"}
+    assert node_ports == {"readmit-front", "grafana"}  # never readmit-ui itself: the front is its only way in
     settings = next(c for c in _objects(rendered, "ConfigMap") if c["metadata"]["name"].startswith("readmit-settings"))
     assert settings["data"]["READMIT_MLFLOW_TRACKING_URI"] == "http://host.minikube.internal:5000"
 
@@ -169,19 +169,45 @@ def test_every_container_runs_hardened(rendered):
                 assert "/tmp" in mounts or deployment["metadata"]["name"] == "prometheus", where
 
 
-def test_each_pod_gets_only_the_secrets_it_uses(rendered):
-    def secrets_of(deployment):
-        names = set()
-        for container in deployment["spec"]["template"]["spec"]["containers"]:
-            names |= {e["secretRef"]["name"] for e in container.get("envFrom", []) if "secretRef" in e}
-            names |= {e["valueFrom"]["secretKeyRef"]["name"] for e in container.get("env", [])
-                      if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]}
-        return {re.sub(r"-[a-z0-9]{10}$", "", name) for name in names}
+def _secret_keys_of(deployment) -> dict[str, set[str]]:
+    """Secret name (generator suffix dropped) -> the keys a pod reads: whole (envFrom: "*") or key by key."""
+    keys: dict[str, set[str]] = {}
 
-    by_name = {d["metadata"]["name"]: secrets_of(d) for d in _objects(rendered, "Deployment")}
-    assert by_name["readmit-api"] == {"readmit-api-credentials"}
-    assert by_name["readmit-ui"] == by_name["locust-worker"] == {"readmit-client-credentials"}
-    assert by_name["grafana"] == {"grafana-credentials"} and by_name["prometheus"] == set()
+    def add(name, key):
+        keys.setdefault(re.sub(r"-[a-z0-9]{10}$", "", name), set()).add(key)
+
+    pod = deployment["spec"]["template"]["spec"]
+    for container in pod.get("initContainers", []) + pod["containers"]:
+        for source in container.get("envFrom", []):
+            if "secretRef" in source:
+                add(source["secretRef"]["name"], "*")
+        for variable in container.get("env", []):
+            if "secretKeyRef" in variable.get("valueFrom", {}):
+                add(variable["valueFrom"]["secretKeyRef"]["name"], variable["valueFrom"]["secretKeyRef"]["key"])
+    for volume in pod.get("volumes", []):
+        if "secret" in volume:
+            items = volume["secret"].get("items")
+            for key in [item["key"] for item in items] if items else ["*"]:
+                add(volume["secret"]["secretName"], key)
+    return keys
+
+
+def test_each_pod_gets_only_the_secrets_it_uses(rendered):
+    by_name = {d["metadata"]["name"]: _secret_keys_of(d) for d in _objects(rendered, "Deployment")}
+    secrets_of = {name: set(keys) for name, keys in by_name.items()}
+    assert secrets_of["readmit-api"] == {"readmit-api-credentials"}
+    assert secrets_of["readmit-ui"] == secrets_of["locust-worker"] == {"readmit-client-credentials"}
+    # The monitoring plane, key by key: only Prometheus holds its own password; Grafana only its datasource's;
+    # the servers' web configs only bcrypt hashes; Alertmanager alone the receiver; the front its users only.
+    assert by_name["prometheus"] == {"monitoring-credentials": {
+        "PROMETHEUS_PASSWORD", "PROMETHEUS_PASSWORD_BCRYPT", "GRAFANA_PROMETHEUS_PASSWORD_BCRYPT",
+        "OPERATOR_PASSWORD_BCRYPT"}}
+    assert by_name["alertmanager"] == {"alertmanager-credentials": {"READMIT_ALERT_WEBHOOK_URL"},
+                                       "monitoring-credentials": {"PROMETHEUS_PASSWORD_BCRYPT",
+                                                                  "OPERATOR_PASSWORD_BCRYPT"}}
+    assert by_name["grafana"] == {"grafana-credentials": {"GF_SECURITY_ADMIN_PASSWORD"},
+                                  "monitoring-credentials": {"GRAFANA_PROMETHEUS_PASSWORD"}}
+    assert by_name["readmit-front"] == {"front-credentials": {"FRONT_HTPASSWD"}}
     client = next(s for s in _objects(rendered, "Secret") if s["metadata"]["name"].startswith("readmit-client"))
     assert set(client["data"]) == {"READMIT_API_KEY"}
     settings = next(c for c in _objects(rendered, "ConfigMap") if c["metadata"]["name"].startswith("readmit-settings"))
@@ -189,14 +215,14 @@ def test_each_pod_gets_only_the_secrets_it_uses(rendered):
 
 
 def test_only_the_ui_prometheus_and_locust_reach_the_api(rendered):
-    (policy,) = _objects(rendered, "NetworkPolicy")
+    (policy,) = [p for p in _objects(rendered, "NetworkPolicy") if p["metadata"]["name"] == "readmit-api-ingress"]
     assert policy["spec"]["podSelector"]["matchLabels"] == {"app": "readmit-api"}
     allowed = {peer["podSelector"]["matchLabels"]["app"] for rule in policy["spec"]["ingress"] for peer in rule["from"]}
     assert allowed == {"readmit-ui", "prometheus", "locust-worker"}
 
 
 def test_locust_is_only_in_the_loadtest_overlay_and_a_missing_secret_file_refuses_to_render(tmp_path):
-    for folder in ("k8s", "observability"):
+    for folder in ("k8s", "observability", "compose"):
         shutil.copytree(REPO / folder, tmp_path / folder)
     for example in (tmp_path / "k8s" / "base").glob("*.env.example"):
         example.with_name(example.name.removesuffix(".example")).write_text(example.read_text())
