@@ -1,5 +1,6 @@
-"""A drift alarm travels end to end on real servers: a tick judges a shifted batch, pushes its gauges to a
-real Pushgateway, Prometheus evaluates the rule, Alertmanager routes the alert to a loopback webhook."""
+"""A drift alarm travels end to end on real servers, each asking the next for its login as in `make up`: a tick
+judges a shifted batch, pushes its gauges to a real Pushgateway (as the pipeline), Prometheus scrapes it and
+evaluates the rule (as prometheus), Alertmanager routes the alert to a loopback webhook (as alertmanager)."""
 import json
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ from assets.pipeline import open_instance, tick
 from assets.status import collect_status
 from observability.alert_sink import make_server
 from tests.monitoring.test_pipeline_monitoring import shifted_settings  # noqa: F401 - the fixture
-from tests.stack.servers import Server, free_port
+from tests.stack.servers import Server, free_port, web_config
 
 pytestmark = pytest.mark.stack
 OBS = Path(__file__).resolve().parents[2] / "observability"
@@ -26,12 +27,18 @@ def test_alertmanager_accepts_the_routing_config():
     subprocess.run(["amtool", "check-config", str(OBS / "alertmanager" / "alertmanager.yml")], check=True)
 
 
-def test_a_drift_alarm_reaches_the_alertmanager_webhook(shifted_settings, tmp_path):  # noqa: F811
+def test_a_drift_alarm_reaches_the_alertmanager_webhook(shifted_settings, tmp_path, monkeypatch):  # noqa: F811
     ports = {name: free_port() for name in ("pushgateway", "prometheus", "alertmanager", "sink")}
     url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    logins = {"prometheus": "prom-Secret-1", "pipeline": "push-Secret-2", "alertmanager": "am-Secret-3"}
+    # The configs name their password files relative to themselves (secrets/), as make up lays them out.
+    (tmp_path / "secrets").mkdir()
+    for user in ("prometheus", "alertmanager"):
+        (tmp_path / "secrets" / user).write_text(logins[user] + "\n")
     received = tmp_path / "alerts.jsonl"
-    sink = make_server(ports["sink"], received)
+    sink = make_server(ports["sink"], received, login=("alertmanager", logins["alertmanager"]))
     threading.Thread(target=sink.serve_forever, daemon=True).start()
+    assert requests.post(f"{url['sink']}/alerts", json={"alerts": []}, timeout=5).status_code == 401
 
     routing = yaml.safe_load((OBS / "alertmanager" / "alertmanager.yml").read_text())
     routing["receivers"][0]["webhook_configs"][0]["url"] = f"{url['sink']}/alerts"
@@ -44,26 +51,35 @@ def test_a_drift_alarm_reaches_the_alertmanager_webhook(shifted_settings, tmp_pa
     pushgateway_job = next(job for job in config["scrape_configs"] if job["job_name"] == "readmit-pushgateway")
     pushgateway_job["static_configs"][0]["targets"] = [f"127.0.0.1:{ports['pushgateway']}"]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    prometheus_login = ("prometheus", logins["prometheus"])
+    pushgateway_web = web_config(tmp_path / "pushgateway-web.yml", {u: logins[u] for u in ("prometheus", "pipeline")})
+    alertmanager_web = web_config(tmp_path / "alertmanager-web.yml", {"prometheus": logins["prometheus"]})
     servers = [
-        Server("pushgateway", ["prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{ports['pushgateway']}"],
-               tmp_path).start(f"{url['pushgateway']}/-/ready", 60),
+        Server("pushgateway", ["prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{ports['pushgateway']}",
+                               f"--web.config.file={pushgateway_web}"],
+               tmp_path).start(f"{url['pushgateway']}/-/ready", 60, auth=prometheus_login),
         Server("alertmanager", ["prometheus-alertmanager", f"--config.file={tmp_path / 'alertmanager.yml'}",
                                 f"--storage.path={tmp_path / 'am'}", "--cluster.listen-address=",
-                                f"--web.listen-address=127.0.0.1:{ports['alertmanager']}"],
-               tmp_path).start(f"{url['alertmanager']}/-/ready", 60),
+                                f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
+                                f"--web.config.file={alertmanager_web}"],
+               tmp_path).start(f"{url['alertmanager']}/-/ready", 60, auth=prometheus_login),
         Server("prometheus", ["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
                               f"--storage.tsdb.path={tmp_path / 'tsdb'}",
                               f"--web.listen-address=127.0.0.1:{ports['prometheus']}"],
                tmp_path).start(f"{url['prometheus']}/-/ready", 60),
     ]
     try:
-        settings = shifted_settings.with_(pushgateway_url=url["pushgateway"])
+        # The pipeline's login, as make up hands it to the pipeline's processes only.
+        monkeypatch.setenv("READMIT_PUSHGATEWAY_USERNAME", "pipeline")
+        monkeypatch.setenv("READMIT_PUSHGATEWAY_PASSWORD", logins["pipeline"])
+        settings = shifted_settings.with_(pushgateway_url=url["pushgateway"], pushgateway_username="pipeline",
+                                          pushgateway_password=logins["pipeline"])
         instance = open_instance(settings)
         for _ in range(3):  # batch-003 is the shifted one
             tick(settings, instance, log_level="WARNING")
         judged = collect_status(settings)["batches"][2]["monitoring"]
         assert judged["drift"] == "alarm", judged
-        gauges = requests.get(f"{url['pushgateway']}/metrics", timeout=5).text
+        gauges = requests.get(f"{url['pushgateway']}/metrics", auth=prometheus_login, timeout=5).text
         assert 'readmit_batch_drift_level{batch="batch-003"' in gauges
         deadline = time.monotonic() + 60
         alerts = []

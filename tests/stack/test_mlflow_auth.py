@@ -1,12 +1,13 @@
 """Only the gate can promote: against an MLflow server running its basic-auth app, the pipeline's user
-registers and moves `@production`; the API's user can read the alias and load the model, and nothing more;
-a stranger reads nothing."""
+registers and moves `@production`; the API's user can read the alias and load the model, and nothing more
+(no version, alias, experiment or registered model of its own); a stranger reads nothing."""
 import sys
 from pathlib import Path
 
 import pytest
 import requests
 from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
 from assets.encounters.schemas import feature_columns
 from assets.model.train import Hyperparameters, train_candidates
@@ -56,6 +57,13 @@ def test_only_the_pipeline_user_can_register_and_promote(tmp_path, monkeypatch, 
             registry.set_production(version)  # ... and cannot move it
         with pytest.raises(MlflowException, match="PERMISSION_DENIED|403"):
             registry.register(uri, {})  # ... nor register a version that would skip the gate
+        for create in (lambda: MlflowClient(url).create_experiment("claimed-by-the-api"),
+                       lambda: MlflowClient(url).create_registered_model("claimed-by-the-api")):
+            with pytest.raises(MlflowException, match="PERMISSION_DENIED|403"):
+                create()  # ... nor create what the pipeline would then log into
+
+        _as(monkeypatch, ADMIN)  # the admin provisioned the experiment and the model before the pipeline ran
+        assert MlflowClient(url).get_registered_model(registry.model_name).name == registry.model_name
 
         anonymous = requests.get(f"{url}/api/2.0/mlflow/registered-models/alias",
                                  params={"name": registry.model_name, "alias": "production"}, timeout=10)

@@ -1,5 +1,7 @@
 """Real Prometheus scraping the real service under a short Locust load: every dashboard panel's and every
-rule's PromQL returns data; configs pass promtool; Grafana's datasource uid matches the provisioning."""
+rule's PromQL returns data; configs pass promtool; Grafana's datasource uid matches the provisioning. The
+Pushgateway asks for a login: a forged push without one is refused, and one with a login cannot pose as the API;
+ReadmitMonitoringStale fires on a real Prometheus while batches arrive unjudged, and only then."""
 import json
 import logging
 import re
@@ -13,12 +15,13 @@ import pytest
 import requests
 import yaml
 
-from assets.monitoring.push import push_batch_gauges
+from assets.monitoring.push import push_batch_gauges, push_release_gauges
 from assets.resources.registry import ModelRegistry
+from assets.settings import Settings
 
 from observability.locust.step_load import run_step, sample_encounters
 from tests.bento.conftest import start_service
-from tests.stack.servers import Server, free_port
+from tests.stack.servers import Server, free_port, web_config
 
 pytestmark = pytest.mark.stack
 OBS = Path(__file__).resolve().parents[2] / "observability"
@@ -56,7 +59,7 @@ def test_dashboards_follow_grafana_conventions():
         assert "max(readmit_model_ready" not in expr and "readmit_model_version" not in expr, expr
     assert any(expr.startswith("min(readmit_model_ready") for expr in _dashboard_exprs(substitute=False))
     assert any("readmit_model_info" in expr for expr in _dashboard_exprs(substitute=False))
-    assert "min(readmit_model_ready) < 1" in " ".join(RULES.read_text().split())
+    assert 'min(readmit_model_ready{job="readmit-api"}) < 1' in " ".join(RULES.read_text().split())
 
 
 def _rule_exprs() -> list[str]:
@@ -65,9 +68,43 @@ def _rule_exprs() -> list[str]:
     exprs = []
     for group in yaml.safe_load(RULES.read_text())["groups"]:
         for rule in group["rules"]:
-            expr = " ".join(rule["expr"].split())
+            if rule.get("alert") == "ReadmitMonitoringStale":
+                continue  # its series come from releases: test_monitoring_stale_fires_only_while_batches_arrive_unjudged
+            expr = " ".join(rule["expr"].split()).split(" and on() ")[0]
             exprs.append(expr if "record" in rule else expr.rsplit(" ", 2)[0])
     return exprs
+
+
+def _with_logins(config: dict, tmp_path: Path, password: str) -> dict:
+    """Prometheus's own login file where prometheus.yml names it (secrets/, beside the config)."""
+    (tmp_path / "secrets").mkdir(exist_ok=True)
+    (tmp_path / "secrets" / "prometheus").write_text(password + "\n")
+    return config
+
+
+def _gateway(tmp_path: Path, logins: dict[str, str]) -> tuple[Server, str]:
+    """A real Pushgateway that asks for one of `logins` (user -> password) for everything, reads included."""
+    port = free_port()
+    config = web_config(tmp_path / "pushgateway-web.yml", logins)
+    url = f"http://127.0.0.1:{port}"
+    server = Server("pushgateway", ["prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{port}",
+                                    f"--web.config.file={config}"], tmp_path)
+    return server.start(f"{url}/-/ready", 60, auth=next(iter(logins.items()))), url
+
+
+def _firing(prom: str, alertname: str) -> bool:
+    data = requests.get(f"{prom}/api/v1/query", timeout=10,
+                        params={"query": f'ALERTS{{alertname="{alertname}",alertstate="firing"}}'}).json()
+    return bool(data["data"]["result"])
+
+
+def _until(condition, seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.5)
+    return False
 
 
 def test_promtool_accepts_config_and_rules():
@@ -95,14 +132,14 @@ def test_every_panel_and_rule_query_returns_data(trained_settings, tmp_path):
     port = free_port()
     config["scrape_configs"][0]["static_configs"][0]["targets"] = [api.removeprefix("http://")]
     config["scrape_configs"][1]["static_configs"][0]["targets"] = [f"127.0.0.1:{port}"]
-    # The pipeline's per-batch gauges: a real Pushgateway holding what the last tick judged.
-    gateway_port = free_port()
-    gateway = Server("pushgateway", ["prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{gateway_port}"],
-                     tmp_path).start(f"http://127.0.0.1:{gateway_port}/-/ready", 60)
+    # The pipeline's per-batch gauges: a real Pushgateway (behind its login) holding what the last tick judged.
+    logins = {"prometheus": "prom-Secret-1", "pipeline": "push-Secret-2"}
+    gateway, gateway_url = _gateway(tmp_path, logins)
+    _with_logins(config, tmp_path, logins["prometheus"])
     report = json.loads((trained_settings.home / "lake" / "monitoring" / "batch-002.json").read_text())
-    assert push_batch_gauges(f"http://127.0.0.1:{gateway_port}", "batch-002", report, logging.getLogger())
+    assert push_batch_gauges(gateway_url, "batch-002", report, logging.getLogger(), auth=("pipeline", logins["pipeline"]))
     pushed = next(job for job in config["scrape_configs"] if job["job_name"] == "readmit-pushgateway")
-    pushed["static_configs"][0]["targets"] = [f"127.0.0.1:{gateway_port}"]
+    pushed["static_configs"][0]["targets"] = [gateway_url.removeprefix("http://")]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     prometheus = Server("prometheus", ["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
                                        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
@@ -139,3 +176,64 @@ def test_every_panel_and_rule_query_returns_data(trained_settings, tmp_path):
         prometheus.stop()
         gateway.stop()
         api_server.stop()
+
+
+def test_monitoring_stale_fires_only_while_batches_arrive_unjudged(tmp_path):
+    """Real Pushgateway (behind its login) and Prometheus evaluating rules.yml every second, with a batch
+    interval of 1 s and 2 intervals of tolerance; forged pushes neither fire nor hide an alert."""
+    logins = {"prometheus": "prom-Secret-1", "pipeline": "push-Secret-2"}
+    gateway, gateway_url = _gateway(tmp_path, logins)
+    config = yaml.safe_load((OBS / "prometheus" / "prometheus.yml").read_text())
+    config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    config["rule_files"] = [str(RULES)]
+    config.pop("alerting")
+    config["scrape_configs"] = [job for job in config["scrape_configs"] if job["job_name"] == "readmit-pushgateway"]
+    config["scrape_configs"][0]["static_configs"][0]["targets"] = [gateway_url.removeprefix("http://")]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(_with_logins(config, tmp_path, logins["prometheus"])))
+    port = free_port()
+    prom = f"http://127.0.0.1:{port}"
+    prometheus = Server("prometheus", ["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
+                                       f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                                       f"--web.listen-address=127.0.0.1:{port}"], tmp_path)
+    prometheus.start(f"{prom}/-/ready", deadline_seconds=60)
+    settings = Settings(pushgateway_url=gateway_url, pushgateway_username="pipeline",
+                        pushgateway_password=logins["pipeline"], batch_interval_seconds=1, monitoring_stale_intervals=2)
+    pipeline, log = ("pipeline", logins["pipeline"]), logging.getLogger()
+    report = {"summary": {"model_version": 3, "roc_auc": 0.7, "holdout_roc_auc": 0.71}, "psi": {}}
+    stale = lambda: _firing(prom, "ReadmitMonitoringStale")  # noqa: E731
+    try:
+        # Forged: without a login the Pushgateway refuses a write and a delete; with one, a push that claims
+        # job="readmit-api" lands as exported_job, never as the API's series.
+        assert requests.put(f"{gateway_url}/metrics/job/readmit-api", data="readmit_model_ready 0\n",
+                            timeout=30).status_code == 401
+        assert requests.delete(f"{gateway_url}/metrics/job/readmit_monitoring", timeout=30).status_code == 401
+        assert not push_batch_gauges(gateway_url, "batch-009", {**report, "summary": {"model_version": None}}, log,
+                                     auth=("pipeline", "wrong"))
+        assert requests.put(f"{gateway_url}/metrics/job/readmit-api", data="readmit_model_ready 0\n", auth=pipeline,
+                            timeout=30).status_code == 200
+
+        def forged_seen() -> bool:
+            query = {"query": 'readmit_model_ready{exported_job="readmit-api"}'}
+            return bool(requests.get(f"{prom}/api/v1/query", params=query, timeout=10).json()["data"]["result"])
+        assert _until(forged_seen), "Prometheus never scraped the Pushgateway with its login"
+        api_series = requests.get(f"{prom}/api/v1/query", params={"query": 'readmit_model_ready{job="readmit-api"}'},
+                                  timeout=10).json()["data"]["result"]
+        assert api_series == []
+        assert not _firing(prom, "ReadmitNoModelLoaded")
+
+        # A feed whose batches arrive but were never judged: stale from the first release on.
+        first = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() - 10))
+        assert push_release_gauges(settings, "batch-001", first, log)
+        assert _until(stale), "ReadmitMonitoringStale did not fire for a release never judged"
+        # Monitoring arrives after the release: the feed is judged, nothing is stale, and stays so.
+        assert push_batch_gauges(gateway_url, "batch-001", report, log, auth=pipeline)
+        assert _until(lambda: not stale()), "ReadmitMonitoringStale did not resolve once monitoring arrived"
+        time.sleep(4)  # twice the tolerance: a feed that has ended (last batch judged) is not stale
+        assert not stale()
+        # Batches keep arriving, monitoring has stopped: fires after 2 intervals.
+        assert push_release_gauges(settings, "batch-002", first, log)
+        assert _until(stale), "ReadmitMonitoringStale did not fire when monitoring stopped"
+        assert not _firing(prom, "ReadmitNoModelLoaded")  # the forged 0 never reached the API's rule
+    finally:
+        prometheus.stop()
+        gateway.stop()
