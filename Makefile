@@ -17,6 +17,8 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n 
 UI_PORT ?= 8501
 
 MLFLOW_PORT ?= 5000
+# Pipeline processes (demo, dagster, airflow, mlflow) run under umask 077: lake files, raw arrivals,
+# predictions and MLflow artifacts hold patient data and are private to the user who runs them.
 # The MLflow server reads the embedded store by default, so `make mlflow` shows what `make demo` logged.
 MLFLOW_BACKEND_STORE_URI ?= sqlite:///$(READMIT_HOME)/mlflow.db
 MLFLOW_ARTIFACTS_DESTINATION ?= $(READMIT_HOME)/mlartifacts
@@ -34,7 +36,7 @@ install: $(UV) ## create .venv with every dependency group from uv.lock
 	$(UV) sync --frozen --all-groups
 
 demo: install ## run the main job on the embedded default: every batch, no servers
-	$(RUN) readmit demo
+	umask 077 && $(RUN) readmit demo
 
 test: install ## unit, contract and graph tests (real data too when READMIT_SOURCE is set)
 	$(RUN) pytest -m "not stack"
@@ -47,17 +49,17 @@ test-stack: install postgres system-packages ## tests against real servers on lo
 	@echo "end-to-end figures (docs/e2e_results.json):" && cat docs/e2e_results.json
 
 dagster: install ## the Dagster UI on the instance the pipeline writes to
-	mkdir -p $(READMIT_HOME)/dagster && [ -f $(READMIT_HOME)/dagster/dagster.yaml ] || printf 'telemetry:\n  enabled: false\n' > $(READMIT_HOME)/dagster/dagster.yaml
-	DAGSTER_HOME=$(READMIT_HOME)/dagster $(RUN) dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT)
+	umask 077 && mkdir -p $(READMIT_HOME)/dagster && [ -f $(READMIT_HOME)/dagster/dagster.yaml ] || printf 'telemetry:\n  enabled: false\n' > $(READMIT_HOME)/dagster/dagster.yaml
+	umask 077 && DAGSTER_HOME=$(READMIT_HOME)/dagster $(RUN) dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT)
 
 mlflow: install ## MLflow tracking server + UI (http://127.0.0.1:5000); Postgres/S3 via the variables above
-	mkdir -p $(READMIT_HOME)
-	$(RUN) mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1 \
+	umask 077 && mkdir -p $(READMIT_HOME)
+	umask 077 && $(RUN) mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1 \
 	  --backend-store-uri $(MLFLOW_BACKEND_STORE_URI) --artifacts-destination $(MLFLOW_ARTIFACTS_DESTINATION) \
 	  --allowed-hosts "127.0.0.1:$(MLFLOW_PORT),localhost:$(MLFLOW_PORT),$(MLFLOW_ALLOWED_HOSTS)"
 
 airflow: install ## Airflow 3 standalone (http://127.0.0.1:8080), DAG readmit_assets unpaused; login in README
-	$(UV) run --frozen bash scripts/airflow.sh
+	umask 077 && $(UV) run --frozen bash scripts/airflow.sh
 
 serve: install ## the prediction API on http://127.0.0.1:3000 (model: the registry's production alias)
 	OMP_NUM_THREADS=1 $(RUN) bentoml serve bento.service:ReadmissionService --host 127.0.0.1 --port $(API_PORT)

@@ -27,7 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     retry.add_argument("batch", help="the batch id, e.g. batch-003 (readmit status lists failed batches)")
     status = sub.add_parser("status", help="batches, rows and the production model")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.add_parser("purge-examples", help="delete the input examples (real encounters) that models logged "
+                                          "before issue 27 carry, from every registered version's artifacts")
     args = parser.parse_args(argv)
+    # Lake files, raw arrivals, predictions and MLflow artifacts hold patient data: private to this user.
+    os.umask(0o077)
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -115,6 +119,20 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _purge_examples(settings: Settings, args: argparse.Namespace) -> int:
+    from assets.resources.purge import purge_input_examples
+    from assets.resources.registry import ModelRegistry
+
+    purged = purge_input_examples(ModelRegistry.from_settings(settings))
+    for location, removed in purged.items():
+        print(f"{location}: removed {', '.join(removed)}")
+    print(f"purged the input examples of {len(purged)} logged model(s)" if purged else
+          "nothing to purge: no logged model carries an input example")
+    if purged:
+        print("a Bento built before this still holds them: rebuild it (make bento)")
+    return 0
+
+
 def _print_summary(status: dict) -> None:
     label = " (SYNTHETIC data)" if status["data_source"] == "synthetic" else ""
     print(f"{'batch':<10} {'status':<9} {'raw':>7} {'clean':>7} {'quarantined':>12}  "
@@ -157,7 +175,7 @@ def _level(args: argparse.Namespace) -> str:
 
 
 COMMANDS = {"fetch": _fetch, "tick": _tick, "demo": _demo, "retrain": _retrain, "retry": _retry,
-            "status": _status}
+            "status": _status, "purge-examples": _purge_examples}
 
 if __name__ == "__main__":
     sys.exit(main())

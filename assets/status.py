@@ -10,10 +10,18 @@ from assets.settings import Settings
 
 def collect_status(settings: Settings) -> dict:
     """The release state as one JSON-able dict (the contract of `readmit status --json`)."""
-    lake = Lake(root=settings.lake, s3_endpoint_url=settings.s3_endpoint_url)
+    from assets.resources.registry import ModelRegistry
+
+    return release_status(Lake(root=settings.lake, s3_endpoint_url=settings.s3_endpoint_url),
+                          ModelRegistry.from_settings(settings))
+
+
+def release_status(lake: Lake, registry) -> dict:
+    """`collect_status` from the resources an asset holds: counts and reasons by kind, never a row."""
     state = BatchLedger(lake.path()).read()
     batches = [{"id": b["id"], "status": b.get("status"), "raw_rows": b.get("raw_rows", 0),
                 "clean_rows": b.get("clean_rows", 0), "quarantined_rows": b.get("quarantined_rows", 0),
+                "quarantine_reasons": b.get("quarantine_reasons", {}),
                 "attempts": b.get("attempts", 0), "data_source": b.get("data_source"),
                 "monitoring": _monitoring(b),
                 **({"error": b["error"]} if b.get("error") else {})}
@@ -25,8 +33,15 @@ def collect_status(settings: Settings) -> dict:
         "training_rows": training_rows(lake),
         "last_retrain": state.get("last_retrain"),
         "retrain_owed": BatchLedger(lake.path()).unjudged_batches(state),
-        "production_model": production_model(settings),
+        "production_model": _production_model(registry),
     }
+
+
+def publish(lake: Lake, registry, id_descriptions: dict | None = None) -> None:
+    """Publish the release status (and the public ID descriptions) for readers without the lake (the UI)."""
+    from assets.resources.published import publish_status
+
+    publish_status(registry, {**release_status(lake, registry), "id_descriptions": id_descriptions or {}})
 
 
 def _monitoring(entry: dict) -> dict | None:
@@ -45,7 +60,11 @@ def production_model(settings: Settings) -> dict | None:
     """Name, version, run and holdout ROC-AUC of the model the `production` alias points at."""
     from assets.resources.registry import ModelRegistry
 
-    live = ModelRegistry.from_settings(settings).production()
+    return _production_model(ModelRegistry.from_settings(settings))
+
+
+def _production_model(registry) -> dict | None:
+    live = registry.production()
     if live is None:
         return None
     return {"name": live.name, "version": int(live.version), "run_id": live.run_id,

@@ -16,7 +16,9 @@ PROJECT_TOOLS = Path(__file__).resolve().parents[1] / ".tools" / "bin"
 
 
 def pytest_configure(config):
-    """Processes the tests start find the project's own uv (as under make) even when pytest is run by hand."""
+    """Processes the tests start find the project's own uv (as under make) even when pytest is run by hand,
+    and every file the tests create (lakes, MLflow stores, servers' files) is private, as in `make demo`."""
+    os.umask(0o077)
     if PROJECT_TOOLS.is_dir() and str(PROJECT_TOOLS) not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = f"{PROJECT_TOOLS}{os.pathsep}{os.environ.get('PATH', '')}"
 

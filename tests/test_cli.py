@@ -66,3 +66,49 @@ def test_status_names_a_failed_batch_and_why_and_retry_reruns_it(settings):
     retry = _readmit(settings, "retry", "batch-001")
     assert retry.returncode == 0, retry.stderr
     assert "batch-001: clean, 1000 clean" in retry.stdout
+
+
+def test_purge_examples_removes_every_logged_input_example_and_the_models_still_load(settings):
+    """Models logged before issue 27 carry real encounters as their example: the user may purge them."""
+    import mlflow
+
+    from assets.pipeline import open_instance, tick
+    from assets.resources.registry import ModelRegistry
+
+    tick(settings, open_instance(settings), log_level="WARNING")
+    registry = ModelRegistry.from_settings(settings)
+    experiment = registry.activate()
+    locations = [m.artifact_location for m in mlflow.search_logged_models([experiment], output_format="list")]
+    assert len(locations) == 2 and all((_local(l) / "input_example.json").exists() for l in locations)
+    purge = _readmit(settings, "purge-examples")
+    assert purge.returncode == 0, purge.stderr
+    assert f"purged the input examples of {len(locations)} logged model(s)" in purge.stdout
+    for location in locations:
+        assert not {"input_example.json", "serving_input_example.json"} & {p.name for p in _local(location).iterdir()}
+        assert "saved_input_example_info" not in (_local(location) / "MLmodel").read_text()
+    # The version is kept, its digests stamped again, and it still loads and scores.
+    assert len(registry.load(registry.latest_version().version).predict(_probe())) == 3
+    again = _readmit(settings, "purge-examples")
+    assert again.returncode == 0 and "nothing to purge" in again.stdout
+
+
+def test_the_cli_creates_patient_files_private_to_its_user(settings):
+    assert _readmit(settings, "tick").returncode == 0
+    lake = settings.home / "lake"
+    files = [p for p in (lake / "raw").iterdir()] + [p for p in (lake / "clean").iterdir()]
+    assert files and all(p.stat().st_mode & 0o077 == 0 for p in files), [oct(p.stat().st_mode) for p in files]
+    artifacts = [p for p in (settings.home / "mlartifacts").rglob("*") if p.is_file()]
+    assert artifacts and all(p.stat().st_mode & 0o077 == 0 for p in artifacts)
+
+
+def _local(location: str):
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    return Path(urlparse(location).path)
+
+
+def _probe():
+    from assets.encounters.synthetic import synthetic_probe
+
+    return synthetic_probe(3)

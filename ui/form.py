@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
 import pandas as pd
 
 from assets.encounters.schemas import FIELD_LABELS as LABELS, MEDICATIONS, MISSING, UNKNOWN, ColumnSpec, column_specs
+from assets.encounters.source import read_id_descriptions as id_descriptions  # noqa: F401 - the form's API
 
 GROUPS = {
     "Patient": ["age", "gender", "race", "weight", "payer_code"],
@@ -17,7 +16,6 @@ GROUPS = {
     "Diagnoses and tests": ["diag_1", "diag_2", "diag_3", "number_diagnoses", "A1Cresult", "max_glu_serum"],
     "Diabetes medications": ["diabetesMed", "change", *MEDICATIONS],
 }
-ID_MAPPED = ("admission_type_id", "discharge_disposition_id", "admission_source_id")
 
 
 @dataclass(frozen=True)
@@ -87,24 +85,6 @@ def request_spelling(column: str, value):
     if column_specs()[column].kind == "int":
         return int(value)
     return MISSING if value == UNKNOWN else str(value)
-
-
-def id_descriptions(path: str | Path | None) -> dict[str, dict[int, str]]:
-    """`IDs_mapping.csv` as {column: {id: description}} (three tables stacked in one file)."""
-    if not path or not Path(path).exists():
-        return {}
-    tables: dict[str, dict[int, str]] = {}
-    current = None
-    for line in Path(path).read_text().splitlines():
-        cells = [c.strip() for c in line.split(",", 1)]
-        if not cells[0]:
-            continue
-        if cells[0] in ID_MAPPED:
-            current = cells[0]
-            tables[current] = {}
-        elif current and cells[0].isdigit():
-            tables[current][int(cells[0])] = cells[1] if len(cells) > 1 else ""
-    return tables
 
 
 def encounter_from_form(values: dict) -> dict:

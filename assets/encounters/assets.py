@@ -16,8 +16,9 @@ from assets.encounters.batches import BatchLedger, now_iso, plan_batches, slice_
 from assets.encounters.schemas import TARGET, CleanEncounter, raw_structure
 from assets.encounters.source import SourceDataset, acquire_dataset, read_source_info
 from assets.encounters.training import MANIFEST, TrainingSetError, admit_clean_batches
-from assets.encounters.transforms import BatchStructureError, clean_encounters, parse_batch
+from assets.encounters.transforms import BatchStructureError, clean_encounters, parse_batch, reason_kinds
 from assets.resources.lake import Lake
+from assets.resources.registry import ModelRegistry
 from assets.settings import Settings
 
 batches = dg.DynamicPartitionsDefinition(name="batches")
@@ -109,15 +110,16 @@ def clean_batch(context: dg.AssetExecutionContext, raw_batch: pd.DataFrame, lake
     clean, quarantine = clean_encounters(raw_batch, key)
     lake.write_frame(quarantine, "quarantine", f"{key}.parquet")
     target = lake.write_frame(clean, "clean", f"{key}.parquet")
+    kinds = reason_kinds(quarantine["reason"])
     BatchLedger(lake.path()).record(key, status="clean", raw_rows=len(raw_batch), clean_rows=len(clean),
-                                    quarantined_rows=len(quarantine), cleaned_at=now_iso(),
-                                    attempts=0, error=None)
+                                    quarantined_rows=len(quarantine), quarantine_reasons=kinds,
+                                    cleaned_at=now_iso(), attempts=0, error=None)
     rate = len(quarantine) / max(len(raw_batch), 1)
     yield dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(target)), "dagster/row_count": len(clean),
         "clean_rows": len(clean), "quarantined_rows": len(quarantine),
         "readmitted_30d_rate": float(clean[TARGET].mean()) if len(clean) else 0.0,
-        "quarantine_reasons": dg.MetadataValue.md(_reasons_table(quarantine))})
+        "quarantine_reasons": dg.MetadataValue.md(_reasons_table(kinds))})
     yield dg.AssetCheckResult(check_name="rows_accounted_for",
                               passed=len(clean) + len(quarantine) == len(raw_batch),
                               metadata={"raw": len(raw_batch), "clean": len(clean), "quarantined": len(quarantine)})
@@ -128,19 +130,24 @@ def clean_batch(context: dg.AssetExecutionContext, raw_batch: pd.DataFrame, lake
 # `batch_monitoring` (assets/monitoring) by key: a batch is judged by the production model before the
 # training set learns from it, and that order is part of the graph (named by key: monitoring imports us).
 @dg.asset(group_name="encounters", deps=[clean_batch, dg.AssetKey("batch_monitoring")], kinds={"pandas", "json"})
-def training_set(lake: Lake) -> dg.MaterializeResult:
+def training_set(lake: Lake, registry: ModelRegistry, dataset: DatasetSource) -> dg.MaterializeResult:
     """Every clean batch so far, one row per `encounter_id` (a re-delivered encounter keeps its latest).
 
     Append-only (`assets/encounters/training.py`): the manifest `training/training_set.json` lists the
     clean partitions; a tick validates and admits only the batches that are new or were re-run, so its
     cost does not grow with history. The ledger says which batches are clean; each must be in the lake,
-    or this fails naming it (a missing partition is never skipped in silence)."""
+    or this fails naming it (a missing partition is never skipped in silence). The release status with
+    its new row count is then published (`assets/resources/published.py`)."""
+    from assets.encounters.source import read_id_descriptions
+    from assets.status import publish
+
     try:
         admission = admit_clean_batches(lake, validate=_validate_clean)
     except TrainingSetError as error:
         raise dg.Failure(description=str(error)) from None
     manifest = admission.manifest
     delivered = sum(entry["rows"] for entry in manifest["batches"])
+    publish(lake, registry, read_id_descriptions(dataset.info().ids_mapping_path))
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(lake.path(*MANIFEST))),
         "dagster/row_count": manifest["rows"], "rows": manifest["rows"], "batches": len(admission.batches),
@@ -165,9 +172,8 @@ def _plan_for(dataset: DatasetSource, key: str):
     return plans[key]
 
 
-def _reasons_table(quarantine: pd.DataFrame) -> str:
-    if quarantine.empty:
+def _reasons_table(kinds: dict[str, int]) -> str:
+    """Rows per kind of failure (no value, id or line number: `reason_kinds`)."""
+    if not kinds:
         return "no rows quarantined"
-    reasons = quarantine["reason"].str.split("; ").explode().str.replace(r"=.* fails ", " fails ", regex=True)
-    counts = reasons.value_counts().head(20)
-    return "| reason | rows |\n|---|---|\n" + "\n".join(f"| {r} | {n} |" for r, n in counts.items())
+    return "| reason | rows |\n|---|---|\n" + "\n".join(f"| {r} | {n} |" for r, n in list(kinds.items())[:20])

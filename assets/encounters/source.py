@@ -33,6 +33,8 @@ KNOWN_SHA256 = {"3a17a3b55b6dd4a1926703185c0ad8e2ed30bc8e2f9b927cdd1000b733d1de8
 
 class DatasetError(RuntimeError):
     """The dataset given or downloaded is not the diabetes encounters file."""
+# The three coded columns `IDs_mapping.csv` describes.
+ID_MAPPED = ("admission_type_id", "discharge_disposition_id", "admission_source_id")
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,25 @@ def read_source_info(settings: Settings) -> SourceDataset | None:
     """The dataset description written by `acquire_dataset`, or None before the first fetch."""
     path = settings.home / "source" / "source.json"
     return SourceDataset(**json.loads(path.read_text())) if path.exists() else None
+
+
+def read_id_descriptions(path: str | Path | None) -> dict[str, dict[int, str]]:
+    """`IDs_mapping.csv` as {column: {id: description}} (three tables stacked in one file): public
+    metadata of the dataset, which the pipeline publishes with the status so the UI never reads the source."""
+    if not path or not Path(path).exists():
+        return {}
+    tables: dict[str, dict[int, str]] = {}
+    current = None
+    for line in Path(path).read_text().splitlines():
+        cells = [c.strip() for c in line.split(",", 1)]
+        if not cells[0]:
+            continue
+        if cells[0] in ID_MAPPED:
+            current = cells[0]
+            tables[current] = {}
+        elif current and cells[0].isdigit():
+            tables[current][int(cells[0])] = cells[1] if len(cells) > 1 else ""
+    return tables
 
 
 def download(url: str, cache_dir: Path) -> Path:

@@ -14,6 +14,9 @@ from assets.encounters.schemas import (
 )
 
 SYNTHETIC_ROWS = 101_766
+# The fixed seed of the probe: what a model carries as its input example and is smoke-tested on.
+PROBE_SEED = 20_261_201
+IDENTIFIERS = ("encounter_id", "patient_nbr")
 
 # Rounded marginal frequencies (value -> weight) of the public dataset.
 _MARGINALS: dict[str, dict[str, float]] = {
@@ -98,6 +101,21 @@ def generate_encounters(rows: int = SYNTHETIC_ROWS, seed: int = 7, drift: float 
     data["readmitted"] = _labels(rng, data, rows)
     frame = pd.DataFrame(data)
     return frame[source_columns()].astype(str)
+
+
+def synthetic_probe(rows: int = 50, identifiers: bool = False, seed: int = PROBE_SEED) -> pd.DataFrame:
+    """`rows` synthetic encounters as a model is scored on (clean schema, the model's input columns),
+    the same ones for the same `seed`: a model's logged input example and smoke-test probe, the UI's
+    form defaults and random encounter, never a patient.
+
+    Without `identifiers` there is no `encounter_id`/`patient_nbr` column (the model never reads them);
+    with them, they are the generator's made-up numbers (for a signature that names them as optional)."""
+    from assets.encounters.schemas import feature_columns
+    from assets.encounters.transforms import clean_encounters
+
+    clean, _ = clean_encounters(generate_encounters(max(rows * 2, 20), seed=seed), "synthetic-probe")
+    frame = clean[feature_columns()].head(rows).reset_index(drop=True)
+    return frame if identifiers else frame.drop(columns=list(IDENTIFIERS))
 
 
 def _drift(rng: np.random.Generator, data: dict[str, np.ndarray], rows: int, drift: float) -> None:

@@ -187,6 +187,21 @@ def row_failures(raw: pd.DataFrame) -> pd.Series:
     return pd.Series({index: "; ".join(parts) for index, parts in reasons.items()}, dtype=object)
 
 
+def reason_kinds(reasons: pd.Series) -> dict[str, int]:
+    """Rows per kind of failure (`encounter_id duplicated within the batch: 3`), most common first.
+
+    What is published about quarantined rows (ledger, status, Dagster metadata, the UI): the reasons
+    with every value, id and line number taken out; the quarantine parquet keeps the rows themselves."""
+    if reasons.empty:
+        return {}
+    parts = reasons.astype(str).str.split("; ").explode()
+    kinds = (parts.str.replace(r"^(\w+)=.* (fails .+)$", r"\1 \2", regex=True)
+             .str.replace(r"^(\w+)=.* (duplicated within the batch)$", r"\1 \2", regex=True)
+             .str.replace(r"^line \d+ ", "line ", regex=True))
+    counts = kinds.groupby(level=0).unique().explode().value_counts()  # a row counts once per kind
+    return {str(kind): int(n) for kind, n in counts.items()}
+
+
 def _shown(value) -> str:
     """A failing cell as a person reads it: quoted, control characters escaped, long text cut."""
     text = repr(value)

@@ -62,11 +62,13 @@ class TrainingConfig(dg.Config):
 def readmission_model(context: dg.AssetExecutionContext, config: TrainingConfig, registry: ModelRegistry,
                       dataset: DatasetSource, training: TrainingPolicy, lake: Lake) -> dg.MaterializeResult:
     """Every candidate trained and logged to MLflow; the best on the holdout registered as a new version."""
+    from assets.encounters.synthetic import synthetic_probe
     from assets.model.evaluate import evaluation_plots
     from assets.model.features import CATEGORICAL, prepare_features
     from assets.model.train import split_training_set, train_candidates
     from assets.monitoring.drift import profile, reference_sample
     from assets.monitoring.quality import SUBGROUP_ATTRIBUTES, subgroup_metric_names, subgroup_metrics
+    from assets.monitoring.suppression import suppress_groups
 
     params = Hyperparameters(**config.model_dump())
     rows, history = training.read(lake, params.random_state)
@@ -89,13 +91,15 @@ def readmission_model(context: dg.AssetExecutionContext, config: TrainingConfig,
         model = candidate.model
         risk = candidate.holdout_risk
         figures = evaluation_plots(y, risk, model.threshold)
-        subgroups = subgroup_metrics(holdout[list(SUBGROUP_ATTRIBUTES)], y, risk, model.threshold)
+        subgroups = suppress_groups(subgroup_metrics(holdout[list(SUBGROUP_ATTRIBUTES)], y, risk, model.threshold),
+                                    registry.min_cell)
         runs[model.name], uris[model.name] = registry.log_candidate(
             model, {**candidate.metrics, **subgroup_metric_names(subgroups)},
             {**params.__dict__, "candidate": model.name}, tags, figures,
-            example=holdout[feature_columns()].head(50),
+            example=synthetic_probe(50, identifiers=True),  # no patient travels with a model
             documents={"subgroup_metrics.json": subgroups,
-                       "reference_profile.json": profile(train_features, CATEGORICAL, risk=risk)})
+                       "reference_profile.json": profile(train_features, CATEGORICAL, risk=risk,
+                                                         min_cell=registry.min_cell)})
     version = registry.register(uris[best.model.name], tags={
         **tags, "candidate": best.model.name, "roc_auc": f"{best.metrics['roc_auc']:.6f}",
         "threshold": f"{best.model.threshold:.6f}"})

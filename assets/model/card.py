@@ -110,6 +110,7 @@ def model_card(version: int, model_name: str, candidate: str, metrics: dict, int
         f"(before any map: {metrics.get('ece_uncalibrated', float('nan')):.4f}). Reliability curve: "
         "`plots/calibration.png` in the run.", "",
         "## Subgroups (holdout)",
+        *_suppression_note(subgroups),
         "| attribute | group | n | positive rate | ROC-AUC | TPR | FPR | ECE |", "|---|---|---:|---:|---:|---:|---:|---:|",
         *[f"| {r['attribute']} | {r['group']} | {r['n']} | {_number(r['positive_rate'])} | {_number(r['roc_auc'])} | "
           f"{_number(r['tpr'])} | {_number(r['fpr'])} | {_number(r['ece'])} |" for r in subgroups],
@@ -119,6 +120,15 @@ def model_card(version: int, model_name: str, candidate: str, metrics: dict, int
         "", "## Known limitations", *[f"- {line}" for line in LIMITATIONS], "",
     ]
     return "\n".join(lines)
+
+
+def _suppression_note(subgroups: list[dict]) -> list[str]:
+    """One line saying which rows are suppressed (their `n` is published as text such as `<11`)."""
+    shown = sorted({row["n"] for row in subgroups if not isinstance(row["n"], int)})
+    if not shown:
+        return []
+    return [f"Groups of fewer than {shown[0].lstrip('<')} encounters show n as `{shown[0]}` and no figure "
+            "(small-cell suppression, `READMIT_MIN_CELL`): a rate over a handful of patients is their outcomes.", ""]
 
 
 def _number(value) -> str:

@@ -12,11 +12,12 @@ import json
 import dagster as dg
 import pandas as pd
 
-from assets.encounters.assets import batches, clean_batch
+from assets.encounters.assets import DatasetSource, batches, clean_batch
 from assets.encounters.batches import BatchLedger, now_iso
 from assets.encounters.schemas import TARGET, feature_columns
 from assets.monitoring.drift import RISK, drift_level, psi_by_feature
 from assets.monitoring.quality import SUBGROUP_ATTRIBUTES, batch_quality, subgroup_metric_names, subgroup_metrics
+from assets.monitoring.suppression import suppress_groups
 from assets.resources.lake import Lake
 from assets.resources.registry import ModelRegistry
 from assets.settings import Settings
@@ -27,19 +28,21 @@ SUMMARY_KEYS = ("model_version", "roc_auc", "pr_auc", "brier", "ece", "max_psi",
 
 
 class Monitoring(dg.ConfigurableResource):
-    """Drift thresholds, the live ROC-AUC drop that is flagged, and where gauges are pushed."""
+    """Drift thresholds, the live ROC-AUC drop that is flagged, where gauges are pushed, and the smallest
+    group whose figures are published (`min_cell`)."""
 
     drift_warn: float = 0.1
     drift_alarm: float = 0.25
     live_auc_drop: float = 0.05
     subgroup_min_rows: int = 500
+    min_cell: int = Settings.min_cell
     pushgateway_url: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Monitoring":
         return cls(drift_warn=settings.drift_warn, drift_alarm=settings.drift_alarm,
                    live_auc_drop=settings.live_auc_drop, subgroup_min_rows=settings.subgroup_min_rows,
-                   pushgateway_url=settings.pushgateway_url)
+                   min_cell=settings.min_cell, pushgateway_url=settings.pushgateway_url)
 
 
 @dg.asset(group_name="monitoring", partitions_def=batches, ins={"clean_batch": dg.AssetIn()},
@@ -81,12 +84,16 @@ def batch_outcomes(clean_batch: pd.DataFrame) -> dg.Output:
               dg.AssetCheckSpec("live_roc_auc", asset="batch_monitoring",
                                 description="live ROC-AUC not far below the model's holdout ROC-AUC")])
 def batch_monitoring(context: dg.AssetExecutionContext, clean_batch: pd.DataFrame, batch_predictions: pd.DataFrame,
-                     batch_outcomes: pd.DataFrame, registry: ModelRegistry, monitoring: Monitoring, lake: Lake):
+                     batch_outcomes: pd.DataFrame, registry: ModelRegistry, monitoring: Monitoring, lake: Lake,
+                     dataset: DatasetSource):
     """Live quality, drift and subgroup metrics of the production model on this batch.
 
     Kept in three places people look: `monitoring/<batch>.json` in the lake (and the ledger, for
-    `readmit status`), an MLflow run tagged with the judged version, and Pushgateway gauges."""
+    `readmit status`), an MLflow run tagged with the judged version, and Pushgateway gauges; the release
+    status is then published for readers without the lake (`assets/resources/published.py`)."""
+    from assets.encounters.source import read_id_descriptions
     from assets.monitoring.push import push_batch_gauges
+    from assets.status import publish
 
     key = context.partition_key
     report = judge_batch(clean_batch, batch_predictions, batch_outcomes, registry, monitoring)
@@ -98,6 +105,7 @@ def batch_monitoring(context: dg.AssetExecutionContext, clean_batch: pd.DataFram
             documents={"monitoring.json": summary, "psi.json": report["psi"],
                        "subgroup_metrics.json": report["subgroups"]})
     BatchLedger(lake.path()).record(key, monitoring=summary, monitoring_attempts=0)
+    publish(lake, registry, read_id_descriptions(dataset.info().ids_mapping_path))
     pushed = push_batch_gauges(monitoring.pushgateway_url, key, report, context.log) if monitoring.pushgateway_url else False
     yield dg.MaterializeResult(metadata={
         **{k: (dg.MetadataValue.null() if v is None else v) for k, v in summary.items()},
@@ -108,7 +116,8 @@ def batch_monitoring(context: dg.AssetExecutionContext, clean_batch: pd.DataFram
 
 def judge_batch(clean: pd.DataFrame, predictions: pd.DataFrame, outcomes: pd.DataFrame,
                 registry: ModelRegistry, monitoring: Monitoring) -> dict:
-    """The monitoring report of one batch: `summary` (the status contract), `psi`, `subgroups`."""
+    """The monitoring report of one batch: `summary` (the status contract), `psi`, `subgroups` (groups
+    under `monitoring.min_cell` encounters suppressed: the report is published as it is)."""
     from assets.model.features import CATEGORICAL, prepare_features
 
     summary = dict.fromkeys(SUMMARY_KEYS)
@@ -145,7 +154,7 @@ def judge_batch(clean: pd.DataFrame, predictions: pd.DataFrame, outcomes: pd.Dat
                        drift=drift_level(inputs[feature], monitoring.drift_warn, monitoring.drift_alarm))
     subgroups = subgroup_metrics(joined[list(SUBGROUP_ATTRIBUTES)], y, risk, threshold)
     summary["max_subgroup_gap"] = _max_gap(quality["roc_auc"], subgroups, monitoring.subgroup_min_rows)
-    return {"summary": summary, "psi": psi, "subgroups": subgroups}
+    return {"summary": summary, "psi": psi, "subgroups": suppress_groups(subgroups, monitoring.min_cell)}
 
 
 def _max_gap(overall: float | None, subgroups: list[dict], min_rows: int) -> float | None:

@@ -7,6 +7,11 @@ the model's predicted risk on its holdout. Monitoring then needs the profile, no
 PSI = sum over bins of (batch share - reference share) * ln(batch share / reference share). Missing values
 are a bin of their own, a category never seen in training goes to one "unseen" bin, and empty bins get
 a floor of `EPSILON` so a new category costs a finite, large amount rather than infinity.
+
+The profile is published with the model, so its shares are small-cell suppressed (`suppression.py`):
+categories of fewer than `min_cell` training rows are pooled into one `<other>` share, whose members
+are listed (`pooled`) so a batch's encounters of them are counted there, and no share stands for fewer
+than `min_cell` rows. The batch side of PSI uses exact counts and is never published.
 """
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ import math
 
 import numpy as np
 import pandas as pd
+
+from assets.monitoring.suppression import MIN_CELL, OTHER, floor_shares, suppress_shares
 
 EPSILON = 1e-4
 MISSING = "<missing>"
@@ -31,16 +38,18 @@ def reference_sample(rows: pd.DataFrame, size: int = REFERENCE_ROWS, seed: int =
     return rows if len(rows) <= size else rows.sample(n=size, random_state=seed)
 
 
-def profile(features: pd.DataFrame, categorical: list[str], risk: np.ndarray | None = None) -> dict:
-    """Reference shares per feature of `features` (model inputs), plus `predicted_risk` when given."""
+def profile(features: pd.DataFrame, categorical: list[str], risk: np.ndarray | None = None,
+            min_cell: int = MIN_CELL) -> dict:
+    """Reference shares per feature of `features` (model inputs), plus `predicted_risk` when given,
+    small-cell suppressed at `min_cell` (see the module docstring)."""
     columns = {}
     for column in features.columns:
         if column in categorical:
-            columns[column] = _categorical_profile(features[column])
+            columns[column] = _categorical_profile(features[column], min_cell)
         else:
-            columns[column] = _numeric_profile(features[column].to_numpy(float))
+            columns[column] = _numeric_profile(features[column].to_numpy(float), min_cell)
     if risk is not None:
-        columns[RISK] = _numeric_profile(np.asarray(risk, float))
+        columns[RISK] = _numeric_profile(np.asarray(risk, float), min_cell)
     return {"rows": int(len(features)), "features": columns}
 
 
@@ -61,6 +70,7 @@ def psi(spec: dict, values: pd.Series) -> float:
     """PSI of `values` against one feature's reference shares."""
     if spec["kind"] == "categorical":
         labels = _labels(values)
+        labels = labels.where(~labels.isin(spec.get("pooled", [])), OTHER)
         counts = labels.where(labels.isin(list(spec["shares"])), UNSEEN).value_counts()
         expected = dict(spec["shares"])
     else:
@@ -84,18 +94,18 @@ def drift_level(value: float | None, warn: float, alarm: float) -> str:
     return "alarm" if value >= alarm else "warn" if value >= warn else "none"
 
 
-def _categorical_profile(values: pd.Series) -> dict:
-    shares = _labels(values).value_counts(normalize=True)
-    return {"kind": "categorical", "shares": {str(k): float(v) for k, v in shares.items()}}
+def _categorical_profile(values: pd.Series, min_cell: int) -> dict:
+    counts = _labels(values).value_counts()
+    return {"kind": "categorical",
+            **suppress_shares({str(k): int(v) for k, v in counts.items()}, int(counts.sum()), min_cell)}
 
 
-def _numeric_profile(numbers: np.ndarray) -> dict:
+def _numeric_profile(numbers: np.ndarray, min_cell: int) -> dict:
     present = numbers[~np.isnan(numbers)]
     edges = np.unique(np.quantile(present, np.linspace(0, 1, NUMERIC_BINS + 1)[1:-1])) if len(present) else []
     counts = _numeric_counts(numbers, list(map(float, edges)))
-    shares = counts / max(int(counts.sum()), 1)
     return {"kind": "numeric", "edges": [float(e) for e in edges],
-            "shares": {str(k): float(v) for k, v in shares.items()}}
+            "shares": floor_shares({str(k): int(v) for k, v in counts.items()}, int(counts.sum()), min_cell)}
 
 
 def _numeric_counts(numbers: np.ndarray, edges: list[float]) -> pd.Series:

@@ -96,9 +96,12 @@ def subgroup_gaps(challenger: list[dict], champion: list[dict], min_rows: int) -
 
 
 def subgroup_metric_names(rows: list[dict]) -> dict[str, float]:
-    """Flat MLflow metric names (`subgroup.race.Caucasian.roc_auc`) for the defined values."""
+    """Flat MLflow metric names (`subgroup.race.Caucasian.roc_auc`) for the defined values; a suppressed
+    group (`suppression.suppress_groups`: n `<11`) gets no metric at all."""
     metrics = {}
     for row in rows:
+        if not isinstance(row["n"], int):
+            continue
         group = "".join(c if c.isalnum() or c in "-_." else "_" for c in row["group"])
         for key in ("n", "positive_rate", "roc_auc", "tpr", "fpr", "ece"):
             value = row[key]

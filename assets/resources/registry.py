@@ -41,12 +41,14 @@ class ModelRegistry(dg.ConfigurableResource):
     promotion_margin: float = 0.002
     subgroup_margin: float = 0.02
     subgroup_min_rows: int = 500
+    min_cell: int = Settings.min_cell
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ModelRegistry":
         return cls(tracking_uri=settings.tracking_uri, artifact_root=settings.artifact_root,
                    model_name=settings.model_name, promotion_margin=settings.promotion_margin,
-                   subgroup_margin=settings.subgroup_margin, subgroup_min_rows=settings.subgroup_min_rows)
+                   subgroup_margin=settings.subgroup_margin, subgroup_min_rows=settings.subgroup_min_rows,
+                   min_cell=settings.min_cell)
 
     def client(self) -> MlflowClient:
         from mlflow.tracking import MlflowClient
@@ -91,7 +93,9 @@ class ModelRegistry(dg.ConfigurableResource):
                 with tempfile.TemporaryDirectory() as code:
                     info = mlflow.sklearn.log_model(
                         model, name="model", signature=model_signature(example, model.predict(example)),
-                        input_example=example.head(3), serialization_format="cloudpickle",
+                        # the example travels with the model: never an identifier (the signature keeps them optional)
+                        input_example=example.drop(columns=["encounter_id", "patient_nbr"], errors="ignore").head(3),
+                        serialization_format="cloudpickle",
                         pip_requirements=_model_requirements(), code_paths=[str(write_model_code(Path(code)))])
             return run.info.run_id, info.model_uri
 

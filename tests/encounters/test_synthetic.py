@@ -75,3 +75,13 @@ def test_the_fetch_job_honours_the_long_feed_settings(tmp_path):
     run_job(build_definitions(settings), open_instance(settings), FETCH_JOB)
     info = read_source_info(settings)
     assert info.rows == 4_500 and info.origin == "synthetic (4,500 rows, drift 0.5)"
+
+
+def test_the_probe_is_synthetic_fixed_and_carries_no_identifier():
+    from assets.encounters.schemas import feature_columns
+    from assets.encounters.synthetic import synthetic_probe
+
+    probe = synthetic_probe(3)
+    assert list(probe.columns) == [c for c in feature_columns() if c not in ("encounter_id", "patient_nbr")]
+    assert probe.equals(synthetic_probe(3)) and not probe.equals(synthetic_probe(3, seed=1))
+    assert list(synthetic_probe(3, identifiers=True).columns) == feature_columns()  # for the signature only

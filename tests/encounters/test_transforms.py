@@ -66,6 +66,21 @@ def test_duplicated_encounter_id_is_quarantined_once(synthetic_frame):
     assert "duplicated within the batch" in quarantine.loc[0, "reason"]
 
 
+def test_quarantine_reasons_are_published_by_kind_without_values_ids_or_lines(synthetic_frame):
+    from assets.encounters.transforms import reason_kinds
+
+    raw = raw_frame([{}, {"gender": "Robot"}, {"gender": "Alien", "time_in_hospital": "many"}], synthetic_frame, n=5)
+    raw.loc[4, "encounter_id"] = raw.loc[0, "encounter_id"]
+    _, quarantine = clean_encounters(raw, "batch-001")
+    kinds = reason_kinds(pd.concat([quarantine["reason"], pd.Series(["line 12 has 3 fields, expected 50"])],
+                                   ignore_index=True))
+    assert kinds["encounter_id duplicated within the batch"] == 1
+    assert kinds["line has 3 fields, expected 50"] == 1
+    assert sum(n for kind, n in kinds.items() if kind.startswith("gender fails")) == 2
+    text = " ".join(kinds)
+    assert "Robot" not in text and "many" not in text and str(raw.loc[0, "encounter_id"]) not in text
+
+
 def test_clean_plus_quarantined_equals_raw(synthetic_frame):
     raw = synthetic_frame.head(400).copy()
     raw.loc[::37, "age"] = "old"

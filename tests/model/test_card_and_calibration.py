@@ -78,6 +78,20 @@ def test_the_card_says_what_was_left_out_and_why():
     assert "No calibration map" in card and "**Not promoted**: not better" in card
 
 
+def test_the_card_shows_a_small_group_as_under_the_minimum_with_no_figure():
+    from assets.monitoring.suppression import suppress_groups
+
+    rows = suppress_groups([
+        {"attribute": "age", "group": "[0-10)", "n": 3, "positive_rate": 0.333, "roc_auc": 1.0, "tpr": 1.0,
+         "fpr": 0.0, "ece": 0.2},
+        {"attribute": "age", "group": "[70-80)", "n": 900, "positive_rate": 0.12, "roc_auc": 0.66, "tpr": 0.5,
+         "fpr": 0.3, "ece": 0.01}], min_cell=11)
+    card = model_card(3, "readmission", "hist_gradient_boosting", {"roc_auc": 0.68}, {}, None, rows,
+                      {"promoted": True, "reason": "better"}, {"batches": ["batch-001"], "rows": 10})
+    assert "| age | [0-10) | <11 | - | - | - | - | - |" in card
+    assert "| age | [70-80) | 900 | 0.120 | 0.660 |" in card and "show n as `<11` and no figure" in card
+
+
 def test_weighted_metrics_equal_scikit_learns_with_sample_weight():
     from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 

@@ -46,7 +46,9 @@ def test_clinician_flow_in_chromium(trained_settings, tmp_path, browser, synthet
         version = requests.get(f"{api}/health", timeout=5).json()["model"]["version"]
         page = browser.new_page(viewport={"width": 1400, "height": 1700})
         page.goto(ui)
-        page.get_by_role("button", name="Fill with a random real encounter").click()
+        expect(page.get_by_role("button", name="Fill with a random synthetic encounter")).to_be_visible(timeout=60_000)
+        expect(page.get_by_role("button", name="Deploy")).to_have_count(0)  # toolbarMode viewer (ui/.streamlit)
+        page.get_by_role("button", name="Fill with a random synthetic encounter").click()
         page.get_by_role("button", name="Predict readmission risk").click()
         expect(page.get_by_text("Probability of readmission < 30 days")).to_be_visible(timeout=60_000)
         expect(page.get_by_text(f"readmission version {version}")).to_be_visible()
@@ -75,6 +77,13 @@ def test_clinician_flow_in_chromium(trained_settings, tmp_path, browser, synthet
         expect(page.get_by_role("img").filter(has_text="batch-002").first).to_be_visible()
         expect(page.get_by_text("Version 1 on batch-002")).to_be_visible()
         page.wait_for_timeout(1500)
+        # Published small groups show n as <11 and no figure (the synthetic home has several).
+        page.screenshot(path=str(REPO / "docs" / "ui_monitoring.png"), full_page=True)
+        page.goto(f"{ui}/models")
+        expect(page.get_by_text("show n as").first).to_be_visible(timeout=60_000)
+        page.get_by_text("Subgroups (holdout)").scroll_into_view_if_needed()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(REPO / "docs" / "ui_model_card.png"), full_page=True)
 
         api_server.stop()
         page.goto(ui)

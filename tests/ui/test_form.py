@@ -75,25 +75,61 @@ def _report(version, drift, psi):
     return {"summary": summary, "psi": psi, "subgroups": subgroups}
 
 
-def test_monitoring_page_shows_each_judged_batch_and_raises_drift_alarms(monkeypatch, tmp_path):
-    import json
+def _home_with_published(tmp_path, empty_mlflow_db, reports: dict, status: dict | None = None):
+    """A home whose registry holds what the pipeline publishes: monitoring runs and the release status."""
+    import shutil
 
-    folder = tmp_path / "lake" / "monitoring"
-    folder.mkdir(parents=True)
-    first = _report(None, None, {})
-    first["summary"].update(roc_auc=None, note="no production model yet")
-    reports = {"batch-001": first, "batch-002": _report(1, "none", {"age": 0.01, "race": 0.002}),
-               "batch-003": _report(2, "alarm", {"age": 0.4, "race": 0.003})}
+    from assets.resources.published import publish_status
+    from assets.resources.registry import ModelRegistry
+    from assets.settings import Settings
+
+    shutil.copyfile(empty_mlflow_db, tmp_path / "mlflow.db")
+    registry = ModelRegistry.from_settings(Settings(home=tmp_path))
     for batch, report in reports.items():
-        (folder / f"{batch}.json").write_text(json.dumps(report))
-    monkeypatch.setenv("READMIT_HOME", str(tmp_path))
+        registry.record_monitoring(batch, report["summary"]["model_version"], {}, tags={}, documents={
+            "monitoring.json": report["summary"], "psi.json": report["psi"],
+            "subgroup_metrics.json": report["subgroups"]})
+    if status is not None:
+        publish_status(registry, status)
+    return tmp_path
+
+
+def test_monitoring_page_shows_each_judged_batch_and_raises_drift_alarms(monkeypatch, tmp_path, empty_mlflow_db):
+    reports = {"batch-002": _report(1, "none", {"age": 0.01, "race": 0.002}),
+               "batch-003": _report(2, "alarm", {"age": 0.4, "race": 0.003})}
+    reports["batch-003"]["subgroups"].append({"attribute": "age", "group": "[0-10)", "n": "<11", "positive_rate": None,
+                                              "roc_auc": None, "tpr": None, "fpr": None, "ece": None})
+    monkeypatch.setenv("READMIT_HOME", str(_home_with_published(tmp_path, empty_mlflow_db, reports)))
     app = AppTest.from_function(_monitoring_page, default_timeout=60).run()
     assert not app.exception
     table = app.dataframe[0].value
-    assert table["batch"].tolist() == ["batch-002", "batch-003"]  # batch-001 had no model to judge it
+    assert table["batch"].tolist() == ["batch-002", "batch-003"]
     assert table["judged by version"].tolist() == [1, 2]
     assert any("drift alarm on batch-003" in e.value for e in app.error)
-    assert app.dataframe[1].value["group"].tolist() == ["Female"]
+    subgroups = app.dataframe[1].value
+    assert subgroups["group"].tolist() == ["Female", "[0-10)"]
+    assert subgroups["n"].tolist() == ["7000", "<11"] and subgroups["roc_auc"].isna().tolist() == [False, True]
+
+
+def _data_page():
+    from ui.views.data import render
+
+    render()
+
+
+def test_data_page_shows_quarantine_counts_by_kind_from_the_published_status(monkeypatch, tmp_path, empty_mlflow_db):
+    status = {"data_source": "real", "planned_batches": 7, "training_rows": 14_990, "batches": [
+        {"id": "batch-001", "status": "clean", "raw_rows": 15_000, "clean_rows": 14_990, "quarantined_rows": 10,
+         "quarantine_reasons": {"encounter_id duplicated within the batch": 3, "race fails isin": 7},
+         "attempts": 0, "data_source": "real", "monitoring": None}]}
+    monkeypatch.setenv("READMIT_HOME", str(_home_with_published(tmp_path, empty_mlflow_db, {}, status)))
+    app = AppTest.from_function(_data_page, default_timeout=60).run()
+    assert not app.exception
+    reasons = app.dataframe[1].value
+    assert reasons.to_dict("records") == [
+        {"batch": "batch-001", "reason": "encounter_id duplicated within the batch", "rows": 3},
+        {"batch": "batch-001", "reason": "race fails isin", "rows": 7}]
+    assert not (tmp_path / "lake").exists()  # the page never looked for the lake
 
 
 def test_monitoring_page_before_any_judged_batch_says_why(monkeypatch, tmp_path):

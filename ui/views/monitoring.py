@@ -1,34 +1,34 @@
 """Monitoring page: how the production model did on each batch before it learnt from it, drift, subgroups.
 
-Reads what the pipeline's `batch_monitoring` asset wrote: `monitoring/<batch>.json` in the lake."""
+Reads what the pipeline's `batch_monitoring` asset published: each judged batch's MLflow monitoring run
+(`monitoring.json`, `psi.json`, `subgroup_metrics.json`), small groups already suppressed."""
 from __future__ import annotations
-
-import json
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
-from ui.views.shared import lake
+from assets.resources.published import monitoring_reports as published_reports
+from ui.views.shared import registry
 
 DRIFT_LABELS = {"none": "none", "warn": "WARN", "alarm": "ALARM"}
 
 
 @st.cache_data(ttl=15, show_spinner=False)
-def monitoring_reports(lake_root: str) -> dict[str, dict]:
-    """Every batch's monitoring report in the lake at `lake_root`, by batch id (empty before the first)."""
-    folder = lake().path("monitoring")
-    if not folder.exists():
-        return {}
-    return {path.name.removesuffix(".json"): json.loads(path.read_text())
-            for path in sorted(folder.iterdir()) if path.name.endswith(".json")}
+def monitoring_reports(tracking_uri: str) -> dict[str, dict]:
+    """Every judged batch's published report in the registry at `tracking_uri`, by batch id."""
+    return published_reports(registry())
 
 
 def render() -> None:
     st.title("Monitoring")
     st.caption("Each batch is scored by the model in production *before* any retrain learns from it: "
                "these are figures on patients the model had never seen.")
-    reports = monitoring_reports(str(lake().path()))
+    try:
+        reports = monitoring_reports(registry().tracking_uri)
+    except Exception as err:  # noqa: BLE001 - registry down: say so, never a stack trace
+        st.error(f"The model registry is not reachable ({type(err).__name__}). Check READMIT_MLFLOW_TRACKING_URI.")
+        return
     judged = {batch: report for batch, report in reports.items() if report["summary"]["model_version"] is not None}
     if not judged:
         st.info("No batch has been judged yet: the first batch trains the first model; monitoring starts "
@@ -52,9 +52,12 @@ def render() -> None:
     st.subheader("Subgroups")
     batch = st.selectbox("Batch", list(judged), index=len(judged) - 1)
     subgroups = pd.DataFrame(judged[batch]["subgroups"])
+    if "n" in subgroups:  # text where suppressed (`<11`): one type for the column
+        subgroups["n"] = subgroups["n"].astype(str)
     st.caption(f"Version {judged[batch]['summary']['model_version']} on {batch}, at its decision threshold "
                f"{judged[batch]['summary'].get('threshold', float('nan')):.3f}. ROC-AUC is empty where a group "
-               "has only one outcome.")
+               "has only one outcome; a group of fewer encounters than the small-cell minimum shows n as `<11` "
+               "and no figure.")
     st.dataframe(subgroups, width="stretch", hide_index=True)
 
 

@@ -1,28 +1,30 @@
 """Predict page: one encounter in a schema-generated form, the risk and which model answered."""
 from __future__ import annotations
 
+import random
+
 import altair as alt
 import pandas as pd
 import streamlit as st
 
-from assets.encounters.source import read_source_info
+from assets.encounters.synthetic import synthetic_probe
+from assets.resources.published import published_status
 from ui.client import ApiError
-from ui.form import build_fields, encounter_from_form, id_descriptions, most_common_values, request_spelling
-from ui.views.shared import client, settings, training_set
+from ui.form import build_fields, encounter_from_form, most_common_values, request_spelling
+from ui.views.shared import client, registry
 
 KEY = "field_{}"
+# Synthetic encounters the form's defaults are the most common values of (the project's generator).
+DEFAULT_SAMPLE = 500
 
 
 def render() -> None:
     st.title("30-day readmission risk")
     st.caption("Enter an inpatient diabetic encounter; the model in production estimates the probability "
                "of readmission within 30 days.")
-    training = training_set()
-    info = read_source_info(settings())
-    descriptions = id_descriptions(info.ids_mapping_path if info else None)
-    groups = build_fields(most_common_values(training), descriptions)
-    if st.button("Fill with a random real encounter", disabled=training is None):
-        _fill_random(training)
+    groups = build_fields(synthetic_defaults(), published_id_descriptions())
+    if st.button("Fill with a random synthetic encounter", help="made up by the project's generator, no patient's"):
+        _fill_random()
     with st.form("encounter"):
         values = {}
         for group, fields in groups.items():
@@ -49,8 +51,26 @@ def _widget(field):
     return st.text_input(field.label, key=key, help="ICD-9 code such as 428 or 250.83; ? if unknown")
 
 
-def _fill_random(training) -> None:
-    row = training.sample(1).iloc[0]
+@st.cache_data(show_spinner=False)
+def synthetic_defaults() -> dict:
+    """The form's defaults: the most common values of synthetic encounters (never a patient's row)."""
+    return most_common_values(synthetic_probe(DEFAULT_SAMPLE))
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def published_id_descriptions() -> dict[str, dict[int, str]]:
+    """What the coded ids mean (`IDs_mapping.csv`, public), as the pipeline published it; {} when it has not."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        status = published_status(registry()) or {}
+    except (MlflowException, OSError):  # the form works without descriptions; the registry pages say why
+        return {}
+    return {column: {int(k): v for k, v in table.items()} for column, table in status.get("id_descriptions", {}).items()}
+
+
+def _fill_random() -> None:
+    row = synthetic_probe(1, seed=random.randrange(2**32)).iloc[0]
     for field_groups in build_fields().values():
         for field in field_groups:
             st.session_state[KEY.format(field.spec.name)] = request_spelling(field.spec.name, row[field.spec.name])

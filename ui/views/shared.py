@@ -1,11 +1,8 @@
-"""What the pages share: settings, the API client, cached reads of the lake and the registry."""
+"""What the pages share: settings, the API client and the registry reader (never the lake: the UI holds
+no lake credentials, and reads what the pipeline publishes, `assets/resources/published.py`)."""
 from __future__ import annotations
 
-import pandas as pd
-import streamlit as st
-
-from assets.encounters.training import TrainingSetError, read_training_set
-from assets.resources.lake import Lake
+from assets.resources.registry import ModelRegistry
 from assets.settings import Settings
 from ui.client import ApiClient
 
@@ -19,15 +16,6 @@ def client() -> ApiClient:
     return ApiClient(current.api_url, current.api_key)
 
 
-def lake() -> Lake:
-    current = settings()
-    return Lake(root=current.lake, s3_endpoint_url=current.s3_endpoint_url)
-
-
-@st.cache_data(ttl=60, show_spinner=False)
-def training_set() -> pd.DataFrame | None:
-    """The current training set (None before the first tick)."""
-    try:
-        return read_training_set(lake())
-    except TrainingSetError:
-        return None
+def registry() -> ModelRegistry:
+    """The model registry, read with the UI's (read-only) MLflow credentials."""
+    return ModelRegistry.from_settings(settings())
