@@ -151,6 +151,10 @@ def _cross_site_requests_are_refused_and_start_no_run(url: dict, logins: dict, d
     attempts = {
         "GET mutation": requests.get(graphql, params={"query": launch}, auth=auth, timeout=30),
         "form POST": requests.post(graphql, data={"query": launch}, auth=auth, timeout=30),
+        "form POST, mutation in the URL": requests.post(graphql, params={"query": launch}, data={"a": "b"}, auth=auth,
+                                                        timeout=30),
+        "application/graphql POST": requests.post(graphql, data=launch, auth=auth, timeout=30,
+                                                  headers={"Content-Type": "application/graphql"}),
         "multipart POST": requests.post(graphql, files={"query": (None, launch)}, auth=auth, timeout=30),
         "text/plain POST": requests.post(graphql, data=json.dumps({"query": launch}), auth=auth, timeout=30,
                                          headers={"Content-Type": "text/plain"}),
