@@ -129,7 +129,7 @@ def test_the_fronts_config_asks_for_a_login_and_refuses_cross_site_requests():
     assert re.search(r"location = /healthz \{[^}]*auth_basic off;[^}]*return 200", server)
     assert re.search(r"if \(\$readmit_refuse_cross_site\) \{\s*return 403", server)
     assert re.search(r"if \(\$readmit_refuse_body\) \{\s*return 415", server)
-    assert re.search(r"location = /graphql \{\s*if \(\$readmit_graphql_by_get\) \{\s*return 405", server)
+    assert re.search(r"location = /graphql \{\s*if \(\$readmit_graphql_in_url\) \{\s*return 405", server)
     assert 'proxy_set_header Authorization "";' in server  # the backend never sees the login
     rules = (REPO / "compose" / "front" / "cross-site.conf").read_text()
     for variable in ("$readmit_foreign_origin", "$readmit_cross_site", "$readmit_refuse_cross_site",

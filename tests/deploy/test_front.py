@@ -154,6 +154,8 @@ def test_dagster_front_refuses_cross_site_mutations_even_with_the_login(fronts):
     mutation = "query=mutation%20%7B%20launchRun%20%7D"
     assert _refused(port, backend, "GET", f"/graphql?{mutation}", login=LOGIN) == 405
     assert _refused(port, backend, "GET", "/graphql?query=%6Dutation%7Bx%7D", login=LOGIN) == 405  # any spelling
+    same_origin = {**JSON, "Origin": f"http://127.0.0.1:{port}"}
+    assert _refused(port, backend, "POST", f"/graphql?{mutation}", b"{}", same_origin, login=LOGIN) == 405  # any method
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     assert _refused(port, backend, "POST", "/graphql", mutation.encode(), form, login=LOGIN) == 415
     assert _refused(port, backend, "POST", "/graphql", MUTATION, {"Content-Type": "text/plain"}, login=LOGIN) == 415
