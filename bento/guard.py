@@ -70,15 +70,48 @@ class RequestGuard:
         if body is None:
             return await _reject(send, 413, f"the body exceeds {limit} bytes", "body", "size")
         try:
-            request_model().model_validate(json.loads(body))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return await _reject(send, 400, "the body is not valid JSON", "body", "json_invalid")
+            request_model().model_validate(_parse(body))
+        except (ValueError, UnicodeDecodeError, RecursionError) as err:  # JSONDecodeError is a ValueError
+            kind = "json_too_deep" if isinstance(err, RecursionError) else (
+                "json_number" if isinstance(err, _NumberRefused) else "json_invalid")
+            return await _reject(send, 400, _JSON_ERRORS[kind], "body", kind)
         except ValidationError as err:
             # `loc` as BentoML has always answered it (["encounters", 0, "age"]): clients parse it
             detail = [{"loc": list(err_loc["loc"]), "msg": err_loc["msg"], "type": err_loc["type"]}
                       for err_loc in err.errors(include_input=False, include_context=False, include_url=False)]
             return await _respond(send, 400, detail, f"{len(detail)} invalid field(s)")
         return await self.app(scope, _replay(body), send)
+
+
+# No field of an encounter holds a number longer than this (ids are at most 20 digits): a longer one is
+# refused while parsing, before Python converts thousands of digits (which raises past 4,300 of them).
+_MAX_NUMBER_CHARACTERS = 40
+_JSON_ERRORS = {"json_invalid": "the body is not valid JSON",
+                "json_too_deep": "the body is nested too deeply to be a request",
+                "json_number": f"the body holds a number longer than {_MAX_NUMBER_CHARACTERS} characters "
+                               "or a non-finite constant (NaN, Infinity)"}
+
+
+class _NumberRefused(ValueError):
+    """A number no field of the request can hold, refused while the body is parsed."""
+
+
+def _bounded(convert):
+    def parse(text: str):
+        if len(text) > _MAX_NUMBER_CHARACTERS:
+            raise _NumberRefused(text[:8])
+        return convert(text)
+    return parse
+
+
+def _refuse_constant(text: str):
+    raise _NumberRefused(text)
+
+
+def _parse(body: bytes):
+    """JSON with bounded numbers; a body nested past the interpreter's limit raises `RecursionError`
+    (json's C scanner checks depth), which the guard answers as a 400 like any other unparsable body."""
+    return json.loads(body, parse_int=_bounded(int), parse_float=_bounded(float), parse_constant=_refuse_constant)
 
 
 async def _read_body(receive, limit: int) -> bytes | None:

@@ -112,7 +112,11 @@ class LakeIOManager(dg.ConfigurableIOManager):
         key = context.asset_key
         if context.has_asset_partitions:
             partitions = sorted(context.asset_partition_keys)
-            frames = [self.lake.read_frame(*self._parts(key, p)) for p in partitions
-                      if self.lake.path(*self._parts(key, p)).exists()]
+            missing = [p for p in partitions if not self.lake.path(*self._parts(key, p)).exists()]
+            if missing:  # a skipped partition would be a silently shorter input
+                raise FileNotFoundError(f"{key.to_user_string()} has no {', '.join(missing[:5])} in the lake "
+                                        f"({self.lake.path(FOLDERS.get(key.path[-1], key.path[-1]))}): "
+                                        "materialize it first")
+            frames = [self.lake.read_frame(*self._parts(key, p)) for p in partitions]
             return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         return self.lake.read_frame(*self._parts(key, None))

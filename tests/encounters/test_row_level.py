@@ -126,3 +126,63 @@ def test_clean_encounter_never_rejects_a_row_the_row_level_rules_passed(syntheti
     assert len(clean) + len(quarantine) == len(frame)
     CleanEncounter.validate(clean)
     assert quarantine["line_number"].between(2, len(frame) + 1).all() and quarantine["reason"].str.len().gt(0).all()
+
+
+# -- integer cells: the pattern is checked before any cast, so no mix of cells can make a cast raise ----
+
+_INTEGER_JUNK = st.sampled_from(["", "99999999999999999999", "9" * 40, "-" + "9" * 25, "1" + "0" * 19,
+                                 "0" * 30 + "1", "12a", "?", " ", "١٢٣", "3.0", "1e30", "-0", "+5", "0x1F"])
+INTEGER_COLUMNS = ["encounter_id", "patient_nbr", "admission_type_id", "discharge_disposition_id",
+                   "admission_source_id", "time_in_hospital", "num_lab_procedures", "num_procedures",
+                   "num_medications", "number_outpatient", "number_emergency", "number_inpatient", "number_diagnoses"]
+
+
+def test_an_empty_line_and_a_twenty_digit_id_in_one_batch_are_each_quarantined(synthetic_frame):
+    lines = _lines(synthetic_frame.head(189))  # 189 rows and an empty line: 190, two of them bad
+    fields = lines[5].split(b",")
+    fields[0] = b"9" * 20
+    lines[5] = b",".join(fields)
+    lines.insert(9, b"")  # an empty line: an empty encounter_id cell beside the over-long one
+    _, clean, quarantine = _ingest(b"\n".join(lines) + b"\n")
+    assert len(clean) == 188 and len(quarantine) == 2
+    assert quarantine["reason"].str.contains("empty").sum() == 1
+    assert quarantine["reason"].str.contains("encounter_id=").sum() == 1
+
+
+@pytest.mark.parametrize("column", INTEGER_COLUMNS)
+def test_every_integer_column_survives_empty_cells_beside_over_long_numbers(synthetic_frame, column):
+    frame = synthetic_frame.head(6).copy()
+    frame[column] = frame[column].astype(object)
+    frame.loc[1, column] = ""
+    frame.loc[3, column] = "9" * 20
+    frame.loc[4, column] = "-" + "9" * 30
+    _, clean, quarantine = _ingest(_csv_bytes(frame))
+    assert len(clean) == 3 and quarantine["line_number"].tolist() == [3, 5, 6]
+
+
+@st.composite
+def _integer_mixes(draw, base: pd.DataFrame):
+    frame = base.iloc[draw(st.lists(st.integers(0, len(base) - 1), min_size=2, max_size=30))].reset_index(drop=True)
+    frame = frame.astype(object)
+    for column in draw(st.lists(st.sampled_from(INTEGER_COLUMNS), min_size=1, max_size=3, unique=True)):
+        for row in draw(st.lists(st.integers(0, len(frame) - 1), min_size=2, max_size=len(frame))):
+            frame.at[row, column] = draw(_INTEGER_JUNK)
+    return frame
+
+
+@hypothesis_settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_junk_ids_empty_cells_and_over_long_numbers_in_any_integer_column_never_fail_a_batch(synthetic_frame, data):
+    frame = data.draw(_integer_mixes(synthetic_frame.head(300)))
+    raw = parse_batch(_csv_bytes(frame))
+    clean, quarantine = clean_encounters(raw, "batch-001")
+    assert len(clean) + len(quarantine) == len(frame)
+    CleanEncounter.validate(clean)
+
+
+def test_a_batch_of_nothing_but_junk_ends_with_no_clean_row_and_every_row_quarantined(synthetic_frame):
+    frame = synthetic_frame.head(20).copy().astype(object)
+    for row in range(len(frame)):
+        frame.loc[row, "encounter_id"] = ["", "9" * 20, "x", "-1"][row % 4]
+    _, clean, quarantine = _ingest(_csv_bytes(frame))
+    assert len(clean) == 0 and len(quarantine) == 20
