@@ -159,7 +159,7 @@ def row_failures(raw: pd.DataFrame) -> pd.Series:
     """One reason per failing row (index-aligned), from lazy `RawEncounter` validation plus duplicates.
 
     These row-level rules are everything `CleanEncounter` checks, so a row that passes them always
-    types cleanly: ids are compared as the numbers they become (`097468710` is `97468710`)."""
+    types cleanly: ids are compared as the numbers they become (`0042` is `42`)."""
     reasons: dict[int, list[str]] = {}
     if PARSE_ERROR in raw:
         unparsed = raw[PARSE_ERROR].ne("").to_numpy(dtype=bool)

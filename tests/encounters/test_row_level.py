@@ -27,8 +27,8 @@ def _ingest(payload: bytes) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 
 def test_an_id_spelled_twice_with_a_leading_zero_is_a_duplicate_not_a_crash(synthetic_frame):
     frame = synthetic_frame.head(4).copy()
-    frame.loc[0, "encounter_id"] = "97468710"
-    frame.loc[2, "encounter_id"] = "097468710"
+    frame.loc[0, "encounter_id"] = "12345678"
+    frame.loc[2, "encounter_id"] = "012345678"
     _, clean, quarantine = _ingest(_csv_bytes(frame))
     assert len(clean) == 3 and clean["encounter_id"].is_unique
     assert quarantine["line_number"].tolist() == [4]
