@@ -60,9 +60,15 @@ def build_automation(settings: Settings, fetch, ingest, retrain) -> tuple[list, 
     def follow_up(context: dg.SensorEvaluationContext):
         if reason := busy(context.instance):
             return dg.SkipReason(reason)
-        if not is_fetched(settings):
+        try:  # read the ledger as one tick would: not while another tick is writing it
+            with tick_lock(settings, timeout=0):
+                fetched = is_fetched(settings)
+                owed = retrain_owed(settings) if fetched else []
+        except PipelineError as busy_elsewhere:
+            return dg.SkipReason(str(busy_elsewhere))
+        if not fetched:
             return dg.RunRequest(job_name=fetch.name, tags={"readmit/trigger": "sensor"})
-        if owed := retrain_owed(settings):
+        if owed:
             return dg.RunRequest(job_name=retrain.name, tags={"readmit/trigger": "sensor",
                                                               "readmit/owed": ",".join(owed)[:200]})
         return dg.SkipReason("nothing owed: every clean batch has been judged by a retrain")
@@ -77,7 +83,10 @@ def build_automation(settings: Settings, fetch, ingest, retrain) -> tuple[list, 
                       if e.event_specific_data and e.event_specific_data.error]
             reason = "; ".join(error_reason(error) for error in errors)[:500] or (
                 context.failure_event.message or "run failed").splitlines()[0]
-            status = record_batch_failure(settings, batch, reason)
+            # The one writer of the ledger at a time: a tick in progress finishes first. Past the wait this
+            # evaluation fails (PipelineError) and Dagster evaluates the failure again; nothing is lost.
+            with tick_lock(settings, timeout=min(settings.tick_lock_seconds, 30)):
+                status = record_batch_failure(settings, batch, reason)
             context.log.info(f"{batch} is {status} after a failed {context.dagster_run.job_name} run")
 
     return [every_5_minutes], [follow_up, count_batch_failures]

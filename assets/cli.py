@@ -29,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_parser("purge-examples", help="delete the input examples (real encounters) that models logged "
                                           "before issue 27 carry, from every registered version's artifacts")
+    stamp = sub.add_parser("record-digests", help="record (and sign, with READMIT_MODEL_SIGNING_KEY) the sha256 of "
+                                                   "a version's files as they are now: for versions registered "
+                                                   "before digests existed; every loader refuses one without")
+    stamp.add_argument("versions", nargs="+", help="registered version numbers")
     args = parser.parse_args(argv)
     # Lake files, raw arrivals, predictions and MLflow artifacts hold patient data: private to this user.
     os.umask(0o077)
@@ -133,6 +137,17 @@ def _purge_examples(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _record_digests(settings: Settings, args: argparse.Namespace) -> int:
+    from assets.resources.registry import ModelRegistry
+
+    registry = ModelRegistry.from_settings(settings)
+    for version in args.versions:
+        digests = registry.record_digests(version)
+        print(f"{registry.model_name} v{version}: recorded the sha256 of {len(digests)} file(s)"
+              + (" and signed them" if registry.signing_key else ""))
+    return 0
+
+
 def _print_summary(status: dict) -> None:
     label = " (SYNTHETIC data)" if status["data_source"] == "synthetic" else ""
     print(f"{'batch':<10} {'status':<9} {'raw':>7} {'clean':>7} {'quarantined':>12}  "
@@ -175,7 +190,7 @@ def _level(args: argparse.Namespace) -> str:
 
 
 COMMANDS = {"fetch": _fetch, "tick": _tick, "demo": _demo, "retrain": _retrain, "retry": _retry,
-            "status": _status, "purge-examples": _purge_examples}
+            "status": _status, "purge-examples": _purge_examples, "record-digests": _record_digests}
 
 if __name__ == "__main__":
     sys.exit(main())

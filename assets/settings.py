@@ -34,6 +34,9 @@ class Settings:
     promotion_margin: float = 0.002
     api_url: str = "http://127.0.0.1:3000"
     api_key: str | None = field(default=None, repr=False)
+    # Ed25519 key files (PEM): the pipeline signs each version's digests, every loader verifies them.
+    model_signing_key: str | None = None
+    model_verify_key: str | None = None
     require_api_key: bool = False
     registry_poll_seconds: float = 10.0
     dagster_home_dir: Path | None = None
@@ -79,6 +82,8 @@ class Settings:
             promotion_margin=float(get("PROMOTION_MARGIN") or defaults.promotion_margin),
             api_url=get("API_URL") or defaults.api_url,
             api_key=get("API_KEY"),
+            model_signing_key=get("MODEL_SIGNING_KEY"),
+            model_verify_key=get("MODEL_VERIFY_KEY"),
             require_api_key=(get("REQUIRE_API_KEY") or "0").lower() in ("1", "true", "yes"),
             registry_poll_seconds=float(get("REGISTRY_POLL_SECONDS") or defaults.registry_poll_seconds),
             batch_attempts=int(get("BATCH_ATTEMPTS") or defaults.batch_attempts),

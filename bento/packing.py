@@ -9,7 +9,7 @@ from __future__ import annotations
 import bentoml
 import mlflow
 
-from assets.resources.model_files import DIGEST_TAG, verify_folder
+from assets.resources.model_files import DIGEST_TAG, SIGNATURE_TAG, statement, verify_folder, verify_signature
 from assets.resources.registry import ModelRegistry
 from assets.settings import Settings
 
@@ -27,20 +27,24 @@ def pack_production_model(settings: Settings) -> bentoml.Model:
         BENTO_MODEL, model_uri=str(folder),
         labels={"registry_version": str(live.version), "run_id": live.run_id,
                 "data_source": live.tags.get("readmit.data_source", "unknown")},
-        metadata={"registered_model": live.name, DIGEST_TAG: live.tags[DIGEST_TAG]})
+        metadata={"registered_model": live.name, DIGEST_TAG: live.tags[DIGEST_TAG],
+                  SIGNATURE_TAG: live.tags.get(SIGNATURE_TAG)})
 
 
-def packed_model():
+def packed_model(name: str, verify_key: str | None = None):
     """(model, labels) of the packed fallback, or None when this process has no packed model.
 
-    Its files are checked against the digests recorded when it was packed before anything is unpickled:
-    `DigestMismatch` when they differ (or were never recorded)."""
+    Its files are checked against the digests recorded when it was packed, and with `verify_key` their
+    signature too, before anything is unpickled: `DigestMismatch` when they differ (or were never recorded)."""
     try:
         packed = bentoml.models.get(f"{BENTO_MODEL}:latest")
     except bentoml.exceptions.NotFound:
         return None
-    folder = packed.path_of("mlflow_model")
-    verify_folder(folder, packed.info.metadata.get(DIGEST_TAG), f"the packed model {packed.tag}")
+    folder, recorded, what = packed.path_of("mlflow_model"), packed.info.metadata.get(DIGEST_TAG), f"the packed {packed.tag}"
+    if verify_key:
+        verify_signature(statement(name, packed.info.labels["registry_version"], recorded or ""),
+                         packed.info.metadata.get(SIGNATURE_TAG), verify_key, what)
+    verify_folder(folder, recorded, what)
     return mlflow.sklearn.load_model(folder), packed.info.labels
 
 

@@ -122,7 +122,7 @@ class ReadmissionService:
         self.live.poll_forever(self.settings.registry_poll_seconds)
         self.batcher = MicroBatcher(self._predict_records, on_batch=BATCH_ROWS.observe)
         self.explaining = MicroBatcher(self._predict_and_explain, max_rows=256)
-        self._explainers: dict[int, object] = {}
+        self._explainer: tuple[LoadedModel | None, object] = (None, None)
         self._explainer_lock = threading.Lock()
         # Everything loaded so far lives as long as the process: keep it out of the cyclic GC's scans,
         # whose full collections otherwise stall requests for hundreds of ms (docs/benchmarks.md).
@@ -194,15 +194,17 @@ class ReadmissionService:
         loaded = self.live.current
         frame = pd.DataFrame.from_records(records, columns=feature_columns())
         with self._explainer_lock:
-            explainer = self._explainers.get(id(loaded.model))
-            if explainer is None:
+            # Kept beside the very LoadedModel it was built from (held, so never confused with a later
+            # version that happens to reuse a freed object's id): reused only while that one answers.
+            held, explainer = self._explainer
+            if held is not loaded:
                 from assets.model.explain import Explainer
 
                 try:
                     explainer = Explainer(loaded.model)
                 except TypeError as err:
                     raise CannotExplain(f"version {loaded.version} cannot explain its predictions: {err}") from err
-                self._explainers = {id(loaded.model): explainer}  # only the current version's is kept
+                self._explainer = (loaded, explainer)  # only the current version's is kept
         probabilities = loaded.model.predict(frame).tolist()
         EXPLAINED.inc(len(records))
         return list(zip(probabilities, explainer.explain(frame))), loaded
@@ -218,7 +220,7 @@ class ReadmissionService:
         from bento.packing import packed_model
 
         try:
-            packed = packed_model()  # its digests are checked before it is unpickled
+            packed = packed_model(self.settings.model_name, self.settings.model_verify_key)  # checked first
             if packed is None:
                 return
             model, labels = packed

@@ -100,3 +100,33 @@ def test_schedule_skips_while_another_tick_holds_the_lock(settings: Settings):
     assert not instance.has_dynamic_partition("batches", "batch-001")  # nothing released behind its back
     [request] = _requests(schedule(dg.build_schedule_context(instance=instance)))  # and the next tick goes on
     assert request.partition_key == "batch-001"
+
+
+def test_the_sensors_write_and_read_the_ledger_only_under_the_tick_lock(settings: Settings):
+    """Every writer of the ledger takes the tick lock: the follow-up sensor skips while a tick holds it, and the
+    run-failure sensor waits for it rather than writing beside the tick."""
+    import pytest
+
+    from assets.release import PipelineError, tick_lock
+
+    settings = settings.with_(tick_lock_seconds=1)
+    defs = build_definitions(settings)
+    instance = open_instance(settings)
+    follow_up = defs.resolve_sensor_def("follow_up")
+    with tick_lock(settings):
+        result = follow_up(dg.build_sensor_context(instance=instance, definitions=defs))
+    assert isinstance(result, dg.SkipReason) and "tick.lock" in result.skip_message
+    run_job(defs, instance, FETCH_JOB)
+    [ingest] = _requests(defs.resolve_schedule_def("every_5_minutes")(dg.build_schedule_context(instance=instance)))
+    (Path(settings.lake) / "clean" / f"{ingest.partition_key}.parquet").mkdir(parents=True)
+    result = defs.resolve_job_def(INGEST_JOB).execute_in_process(instance=instance, partition_key=ingest.partition_key,
+                                                                raise_on_error=False)
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
+    context = dg.build_run_status_sensor_context(
+        sensor_name="count_batch_failures", dagster_event=failure, dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(result.run_id)).for_run_failure()
+    with tick_lock(settings), pytest.raises(PipelineError, match="tick.lock"):
+        defs.resolve_sensor_def("count_batch_failures")(context)
+    assert "error" not in BatchLedger(Path(settings.lake)).entry(ingest.partition_key)  # nothing written beside it
+    defs.resolve_sensor_def("count_batch_failures")(context)  # evaluated again once the tick is done
+    assert BatchLedger(Path(settings.lake)).entry(ingest.partition_key)["attempts"] == 1

@@ -17,7 +17,7 @@ from assets.encounters.schemas import TARGET, CleanEncounter, raw_structure
 from assets.encounters.source import SourceDataset, acquire_dataset, read_source_info
 from assets.encounters.training import MANIFEST, TrainingSetError, admit_clean_batches
 from assets.encounters.transforms import BatchStructureError, clean_encounters, parse_batch, reason_kinds
-from assets.resources.lake import Lake
+from assets.resources.lake import Lake, checked_batch_key
 from assets.resources.registry import ModelRegistry
 from assets.settings import Settings
 
@@ -78,7 +78,7 @@ def source_dataset(context: dg.AssetExecutionContext, dataset: DatasetSource, la
                                          description="every line released for the batch is a raw row")])
 def raw_batch(context: dg.AssetExecutionContext, dataset: DatasetSource, lake: Lake):
     """One batch exactly as it arrived; the arrival file `raw/<batch>.csv` is kept forever."""
-    key = context.partition_key
+    key = checked_batch_key(context.partition_key)
     arrival = lake.path("raw", f"{key}.csv")
     if not arrival.exists():
         plan = _plan_for(dataset, key)
@@ -106,7 +106,7 @@ def clean_batch(context: dg.AssetExecutionContext, raw_batch: pd.DataFrame, lake
 
     Data first, ledger second: both parquet files are written (atomically) before the ledger says
     `clean`, so a failed write leaves the batch unfinished, to be completed, never recorded as done."""
-    key = context.partition_key
+    key = checked_batch_key(context.partition_key)
     clean, quarantine = clean_encounters(raw_batch, key)
     lake.write_frame(quarantine, "quarantine", f"{key}.parquet")
     target = lake.write_frame(clean, "clean", f"{key}.parquet")

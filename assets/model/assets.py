@@ -14,6 +14,7 @@ from assets.encounters.schemas import TARGET, feature_columns
 from assets.model.hyperparameters import Hyperparameters
 from assets.model.promote import decide
 from assets.resources.lake import Lake
+from assets.resources.model_files import DIGEST_TAG, decode
 from assets.resources.registry import DATA_SOURCE_TAG, ModelRegistry, git_commit
 from assets.settings import Settings
 
@@ -120,9 +121,7 @@ def production_model(context: dg.AssetExecutionContext, registry: ModelRegistry,
     from assets.model.train import split_training_set
     from assets.monitoring.quality import SUBGROUP_ATTRIBUTES, subgroup_gaps, subgroup_metrics
 
-    challenger = registry.latest_version()
-    if challenger is None:
-        raise dg.Failure(description=f"no registered version of {registry.model_name} to consider")
+    challenger = _registered_in_this_run(context, registry)
     champion = registry.production()
     held_out, history = training.read(lake, seed=0, train=False)  # the latest held-out rows only
     _, holdout = split_training_set(held_out)
@@ -153,6 +152,13 @@ def production_model(context: dg.AssetExecutionContext, registry: ModelRegistry,
         "champion_version": int(champion.version) if champion else None, "champion_roc_auc": champion_auc,
         "challenger_data_source": sources["challenger"], "champion_data_source": sources["champion"],
         "holdout_rows": int(len(holdout)), "batches": batches,
+        # The rules the gate applied, as settings bound them (no launch can change them), and the sha256 of
+        # every file of both versions: what the API checks before it unpickles what the gate judged.
+        "policy": {"promotion_margin": registry.promotion_margin, "subgroup_margin": registry.subgroup_margin,
+                   "subgroup_min_rows": registry.subgroup_min_rows, "train_max_rows": training.max_rows,
+                   "holdout_max_rows": training.holdout_max_rows},
+        "challenger_sha256": decode(challenger.tags.get(DIGEST_TAG)),
+        "champion_sha256": decode(champion.tags.get(DIGEST_TAG)) if champion else None,
     }
     # The decision is on file before the alias moves: a failure in between leaves a recorded decision
     # and an unmoved alias, and the retrain stays owed, so the next tick runs the gate again.
@@ -175,6 +181,19 @@ def production_model(context: dg.AssetExecutionContext, registry: ModelRegistry,
     return dg.MaterializeResult(metadata={
         "production_version": int(live.version), "promoted": promoted, "reason": reason,
         "challenger_roc_auc": challenger_auc, "champion_roc_auc": champion_auc or float("nan")})
+
+
+def _registered_in_this_run(context: dg.AssetExecutionContext, registry: ModelRegistry):
+    """The version `readmission_model` registered in this run (or the run this one re-executes), read from
+    its materialization: never the registry's newest, which another process may have registered since."""
+    for run_id in dict.fromkeys(r for r in (context.run.run_id, context.run.parent_run_id, context.run.root_run_id) if r):
+        events = [e for e in context.instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+                  if e.asset_materialization and e.asset_materialization.asset_key == readmission_model.key]
+        if events:
+            version = events[-1].asset_materialization.metadata["registered_version"].value
+            return registry.client().get_model_version(registry.model_name, str(version))
+    raise dg.Failure(description="readmission_model registered no version in this run: the gate judges only the "
+                                 "version its own retrain registered (run the whole retrain job)")
 
 
 def _card(registry: ModelRegistry, version, y, risk, decision: dict, training_rows: int, ledger: dict) -> str:

@@ -18,7 +18,7 @@ from assets.encounters.schemas import TARGET, feature_columns
 from assets.monitoring.drift import RISK, drift_level, psi_by_feature
 from assets.monitoring.quality import SUBGROUP_ATTRIBUTES, batch_quality, subgroup_metric_names, subgroup_metrics
 from assets.monitoring.suppression import suppress_groups
-from assets.resources.lake import Lake
+from assets.resources.lake import Lake, checked_batch_key
 from assets.resources.registry import ModelRegistry
 from assets.settings import Settings
 
@@ -95,7 +95,7 @@ def batch_monitoring(context: dg.AssetExecutionContext, clean_batch: pd.DataFram
     from assets.monitoring.push import push_batch_gauges
     from assets.status import publish
 
-    key = context.partition_key
+    key = checked_batch_key(context.partition_key)
     report = judge_batch(clean_batch, batch_predictions, batch_outcomes, registry, monitoring)
     summary = report["summary"]
     lake.write_bytes((json.dumps(report, indent=2, default=float) + "\n").encode(), "monitoring", f"{key}.json")

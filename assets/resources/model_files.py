@@ -3,6 +3,12 @@
 The gate judges a registered version; what a loader unpickles must be those very bytes. Unpickling runs
 code, so the check happens on the downloaded folder before any loader opens a file of it. No MLflow,
 Dagster or model import: the API, the packed fallback and the pipeline share it.
+
+The digests live in a version tag, which anyone who can write MLflow's tags (the pipeline's user, MLflow's
+database) could rewrite with the files. With a signing key (`READMIT_MODEL_SIGNING_KEY`, the pipeline's
+only) the registration also signs "this name, this version, these digests" with Ed25519; a loader given the
+public key (`READMIT_MODEL_VERIFY_KEY`) refuses a version whose signature does not verify, so rewriting
+tags and files together is not enough. `python -m assets.resources.model_files keygen DIR` makes a pair.
 """
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ import json
 from pathlib import Path
 
 DIGEST_TAG = "readmit.model_sha256"  # a version tag: {relative path: sha256} of every file, as JSON
+SIGNATURE_TAG = "readmit.model_signature"  # base64 Ed25519 signature of `statement(name, version, digests)`
 # Written into the folder by MLflow's own download of `models:/name/version` (the name and version, as YAML,
 # overwritten on every download): not part of the artifact, never unpickled.
 _WRITTEN_BY_DOWNLOAD = frozenset({"registered_model_meta"})
@@ -62,9 +69,72 @@ def verify_folder(folder: str | Path, recorded: str | dict | None, what: str) ->
     return actual
 
 
+def statement(name: str, version: str | int, recorded: str) -> bytes:
+    """What a signature vouches for: the version's identity and its digests (so neither can be moved to
+    another version)."""
+    return f"readmit-model-files/1\n{name}\n{int(version)}\n{recorded}".encode()
+
+
+def sign(message: bytes, private_key_file: str | Path) -> str:
+    """Base64 Ed25519 signature of `message` with the PEM private key in `private_key_file`."""
+    import base64
+
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    key = load_pem_private_key(Path(private_key_file).read_bytes(), password=None)
+    return base64.b64encode(key.sign(message)).decode()
+
+
+def verify_signature(message: bytes, signature: str | None, public_key_file: str | Path, what: str) -> None:
+    """`DigestMismatch` unless `signature` is a valid signature of `message` by the public key's owner."""
+    import base64
+    import binascii
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    key = load_pem_public_key(Path(public_key_file).read_bytes())
+    try:
+        key.verify(base64.b64decode(signature or "", validate=True), message)
+    except (InvalidSignature, binascii.Error, ValueError) as err:
+        raise DigestMismatch(f"digest mismatch: the signature of {what}'s digests does not verify "
+                             f"({type(err).__name__}); refused before unpickling") from None
+
+
+def generate_keys(folder: str | Path) -> tuple[Path, Path]:
+    """A new Ed25519 pair: `model-signing.pem` (mode 600, the pipeline's) and `model-verify.pem` (public)."""
+    import os
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    root = Path(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    private, public = root / "model-signing.pem", root / "model-verify.pem"
+    descriptor = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+    return private, public
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "keygen":
+        raise SystemExit("usage: python -m assets.resources.model_files keygen DIR")
+    signing, verifying = Path(sys.argv[2]) / "model-signing.pem", Path(sys.argv[2]) / "model-verify.pem"
+    if not (signing.exists() and verifying.exists()):  # once: a new pair would orphan every signed version
+        signing, verifying = generate_keys(sys.argv[2])
+    print(f"READMIT_MODEL_SIGNING_KEY={signing}\nREADMIT_MODEL_VERIFY_KEY={verifying}")

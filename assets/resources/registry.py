@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from assets.resources.model_files import (DIGEST_TAG, SIGNATURE_TAG, encode, file_digests, sign, statement,
+                                          verify_folder, verify_signature)
 from assets.settings import REPO_ROOT, Settings
 
 if TYPE_CHECKING:
@@ -41,6 +43,8 @@ class ModelRegistry(dg.ConfigurableResource):
     promotion_margin: float = 0.002
     subgroup_margin: float = 0.02
     subgroup_min_rows: int = 500
+    signing_key: str | None = None  # the pipeline signs what it registers (model_files.sign)
+    verify_key: str | None = None  # every load verifies that signature first
     min_cell: int = Settings.min_cell
 
     @classmethod
@@ -48,6 +52,7 @@ class ModelRegistry(dg.ConfigurableResource):
         return cls(tracking_uri=settings.tracking_uri, artifact_root=settings.artifact_root,
                    model_name=settings.model_name, promotion_margin=settings.promotion_margin,
                    subgroup_margin=settings.subgroup_margin, subgroup_min_rows=settings.subgroup_min_rows,
+                   signing_key=settings.model_signing_key, verify_key=settings.model_verify_key,
                    min_cell=settings.min_cell)
 
     def client(self) -> MlflowClient:
@@ -104,11 +109,52 @@ class ModelRegistry(dg.ConfigurableResource):
         self.client().log_figure(run_id, figure, path)
 
     def register(self, model_uri: str, tags: dict) -> ModelVersion:
-        """Register a logged model as a new version of `model_name`."""
+        """Register a logged model as a new version of `model_name`, with the sha256 of every file of
+        its artifact as the version tag `DIGEST_TAG`: what every loader checks before unpickling."""
         import mlflow
 
         self.activate()
-        return mlflow.register_model(model_uri, self.model_name, tags=tags)
+        with tempfile.TemporaryDirectory() as folder:
+            digests = file_digests(mlflow.artifacts.download_artifacts(model_uri, dst_path=folder))
+        version = mlflow.register_model(model_uri, self.model_name, tags={**tags, DIGEST_TAG: encode(digests)})
+        self._sign(version.version, encode(digests))
+        return self.client().get_model_version(self.model_name, str(version.version))
+
+    def record_digests(self, version: str | int) -> dict[str, str]:
+        """Stamp a version registered before digests were recorded with the sha256 of its files as they are
+        now (`readmit record-digests`): a person's decision to trust those bytes, never the pipeline's."""
+        import mlflow
+
+        self.activate()
+        with tempfile.TemporaryDirectory() as folder:
+            digests = file_digests(mlflow.artifacts.download_artifacts(
+                f"models:/{self.model_name}/{version}", dst_path=folder))
+        self.client().set_model_version_tag(self.model_name, str(version), DIGEST_TAG, encode(digests))
+        self._sign(version, encode(digests))
+        return digests
+
+    def _sign(self, version: str | int, recorded: str) -> None:
+        if self.signing_key:
+            self.client().set_model_version_tag(self.model_name, str(version), SIGNATURE_TAG,
+                                                sign(statement(self.model_name, version, recorded), self.signing_key))
+
+    def verified_download(self, version: str | int) -> Path:
+        """A local copy of the version's model folder whose files match its recorded digests exactly,
+        else `DigestMismatch`. Nothing in the folder has been unpickled when this returns."""
+        import mlflow
+
+        self.activate()
+        tags = self.client().get_model_version(self.model_name, str(version)).tags
+        recorded, what = tags.get(DIGEST_TAG), f"{self.model_name} version {version}"
+        if self.verify_key:  # the digests themselves must come from the holder of the signing key
+            verify_signature(statement(self.model_name, version, recorded or ""), tags.get(SIGNATURE_TAG),
+                             self.verify_key, what)
+        # A fresh folder per load: a stale file from an earlier download can never be mixed in. It stays,
+        # as MLflow's own downloads do: the loaded model's code path points into it.
+        folder = Path(mlflow.artifacts.download_artifacts(
+            f"models:/{self.model_name}/{version}", dst_path=tempfile.mkdtemp(prefix=f"readmit-v{version}-")))
+        verify_folder(folder, recorded, what)
+        return folder
 
     def production(self) -> ModelVersion | None:
         """The version the `production` alias points at, or None before the first promotion."""
@@ -138,26 +184,18 @@ class ModelRegistry(dg.ConfigurableResource):
         if key in _LOADED:
             _LOADED.move_to_end(key)
             return _LOADED[key]
-        self.activate()
-        model = mlflow.sklearn.load_model(f"models:/{self.model_name}/{version}")
+        model = mlflow.sklearn.load_model(str(self.verified_download(version)))
         _LOADED[key] = model
         while len(_LOADED) > _LOADED_MAX:
             _LOADED.popitem(last=False)
         return model
 
-    def load_with_example(self, version: str | int):
-        """(model, its logged input example or None) of one version: what a smoke test needs."""
+    def load_for_serving(self, version: str | int):
+        """One version's model, its files checked against their recorded digests first (not cached:
+        a service process loads each version once)."""
         import mlflow
-        from mlflow.models import Model
 
-        self.activate()
-        local = mlflow.artifacts.download_artifacts(f"models:/{self.model_name}/{version}")
-        model = mlflow.sklearn.load_model(local)
-        try:
-            example = Model.load(local).load_input_example(local)
-        except Exception:  # noqa: BLE001 - a model without a readable example is smoke-tested on a probe
-            example = None
-        return model, example
+        return mlflow.sklearn.load_model(str(self.verified_download(version)))
 
     def load_document(self, run_id: str, name: str):
         """A JSON artifact of a run (e.g. `reference_profile.json`), or None when the run has none."""

@@ -19,7 +19,7 @@ def start_service(settings, logs: Path, **env) -> tuple[Server, str]:
                                       "bento.service:ReadmissionService", "--host", "127.0.0.1",
                                       "--port", str(port), "--working-dir", str(REPO)], logs, environment)
     url = f"http://127.0.0.1:{port}"
-    server.start(f"{url}/livez", deadline_seconds=120)
+    server.start(f"{url}/livez", deadline_seconds=300)  # a deadline, not a wait: 2 loaded cores
     return server, url
 
 

@@ -108,7 +108,10 @@ def test_a_hostile_pickle_is_never_unpickled(trained_settings, tmp_path):
     assert not marker.exists()
 
 
-def test_removing_the_digest_tag_does_not_get_around_the_check(trained_settings):
+def test_removing_the_digest_tag_does_not_get_around_the_check(trained_settings, monkeypatch, capsys):
+    from assets.cli import main
+
+    monkeypatch.setenv("READMIT_HOME", str(trained_settings.home))
     registry = ModelRegistry.from_settings(trained_settings)
     version = registry.versions()[0]
     client = registry.client()
@@ -116,7 +119,45 @@ def test_removing_the_digest_tag_does_not_get_around_the_check(trained_settings)
     try:
         with pytest.raises(DigestMismatch, match="no recorded sha256"):
             registry.load_for_serving(version.version)
-        assert registry.record_digests(version.version) == json.loads(version.tags[DIGEST_TAG])
-        assert registry.load_for_serving(version.version) is not None  # stamped again by a person's command
+        assert main(["record-digests", str(version.version)]) == 0  # a person's command stamps it again
+        assert "recorded the sha256 of" in capsys.readouterr().out
+        stamped = client.get_model_version(registry.model_name, version.version).tags[DIGEST_TAG]
+        assert json.loads(stamped) == json.loads(version.tags[DIGEST_TAG])
+        assert registry.load_for_serving(version.version) is not None
     finally:
         client.set_model_version_tag(registry.model_name, version.version, DIGEST_TAG, version.tags[DIGEST_TAG])
+
+
+def test_with_a_verify_key_rewritten_digests_are_refused_and_signed_ones_load(trained_settings, tmp_path):
+    """Who can write tags can rewrite digests and files together; only the signing key's holder can sign."""
+    from assets.resources.model_files import SIGNATURE_TAG, generate_keys
+
+    signing, verifying = generate_keys(tmp_path / "keys")
+    assert oct(signing.stat().st_mode & 0o777) == "0o600"
+    registry = ModelRegistry.from_settings(trained_settings.with_(model_signing_key=str(signing),
+                                                                  model_verify_key=str(verifying)))
+    first, second = registry.versions()[:2]
+    client = registry.client()
+    with pytest.raises(DigestMismatch, match="signature"):  # registered before signing: unsigned
+        registry.load_for_serving(second.version)
+    registry.record_digests(second.version)  # a person vouches for the bytes as they are: signed now
+    assert registry.load_for_serving(second.version) is not None
+    folder = model_folder(registry, second.version)
+    other = (model_folder(registry, first.version) / "model.pkl").read_bytes()
+    with replaced(folder / "model.pkl", other):
+        forged = dict(json.loads(second.tags[DIGEST_TAG]), **{"model.pkl": file_digests(folder)["model.pkl"]})
+        client.set_model_version_tag(registry.model_name, second.version, DIGEST_TAG, json.dumps(forged))
+        try:
+            with pytest.raises(DigestMismatch, match="signature"):
+                registry.load_for_serving(second.version)
+            # Nor can a valid signature be moved from another version onto this one.
+            registry.record_digests(first.version)
+            moved = client.get_model_version(registry.model_name, first.version).tags
+            for tag in (DIGEST_TAG, SIGNATURE_TAG):
+                client.set_model_version_tag(registry.model_name, second.version, tag, moved[tag])
+            with pytest.raises(DigestMismatch, match="signature"):
+                registry.load_for_serving(second.version)
+        finally:
+            client.set_model_version_tag(registry.model_name, second.version, DIGEST_TAG, second.tags[DIGEST_TAG])
+            client.delete_model_version_tag(registry.model_name, second.version, SIGNATURE_TAG)
+            client.delete_model_version_tag(registry.model_name, first.version, SIGNATURE_TAG)
