@@ -49,7 +49,7 @@ test-stack: install postgres system-packages ## tests against real servers on lo
 	@echo "end-to-end figures (docs/e2e_results.json):" && cat docs/e2e_results.json
 
 dagster: install ## the Dagster UI on the instance the pipeline writes to
-	umask 077 && mkdir -p $(READMIT_HOME)/dagster && [ -f $(READMIT_HOME)/dagster/dagster.yaml ] || printf 'telemetry:\n  enabled: false\n' > $(READMIT_HOME)/dagster/dagster.yaml
+	umask 077 && $(RUN) python -c "from assets.pipeline import open_instance; from assets.settings import Settings; open_instance(Settings.from_env())"
 	umask 077 && DAGSTER_HOME=$(READMIT_HOME)/dagster $(RUN) dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT)
 
 mlflow: install ## MLflow tracking server + UI (http://127.0.0.1:5000); Postgres/S3 via the variables above

@@ -22,13 +22,28 @@ from assets.settings import Settings
 log = logging.getLogger(__name__)
 
 
+# Every instance readmit writes (the embedded default, make dagster, make up's sqlite fallback; make up's
+# PostgreSQL one and compose's carry the same block): run monitoring fails a run whose process died, so with
+# one run at a time a killed run cannot queue every later one behind it forever.
+INSTANCE_CONFIG = """\
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 300
+  cancel_timeout_seconds: 300
+  max_resume_run_attempts: 0
+  poll_interval_seconds: 60
+telemetry:
+  enabled: false
+"""
+
+
 def open_instance(settings: Settings) -> dg.DagsterInstance:
     """The persistent Dagster instance under `home/dagster` (what `make dagster` shows)."""
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
+        config.write_text(INSTANCE_CONFIG)
     return dg.DagsterInstance.from_config(str(home))
 
 

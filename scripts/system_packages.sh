@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the stack tests and `make up` use (real Chromium for the UI test, Prometheus with its
-# Pushgateway and Alertmanager, Caddy as the authenticating front of Dagster and Streamlit, wrk for benchmarks).
+# Pushgateway and Alertmanager, Caddy as the authenticating front of Dagster and Streamlit,
+# nginx for the compose and k8s fronts' configs, wrk for benchmarks).
 # Idempotent: installs only what is missing. Needs root (CI runs as root).
 set -euo pipefail
 missing=()
@@ -10,6 +11,7 @@ command -v promtool >/dev/null || missing+=(prometheus)
 command -v prometheus-pushgateway >/dev/null || missing+=(prometheus-pushgateway)
 command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
 command -v caddy >/dev/null || missing+=(caddy)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)  # the compose and k8s fronts' tests
 if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null

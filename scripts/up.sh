@@ -52,6 +52,8 @@ for name in operator clinician prometheus pushgateway-pipeline alertmanager api-
   secret "$name"
 done
 [ -n "${READMIT_API_KEY:-}" ] && printf '%s\n' "$READMIT_API_KEY" > "$secrets/api-key"  # yours, when you give one
+# The pipeline signs the digests of every model file it registers; every loader verifies them before unpickling.
+"$bin/python" -m assets.resources.model_files keygen "$secrets" > /dev/null
 
 # MLflow's backend store and the Dagster instance (runs, events, schedules): the local PostgreSQL when it
 # answers, else sqlite under READMIT_HOME. Each home gets its own two databases, each owned by a role of its
@@ -86,7 +88,14 @@ then
   backend="postgresql+psycopg2://$mlflow_db:$(cat "$secrets/postgres-mlflow")@127.0.0.1:5432/$mlflow_db"
   [ -f "$READMIT_HOME/dagster/dagster.yaml" ] || cat > "$READMIT_HOME/dagster/dagster.yaml" <<YAML
 # Written by make up: PostgreSQL answered, so the instance lives there (dagster-postgres), as in compose.
-# Its role's password is generated ($secrets/postgres-dagster); this file is mode 600.
+# Its role's password is generated ($secrets/postgres-dagster); this file is mode 600. Run monitoring: a run
+# whose process died is failed, so it cannot hold the one-run queue forever (assets/pipeline.py INSTANCE_CONFIG).
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 300
+  cancel_timeout_seconds: 300
+  max_resume_run_attempts: 0
+  poll_interval_seconds: 60
 storage:
   postgres:
     postgres_url: postgresql+psycopg2://$dagster_db:$(cat "$secrets/postgres-dagster")@127.0.0.1:5432/$dagster_db
@@ -97,7 +106,8 @@ elif pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   echo "PostgreSQL answered but its roles could not be made (see $stack/postgres.log; bash scripts/postgres.sh): sqlite"
 fi
 artifacts="${MLFLOW_ARTIFACTS_DESTINATION:-$READMIT_HOME/mlartifacts}"
-[ -f "$READMIT_HOME/dagster/dagster.yaml" ] || printf 'telemetry:\n  enabled: false\n' > "$READMIT_HOME/dagster/dagster.yaml"
+[ -f "$READMIT_HOME/dagster/dagster.yaml" ] || DAGSTER_HOME="$READMIT_HOME/dagster" "$bin/python" -c \
+  "from assets.pipeline import open_instance; from assets.settings import Settings; open_instance(Settings.from_env())"
 cat > "$stack/workspace.yaml" <<YAML
 # The code location runs as its own process (dagster code-server: it holds the pipeline's credentials, and
 # runs start as its children); the webserver and the daemon only talk to it.
@@ -130,6 +140,7 @@ user_value() { sed -n "s/^$1=//p" "$users"; }  # read, never exported: this scri
   kv MLFLOW_BACKEND_STORE_URI "$backend"; } > "$envs/mlflow.env"   # the MLflow server (its admin is in the ini)
 { kv MLFLOW_TRACKING_USERNAME "$(user_value READMIT_MLFLOW_PIPELINE_USERNAME)"
   kv MLFLOW_TRACKING_PASSWORD "$(user_value READMIT_MLFLOW_PIPELINE_PASSWORD)"
+  kv READMIT_MODEL_SIGNING_KEY "$secrets/model-signing.pem"; kv READMIT_MODEL_VERIFY_KEY "$secrets/model-verify.pem"
   if [ "$observe" = 1 ]; then
     kv READMIT_PUSHGATEWAY_URL "http://127.0.0.1:$PUSHGATEWAY_PORT"; kv READMIT_PUSHGATEWAY_USERNAME pipeline
     kv READMIT_PUSHGATEWAY_PASSWORD "$(cat "$secrets/pushgateway-pipeline")"
@@ -137,7 +148,8 @@ user_value() { sed -n "s/^$1=//p" "$users"; }  # read, never exported: this scri
 { [ -z "${READMIT_AIRFLOW_PASSWORD:-}" ] || kv READMIT_AIRFLOW_PASSWORD "$READMIT_AIRFLOW_PASSWORD"; } > "$envs/airflow.env"
 { kv MLFLOW_TRACKING_USERNAME "$(user_value READMIT_MLFLOW_API_USERNAME)"
   kv MLFLOW_TRACKING_PASSWORD "$(user_value READMIT_MLFLOW_API_PASSWORD)"
-  kv READMIT_API_KEY "$(cat "$secrets/api-key")"; kv READMIT_REQUIRE_API_KEY 1; } > "$envs/api.env"  # the API and the UI
+  kv READMIT_API_KEY "$(cat "$secrets/api-key")"; kv READMIT_REQUIRE_API_KEY 1
+  kv READMIT_MODEL_VERIFY_KEY "$secrets/model-verify.pem"; } > "$envs/api.env"  # the API and the UI
 { kv READMIT_FRONT_BIND 127.0.0.1; kv XDG_CONFIG_HOME "$stack/caddy"; kv XDG_DATA_HOME "$stack/caddy"
   kv READMIT_FRONT_DAGSTER_PORT "$DAGSTER_PORT"; kv READMIT_FRONT_DAGSTER_UPSTREAM "127.0.0.1:$DAGSTER_WEB_PORT"
   kv READMIT_FRONT_DAGSTER_USER operator; kv READMIT_FRONT_DAGSTER_HASH "$(bcrypt_of operator)"

@@ -238,10 +238,10 @@ def test_run_monitoring_is_on_in_the_compose_instance(tmp_path):
     _check_run_monitoring("compose/dagster.yaml", (REPO / "compose" / "dagster.yaml").read_text(), tmp_path)
 
 
-@pytest.mark.xfail(reason="scripts/up.sh (make up's scope) writes its PostgreSQL dagster.yaml without "
-                          "run_monitoring yet (issue 26)", strict=False)
 def test_run_monitoring_is_on_in_every_dagster_instance_template(tmp_path):
-    templates = _instance_templates()
+    from assets.pipeline import INSTANCE_CONFIG
+
+    templates = {**_instance_templates(), "assets/pipeline.py INSTANCE_CONFIG": INSTANCE_CONFIG}
     assert "compose/dagster.yaml" in templates and any("up.sh" in name for name in templates), sorted(templates)
     for name, text in templates.items():
         _check_run_monitoring(name, text, tmp_path)
