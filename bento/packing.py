@@ -28,7 +28,7 @@ def pack_production_model(settings: Settings) -> bentoml.Model:
         labels={"registry_version": str(live.version), "run_id": live.run_id,
                 "data_source": live.tags.get("readmit.data_source", "unknown")},
         metadata={"registered_model": live.name, DIGEST_TAG: live.tags[DIGEST_TAG],
-                  SIGNATURE_TAG: live.tags.get(SIGNATURE_TAG)})
+                  **({SIGNATURE_TAG: live.tags[SIGNATURE_TAG]} if SIGNATURE_TAG in live.tags else {})})
 
 
 def packed_model(name: str, verify_key: str | None = None):
