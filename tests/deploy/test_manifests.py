@@ -196,7 +196,10 @@ def test_each_pod_gets_only_the_secrets_it_uses(rendered):
     by_name = {d["metadata"]["name"]: _secret_keys_of(d) for d in _objects(rendered, "Deployment")}
     secrets_of = {name: set(keys) for name, keys in by_name.items()}
     assert secrets_of["readmit-api"] == {"readmit-api-credentials"}
-    assert secrets_of["readmit-ui"] == secrets_of["locust-worker"] == {"readmit-client-credentials"}
+    assert secrets_of["locust-worker"] == {"readmit-client-credentials"}
+    # The UI reads published summaries from MLflow with the read-only account: those two keys, never AWS_*.
+    assert by_name["readmit-ui"] == {"readmit-client-credentials": {"*"}, "readmit-api-credentials": {
+        "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}}
     # The monitoring plane, key by key: only Prometheus holds its own password; Grafana only its datasource's;
     # the servers' web configs only bcrypt hashes; Alertmanager alone the receiver; the front its users only.
     assert by_name["prometheus"] == {"monitoring-credentials": {
