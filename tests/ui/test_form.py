@@ -136,3 +136,15 @@ def test_monitoring_page_before_any_judged_batch_says_why(monkeypatch, tmp_path)
     monkeypatch.setenv("READMIT_HOME", str(tmp_path))
     app = AppTest.from_function(_monitoring_page, default_timeout=60).run()
     assert not app.exception and any("No batch has been judged yet" in i.value for i in app.info)
+
+
+def test_with_an_oidc_provider_configured_no_page_renders_before_login(monkeypatch, tmp_path):
+    monkeypatch.setenv("READMIT_HOME", str(tmp_path))
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.secrets["auth"] = {"redirect_uri": "http://127.0.0.1:8501/oauth2callback", "cookie_secret": "x" * 32,
+                           "client_id": "readmit", "client_secret": "s",
+                           "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}
+    app.run()
+    assert not app.exception
+    assert [b.label for b in app.button] == ["Log in"]
+    assert not app.selectbox and not app.number_input  # not the prediction form
