@@ -70,11 +70,13 @@ class RequestGuard:
         if body is None:
             return await _reject(send, 413, f"the body exceeds {limit} bytes", "body", "size")
         try:
-            request_model().model_validate(_parse(body))
+            document = _parse(body)
         except (ValueError, UnicodeDecodeError, RecursionError) as err:  # JSONDecodeError is a ValueError
             kind = "json_too_deep" if isinstance(err, RecursionError) else (
                 "json_number" if isinstance(err, _NumberRefused) else "json_invalid")
             return await _reject(send, 400, _JSON_ERRORS[kind], "body", kind)
+        try:
+            request_model().model_validate(document)
         except ValidationError as err:
             # `loc` as BentoML has always answered it (["encounters", 0, "age"]): clients parse it
             detail = [{"loc": list(err_loc["loc"]), "msg": err_loc["msg"], "type": err_loc["type"]}

@@ -63,3 +63,9 @@ def test_a_number_no_field_can_hold_is_a_400_naming_the_body_or_the_field(encoun
 def test_an_ordinary_request_still_passes(encounter):
     status, _, reached = _call(json.dumps({"encounters": [encounter]}).encode())
     assert status == 200 and reached
+
+
+def test_a_schema_error_still_names_its_field_not_the_body(encounter):
+    status, answer, reached = _call(json.dumps({"encounters": [{**encounter, "gender": "Robot"}]}).encode())
+    assert status == 400 and not reached
+    assert answer["detail"][0]["loc"] == ["encounters", 0, "gender"]
