@@ -93,10 +93,10 @@ def verify_signature(message: bytes, signature: str | None, public_key_file: str
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-    key = load_pem_public_key(Path(public_key_file).read_bytes())
-    try:
+    try:  # a missing, unreadable or non-Ed25519 key refuses the version too, saying why
+        key = load_pem_public_key(Path(public_key_file).read_bytes())
         key.verify(base64.b64decode(signature or "", validate=True), message)
-    except (InvalidSignature, binascii.Error, ValueError) as err:
+    except (InvalidSignature, binascii.Error, ValueError, TypeError, OSError) as err:
         raise DigestMismatch(f"digest mismatch: the signature of {what}'s digests does not verify "
                              f"({type(err).__name__}); refused before unpickling") from None
 

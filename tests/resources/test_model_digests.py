@@ -161,3 +161,20 @@ def test_with_a_verify_key_rewritten_digests_are_refused_and_signed_ones_load(tr
             client.set_model_version_tag(registry.model_name, second.version, DIGEST_TAG, second.tags[DIGEST_TAG])
             client.delete_model_version_tag(registry.model_name, second.version, SIGNATURE_TAG)
             client.delete_model_version_tag(registry.model_name, first.version, SIGNATURE_TAG)
+
+
+@pytest.mark.parametrize("key", ["missing", "not a key", "ec"])
+def test_a_verify_key_that_is_missing_or_not_ed25519_refuses_as_a_digest_mismatch(tmp_path, key):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from assets.resources.model_files import statement, verify_signature
+
+    path = tmp_path / "verify.pem"
+    if key == "not a key":
+        path.write_text("hello")
+    elif key == "ec":
+        path.write_bytes(ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    with pytest.raises(DigestMismatch, match="does not verify"):
+        verify_signature(statement("readmission", 1, "{}"), "c2ln", path, "v1")
