@@ -18,7 +18,8 @@ def _psi_by_hand(expected: dict[str, float], actual: dict[str, float]) -> float:
 
 
 def test_categorical_psi_matches_the_formula_and_counts_missing_and_unseen():
-    reference = profile(pd.DataFrame({"c": ["a"] * 60 + ["b"] * 30 + [None] * 10}), ["c"])
+    # Every reference category holds at least 11 rows, so none is pooled by small-cell suppression.
+    reference = profile(pd.DataFrame({"c": ["a"] * 120 + ["b"] * 60 + [None] * 20}), ["c"])
     batch = pd.Series(["a"] * 40 + ["b"] * 30 + [None] * 20 + ["new"] * 10)
     expected = _psi_by_hand({"a": .6, "b": .3, "<missing>": .1}, {"a": .4, "b": .3, "<missing>": .2, "<unseen>": .1})
     assert psi(reference["features"]["c"], batch) == pytest.approx(expected)
