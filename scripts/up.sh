@@ -195,8 +195,9 @@ run="bash $repo/scripts/run_with.sh"
 } > "$stack/Procfile"
 
 cd "$repo"
-# The supervisor (and so every process) starts without any credential the caller's shell may hold.
-PATH="$bin:$PATH" setsid env -u READMIT_AIRFLOW_PASSWORD -u READMIT_API_KEY -u READMIT_PUSHGATEWAY_PASSWORD \
+# The supervisor (and so every process) starts without any credential the caller's shell may hold, and
+# without its AIRFLOW_HOME: the stack's Airflow lives under READMIT_HOME, where the table says its login is.
+PATH="$bin:$PATH" setsid env -u AIRFLOW_HOME -u READMIT_AIRFLOW_PASSWORD -u READMIT_API_KEY -u READMIT_PUSHGATEWAY_PASSWORD \
   -u MLFLOW_TRACKING_USERNAME -u MLFLOW_TRACKING_PASSWORD -u READMIT_MLFLOW_ADMIN_PASSWORD \
   -u READMIT_MLFLOW_PIPELINE_PASSWORD -u READMIT_MLFLOW_API_PASSWORD -u MLFLOW_FLASK_SERVER_SECRET_KEY \
   -u READMIT_PG_BOOTSTRAP_DSN -u MLFLOW_BACKEND_STORE_URI \

@@ -30,8 +30,9 @@ LAUNCH = ('mutation { launchRun(executionParams: {selector: {repositoryLocationN
 
 def test_make_up_asks_for_a_login_everywhere_and_keeps_each_credential_where_it_is_used(tmp_path):
     home = tmp_path / "home"
+    # An AIRFLOW_HOME in the caller's shell (tests/airflow/conftest.py sets one) is not the stack's.
     env = {**os.environ, "READMIT_HOME": str(home), "READMIT_AIRFLOW_PASSWORD": AIRFLOW_PASSWORD,
-           **{name: str(free_port()) for name in PORTS}}
+           "AIRFLOW_HOME": str(tmp_path / "callers-airflow"), **{name: str(free_port()) for name in PORTS}}
     for name in ("DAGSTER_HOME", "READMIT_API_KEY", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         env.pop(name, None)
     url = {name: f"http://127.0.0.1:{env[name + '_PORT']}" for name in
