@@ -32,7 +32,8 @@ Dagster partition, then run each Dagster asset job downstream of it (ingest: `ra
 The tasks are generated from the Dagster Definitions; runs and lineage are in the Dagster UI.
 After the last batch, `release_batch` and `ingest_batch` are skipped; `retrain` still runs when a clean
 batch has not been judged by a completed retrain (e.g. MLflow was down during the last one).
-A batch that fails `READMIT_BATCH_ATTEMPTS` times is marked failed and the next run moves on;
+A batch that fails `READMIT_BATCH_ATTEMPTS` times over `READMIT_BATCH_RETRY_MINUTES` (30) is marked failed and
+the next run moves on (these task retries never spend that window);
 **Trigger DAG w/ config** `{"retry_batch": "batch-003"}` re-opens a failed batch (same as `readmit retry`).
 """
 

@@ -5,7 +5,7 @@
 - `follow_up` (sensor, every 30 s): runs `fetch_source` before anything else, and `retrain` whenever a clean
   batch has not been judged by a completed retrain, the DAG's downstream tasks.
 - `count_batch_failures` (run-failure sensor): a failed `ingest_batch` run counts against its batch, so
-  after `READMIT_BATCH_ATTEMPTS` the batch is `failed` (or, once clean, recorded as not judged) and the
+  after `READMIT_BATCH_ATTEMPTS` failures over `READMIT_BATCH_RETRY_MINUTES` the batch is `failed` (or, once clean, recorded as not judged) and the
   schedule moves on, as `readmit tick` and the DAG do.
 
 All three start STOPPED: Airflow is the platform's scheduler, and two schedulers on one home would race
@@ -75,7 +75,7 @@ def build_automation(settings: Settings, fetch, ingest, retrain) -> tuple[list, 
 
     @dg.run_failure_sensor(name="count_batch_failures", monitored_jobs=[ingest],
                            default_status=dg.DefaultSensorStatus.STOPPED,
-                           description="Count a failed ingest run against its batch (READMIT_BATCH_ATTEMPTS).")
+                           description="Count a failed ingest run against its batch (READMIT_BATCH_ATTEMPTS over READMIT_BATCH_RETRY_MINUTES).")
     def count_batch_failures(context: dg.RunFailureSensorContext):
         batch = context.dagster_run.tags.get("dagster/partition")
         if batch:

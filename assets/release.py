@@ -12,6 +12,7 @@ import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
@@ -54,10 +55,9 @@ def release_next_batch(settings: Settings, instance: dg.DagsterInstance) -> Tick
     unfinished = [b for b in state["batches"] if b.get("status") not in DONE_STATES or b["id"] in owed]
     if unfinished:
         batch = unfinished[0]["id"]
-        attempts = unfinished[0].get("monitoring_attempts" if batch in owed else "attempts", 0)
         message = (f"{batch} is clean but not yet judged by the production model: monitoring it" if batch in owed
-                   else f"{batch} was released but not finished: completing it") + (
-            f" (attempt {attempts + 1} of {settings.batch_attempts})" if attempts else "")
+                   else f"{batch} was released but not finished: completing it") + retry_note(
+            settings, unfinished[0], monitoring=batch in owed)
     else:
         released = {b["id"] for b in state["batches"]}
         plans = [p for p in plan_batches(state["total_rows"], settings.batch_size) if p.id not in released]
@@ -82,33 +82,52 @@ def reopen_batch(settings: Settings, batch: str) -> None:
     if not entry:
         raise PipelineError(f"{batch} was never released: nothing to retry "
                             f"(released: {', '.join(ledger.released()) or 'none'})")
-    ledger.record(batch, status="released", attempts=0, error=None, retried_at=now_iso())
+    ledger.record(batch, status="released", attempts=0, error=None, first_failed_at=None, retried_at=now_iso())
 
 
-def record_batch_failure(settings: Settings, batch: str, reason: str) -> str:
-    """Count a failed attempt at `batch`; after `batch_attempts` it is `failed` and the schedule moves on.
+def record_batch_failure(settings: Settings, batch: str, reason: str, now: datetime | None = None) -> str:
+    """Count a failed attempt at `batch`; it is `failed` (and the schedule moves on) only once it has failed
+    `batch_attempts` times over at least `batch_retry_minutes` since its first failure.
 
-    A batch whose bytes are unreadable was already marked `failed` by `raw_batch` (no retry can help);
-    any other failure (a full disk, S3 down) may pass, so it is retried by the next ticks first.
-    A failure after the batch is clean is its monitoring's: the clean rows stay, and after
-    `batch_attempts` the batch is recorded as not judged, so the retrain it holds back goes ahead."""
+    The budget is time, not attempts: Airflow's own task retries, the CLI's ticks and Dagster's sensors all
+    count here, and an outage shorter than the window (an MLflow restart) never fails a batch however often
+    it is retried meanwhile. A batch whose bytes are unreadable was already marked `failed` by `raw_batch`
+    (no retry can help). A failure after the batch is clean is its monitoring's: the clean rows stay, and
+    once the same budget is spent the batch is recorded as not judged, so the retrain it holds back goes
+    ahead (ReadmitBatchNotJudged fires for it)."""
     ledger = BatchLedger(_lake(settings).path())
     entry = ledger.entry(batch)
+    now = now or datetime.now(timezone.utc)
     if entry.get("status") == "failed":
         return "failed"
-    if entry.get("status") == "clean":
-        attempts = entry.get("monitoring_attempts", 0) + 1
-        fields = {"monitoring_attempts": attempts, "monitoring_error": reason}
-        if attempts >= settings.batch_attempts:
+    prefix = "monitoring_" if entry.get("status") == "clean" else ""
+    attempts = entry.get(f"{prefix}attempts", 0) + 1
+    first = entry.get(f"{prefix}first_failed_at") or now.isoformat(timespec="seconds")
+    spent = (now - datetime.fromisoformat(first)).total_seconds() >= settings.batch_retry_minutes * 60
+    final = attempts >= settings.batch_attempts and spent
+    if prefix:
+        fields = {"monitoring_attempts": attempts, "monitoring_error": reason, "monitoring_first_failed_at": first}
+        if final:
             fields["monitoring"] = {**{key: None for key in MONITORING_KEYS}, "error": reason,
-                                    "note": f"monitoring failed {attempts} times: this batch was not judged"}
+                                    "note": f"monitoring failed {attempts} times since {first}: this batch was not judged"}
         ledger.record(batch, **fields)
         return "clean"
-    attempts = entry.get("attempts", 0) + 1
-    status = "failed" if attempts >= settings.batch_attempts else entry.get("status", "released")
-    ledger.record(batch, status=status, attempts=attempts, error=reason,
-                  **({"failed_at": now_iso()} if status == "failed" else {}))
+    status = "failed" if final else entry.get("status", "released")
+    ledger.record(batch, status=status, attempts=attempts, error=reason, first_failed_at=first,
+                  **({"failed_at": now.isoformat(timespec="seconds")} if final else {}))
     return status
+
+
+def retry_note(settings: Settings, entry: dict, monitoring: bool) -> str:
+    """" (attempt 3; failing since ..., retried until ...)" for a batch being retried, "" for a first try."""
+    prefix = "monitoring_" if monitoring else ""
+    attempts, first = entry.get(f"{prefix}attempts", 0), entry.get(f"{prefix}first_failed_at")
+    if not attempts:
+        return ""
+    until = (datetime.fromisoformat(first) + timedelta(minutes=settings.batch_retry_minutes)).isoformat(
+        timespec="seconds") if first else "?"
+    return (f" (attempt {attempts + 1}; failing since {first or '?'}, retried for at least "
+            f"{settings.batch_attempts} attempts and until {until})")
 
 
 def retrain_owed(settings: Settings) -> list[str]:

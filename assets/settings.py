@@ -41,6 +41,9 @@ class Settings:
     registry_poll_seconds: float = 10.0
     dagster_home_dir: Path | None = None
     batch_attempts: int = 3
+    # A batch (or its monitoring) is failed only after `batch_attempts` failures spanning this many minutes:
+    # an outage shorter than the window (an MLflow restart, S3 blips) never fails a batch, whoever retries.
+    batch_retry_minutes: float = 30.0
     api_max_body_bytes: int = 2_000_000  # 1,000 encounters of the widest legal spelling fit in ~1.3 MB
     tick_lock_seconds: float = 300.0
     subgroup_margin: float = 0.02
@@ -67,43 +70,55 @@ class Settings:
         env = os.environ if environ is None else environ
         get = lambda name: env.get(PREFIX + name) or None  # noqa: E731 - empty means unset
         defaults = cls()
+
+        def number(name: str, kind: type, default):
+            """A numeric variable, or a ValueError that names it (never a bare `could not convert`)."""
+            raw = get(name)
+            if raw is None:
+                return default
+            try:
+                return kind(raw)
+            except ValueError:
+                raise ValueError(f"{PREFIX}{name} must be {'an integer' if kind is int else 'a number'}, "
+                                 f"not {raw!r}") from None
         home = Path(get("HOME") or defaults.home).expanduser().resolve()
         return cls(
             home=home,
             source=get("SOURCE"),
             source_url=get("SOURCE_URL") or defaults.source_url,
             offline=(get("OFFLINE") or "0").lower() in ("1", "true", "yes"),
-            batch_size=int(get("BATCH_SIZE") or defaults.batch_size),
+            batch_size=number("BATCH_SIZE", int, defaults.batch_size),
             lake_url=get("LAKE_URL"),
             s3_endpoint_url=get("S3_ENDPOINT_URL"),
             mlflow_tracking_uri=get("MLFLOW_TRACKING_URI"),
             mlflow_artifact_root=get("MLFLOW_ARTIFACT_ROOT"),
             model_name=get("MODEL_NAME") or defaults.model_name,
-            promotion_margin=float(get("PROMOTION_MARGIN") or defaults.promotion_margin),
+            promotion_margin=number("PROMOTION_MARGIN", float, defaults.promotion_margin),
             api_url=get("API_URL") or defaults.api_url,
             api_key=get("API_KEY"),
             model_signing_key=get("MODEL_SIGNING_KEY"),
             model_verify_key=get("MODEL_VERIFY_KEY"),
             require_api_key=(get("REQUIRE_API_KEY") or "0").lower() in ("1", "true", "yes"),
-            registry_poll_seconds=float(get("REGISTRY_POLL_SECONDS") or defaults.registry_poll_seconds),
-            batch_attempts=int(get("BATCH_ATTEMPTS") or defaults.batch_attempts),
-            api_max_body_bytes=int(get("API_MAX_BODY_BYTES") or defaults.api_max_body_bytes),
-            tick_lock_seconds=float(get("TICK_LOCK_SECONDS") or defaults.tick_lock_seconds),
-            subgroup_margin=float(get("SUBGROUP_MARGIN") or defaults.subgroup_margin),
-            subgroup_min_rows=int(get("SUBGROUP_MIN_ROWS") or defaults.subgroup_min_rows),
-            min_cell=int(get("MIN_CELL") or defaults.min_cell),
-            drift_warn=float(get("DRIFT_WARN") or defaults.drift_warn),
-            drift_alarm=float(get("DRIFT_ALARM") or defaults.drift_alarm),
-            live_auc_drop=float(get("LIVE_AUC_DROP") or defaults.live_auc_drop),
+            registry_poll_seconds=number("REGISTRY_POLL_SECONDS", float, defaults.registry_poll_seconds),
+            batch_attempts=number("BATCH_ATTEMPTS", int, defaults.batch_attempts),
+            batch_retry_minutes=number("BATCH_RETRY_MINUTES", float, defaults.batch_retry_minutes),
+            api_max_body_bytes=number("API_MAX_BODY_BYTES", int, defaults.api_max_body_bytes),
+            tick_lock_seconds=number("TICK_LOCK_SECONDS", float, defaults.tick_lock_seconds),
+            subgroup_margin=number("SUBGROUP_MARGIN", float, defaults.subgroup_margin),
+            subgroup_min_rows=number("SUBGROUP_MIN_ROWS", int, defaults.subgroup_min_rows),
+            min_cell=number("MIN_CELL", int, defaults.min_cell),
+            drift_warn=number("DRIFT_WARN", float, defaults.drift_warn),
+            drift_alarm=number("DRIFT_ALARM", float, defaults.drift_alarm),
+            live_auc_drop=number("LIVE_AUC_DROP", float, defaults.live_auc_drop),
             pushgateway_url=get("PUSHGATEWAY_URL"),
             pushgateway_username=get("PUSHGATEWAY_USERNAME"),
             pushgateway_password=get("PUSHGATEWAY_PASSWORD"),
-            batch_interval_seconds=float(get("BATCH_INTERVAL_SECONDS") or defaults.batch_interval_seconds),
-            monitoring_stale_intervals=float(get("MONITORING_STALE_INTERVALS") or defaults.monitoring_stale_intervals),
-            synthetic_rows=int(get("SYNTHETIC_ROWS") or defaults.synthetic_rows),
-            synthetic_drift=float(get("SYNTHETIC_DRIFT") or defaults.synthetic_drift),
-            train_max_rows=int(get("TRAIN_MAX_ROWS") or defaults.train_max_rows),
-            holdout_max_rows=int(get("HOLDOUT_MAX_ROWS") or defaults.holdout_max_rows),
+            batch_interval_seconds=number("BATCH_INTERVAL_SECONDS", float, defaults.batch_interval_seconds),
+            monitoring_stale_intervals=number("MONITORING_STALE_INTERVALS", float, defaults.monitoring_stale_intervals),
+            synthetic_rows=number("SYNTHETIC_ROWS", int, defaults.synthetic_rows),
+            synthetic_drift=number("SYNTHETIC_DRIFT", float, defaults.synthetic_drift),
+            train_max_rows=number("TRAIN_MAX_ROWS", int, defaults.train_max_rows),
+            holdout_max_rows=number("HOLDOUT_MAX_ROWS", int, defaults.holdout_max_rows),
             # Dagster's own variable: a deployment (compose) may point every process at one instance.
             dagster_home_dir=Path(env["DAGSTER_HOME"]) if env.get("DAGSTER_HOME") else None,
         )
@@ -115,6 +130,8 @@ class Settings:
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{PREFIX}{name.upper()} must be a finite number >= 0, not {value!r}: "
                                  "a negative margin would promote any challenger")
+        if not (math.isfinite(self.batch_retry_minutes) and self.batch_retry_minutes >= 0):
+            raise ValueError(f"{PREFIX}BATCH_RETRY_MINUTES must be a finite number >= 0, not {self.batch_retry_minutes!r}")
         if self.subgroup_min_rows < 1:
             raise ValueError(f"{PREFIX}SUBGROUP_MIN_ROWS must be at least 1, not {self.subgroup_min_rows!r}")
 

@@ -124,7 +124,7 @@ def test_a_batch_that_keeps_failing_ends_failed_and_the_schedule_moves_on(settin
         return real_clean(raw, batch_id)
 
     monkeypatch.setattr(encounter_assets, "clean_encounters", failing)
-    attempts = settings.with_(batch_attempts=2)
+    attempts = settings.with_(batch_attempts=2, batch_retry_minutes=0)
     for attempt in (1, 2):
         with pytest.raises(PipelineError, match="batch-001"):
             tick(attempts, instance)

@@ -113,7 +113,7 @@ def clean_batch(context: dg.AssetExecutionContext, raw_batch: pd.DataFrame, lake
     kinds = reason_kinds(quarantine["reason"])
     BatchLedger(lake.path()).record(key, status="clean", raw_rows=len(raw_batch), clean_rows=len(clean),
                                     quarantined_rows=len(quarantine), quarantine_reasons=kinds,
-                                    cleaned_at=now_iso(), attempts=0, error=None)
+                                    cleaned_at=now_iso(), attempts=0, error=None, first_failed_at=None)
     rate = len(quarantine) / max(len(raw_batch), 1)
     yield dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(target)), "dagster/row_count": len(clean),

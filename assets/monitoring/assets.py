@@ -104,7 +104,8 @@ def batch_monitoring(context: dg.AssetExecutionContext, clean_batch: pd.DataFram
             "readmit.dagster_run_id": context.run.run_id, "readmit.drift": summary["drift"]},
             documents={"monitoring.json": summary, "psi.json": report["psi"],
                        "subgroup_metrics.json": report["subgroups"]})
-    BatchLedger(lake.path()).record(key, monitoring=summary, monitoring_attempts=0)
+    BatchLedger(lake.path()).record(key, monitoring=summary, monitoring_attempts=0,
+                                    monitoring_first_failed_at=None)
     publish(lake, registry, read_id_descriptions(dataset.info().ids_mapping_path))
     pushed = push_batch_gauges(monitoring.pushgateway_url, key, report, context.log) if monitoring.pushgateway_url else False
     yield dg.MaterializeResult(metadata={

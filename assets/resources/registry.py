@@ -198,15 +198,25 @@ class ModelRegistry(dg.ConfigurableResource):
         return mlflow.sklearn.load_model(str(self.verified_download(version)))
 
     def load_document(self, run_id: str, name: str):
-        """A JSON artifact of a run (e.g. `reference_profile.json`), or None when the run has none."""
+        """A JSON artifact of a run (e.g. `reference_profile.json`), or None when the run has none.
+
+        None means the run (or the document) does not exist, which the tracking store says by listing;
+        a store that fails while it lists or reads (a restart, S3 down) raises, so the caller's attempt
+        fails and is retried, never read as a missing document (monitoring would say "not measured")."""
         import mlflow
         from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
         self.activate()
         try:
-            return mlflow.artifacts.load_dict(f"runs:/{run_id}/{name}")
-        except (MlflowException, OSError):
+            listed = {artifact.path for artifact in self.client().list_artifacts(run_id)}
+        except MlflowException as error:
+            if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+                return None
+            raise
+        if name not in listed:
             return None
+        return mlflow.artifacts.load_dict(f"runs:/{run_id}/{name}")
 
     def record_monitoring(self, batch: str, version: int, metrics: dict, tags: dict, documents: dict) -> str:
         """One run per judged batch (`readmit.kind=monitoring`), tagged with the version it judged."""

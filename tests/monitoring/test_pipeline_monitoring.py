@@ -81,7 +81,7 @@ def test_monitoring_that_keeps_failing_holds_the_retrain_back_a_bounded_number_o
         raise ConnectionError("tracking server went away")
 
     monkeypatch.setattr(ModelRegistry, "record_monitoring", down)
-    attempts = settings.with_(batch_attempts=2)
+    attempts = settings.with_(batch_attempts=2, batch_retry_minutes=0)
     with pytest.raises(PipelineError, match="tracking server went away"):
         tick(attempts, instance, log_level="WARNING")
     entry = collect_status(attempts)["batches"][1]
@@ -108,3 +108,28 @@ def test_a_pushgateway_that_does_not_answer_never_fails_the_batch(settings):
     event = instance.get_latest_materialization_event(dg.AssetKey("batch_monitoring"))
     assert event.asset_materialization.metadata["pushed_to_pushgateway"].value is False
     assert collect_status(closed_port)["batches"][1]["monitoring"]["model_version"] == 1
+
+
+def test_a_registry_that_fails_while_the_reference_profile_is_read_is_retried_never_not_measured(settings, monkeypatch):
+    """A transient artifact-store error is a failed attempt (retried by the next tick), not "drift not measured"."""
+    from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+    instance = open_instance(settings)
+    tick(settings, instance, log_level="WARNING")
+    download = LocalArtifactRepository.download_artifacts
+
+    def flaky(self, artifact_path, *args, **kwargs):
+        if "reference_profile" in str(artifact_path):
+            raise OSError("connection reset by peer")
+        return download(self, artifact_path, *args, **kwargs)
+
+    monkeypatch.setattr(LocalArtifactRepository, "download_artifacts", flaky)
+    with pytest.raises(PipelineError):
+        tick(settings, instance, log_level="WARNING")
+    entry = collect_status(settings)["batches"][1]
+    assert entry["status"] == "clean" and entry["monitoring"] is None  # owed, not "not measured"
+    monkeypatch.undo()
+    tick(settings, instance, log_level="WARNING")
+    monitoring = collect_status(settings)["batches"][1]["monitoring"]
+    assert monitoring["model_version"] == 1 and monitoring["drift"] in ("none", "warn", "alarm")
+    assert "not measured" not in (monitoring.get("note") or "")
