@@ -17,15 +17,20 @@ from assets.release import (  # noqa: F401
     DONE_STATES, PipelineError, TickReport, error_reason, is_fetched, record_batch_failure, release_next_batch,
     reopen_batch, retrain_owed, tick_lock,
 )
+from assets.run_launcher import HOST_TAG, this_host
 from assets.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 # Every instance readmit writes (the embedded default, make dagster, make up's sqlite fallback; make up's
-# PostgreSQL one and compose's carry the same block): run monitoring fails a run whose process died, so with
-# one run at a time a killed run cannot queue every later one behind it forever.
+# PostgreSQL one and compose's carry the same block): run monitoring fails a run whose process died (the
+# launcher tells it, assets/run_launcher.py), so with one run at a time a killed run cannot queue every later
+# one behind it forever.
 INSTANCE_CONFIG = """\
+run_launcher:
+  module: assets.run_launcher
+  class: WatchedRunLauncher
 run_monitoring:
   enabled: true
   start_timeout_seconds: 300
@@ -70,7 +75,7 @@ def run_job(defs: dg.Definitions, instance: dg.DagsterInstance, job_name: str,
             partition_key: str | None = None, log_level: str = "INFO") -> str:
     """Run one Dagster job in-process on `instance`; raise `PipelineError` with Dagster's error."""
     result = defs.resolve_job_def(job_name).execute_in_process(
-        instance=instance, partition_key=partition_key, raise_on_error=False,
+        instance=instance, partition_key=partition_key, raise_on_error=False, tags={HOST_TAG: this_host()},
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
     if not result.success:
         errors = [event.event_specific_data.error for event in result.all_events

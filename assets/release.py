@@ -19,7 +19,7 @@ import dagster as dg
 from assets.encounters.assets import batches
 from assets.encounters.batches import BatchLedger, now_iso, plan_batches
 from assets.monitoring.assets import SUMMARY_KEYS as MONITORING_KEYS
-from assets.monitoring.push import push_release_gauges
+from assets.monitoring.push import push_batch_gauges, push_release_gauges, pushgateway_auth
 from assets.resources.lake import Lake
 from assets.settings import Settings
 
@@ -111,6 +111,9 @@ def record_batch_failure(settings: Settings, batch: str, reason: str, now: datet
             fields["monitoring"] = {**{key: None for key in MONITORING_KEYS}, "error": reason,
                                     "note": f"monitoring failed {attempts} times since {first}: this batch was not judged"}
         ledger.record(batch, **fields)
+        if final and settings.pushgateway_url:  # readmit_batch_judged 0: ReadmitBatchNotJudged fires for it
+            push_batch_gauges(settings.pushgateway_url, batch, {"summary": fields["monitoring"], "psi": {}},
+                              logging.getLogger(__name__), pushgateway_auth(settings))
         return "clean"
     status = "failed" if final else entry.get("status", "released")
     ledger.record(batch, status=status, attempts=attempts, error=reason, first_failed_at=first,

@@ -90,6 +90,9 @@ then
 # Written by make up: PostgreSQL answered, so the instance lives there (dagster-postgres), as in compose.
 # Its role's password is generated ($secrets/postgres-dagster); this file is mode 600. Run monitoring: a run
 # whose process died is failed, so it cannot hold the one-run queue forever (assets/pipeline.py INSTANCE_CONFIG).
+run_launcher:
+  module: assets.run_launcher
+  class: WatchedRunLauncher
 run_monitoring:
   enabled: true
   start_timeout_seconds: 300
@@ -180,17 +183,17 @@ run="bash $repo/scripts/run_with.sh"
 {
   echo "mlflow: $run $envs/mlflow.env -- $bin/mlflow server --app-name basic-auth --host 127.0.0.1 --port $MLFLOW_PORT --workers 1 --artifacts-destination $artifacts --allowed-hosts 127.0.0.1:$MLFLOW_PORT,localhost:$MLFLOW_PORT"
   echo "dagster-code: $run $envs/pipeline.env -- $bin/dagster code-server start -h 127.0.0.1 -p $DAGSTER_GRPC_PORT -m assets.definitions --location-name readmit"
-  echo "dagster-daemon: $bin/dagster-daemon run -w $stack/workspace.yaml"
-  echo "dagster-web: $bin/dagster-webserver -h 127.0.0.1 -p $DAGSTER_WEB_PORT -w $stack/workspace.yaml"
+  echo "dagster-daemon: $run -- $bin/dagster-daemon run -w $stack/workspace.yaml"
+  echo "dagster-web: $run -- $bin/dagster-webserver -h 127.0.0.1 -p $DAGSTER_WEB_PORT -w $stack/workspace.yaml"
   echo "front: $run $envs/front.env -- caddy run --config $repo/compose/front/Caddyfile --adapter caddyfile"
   echo "airflow: $run $envs/pipeline.env $envs/airflow.env -- bash $repo/scripts/airflow.sh"
   echo "api: $run $envs/api.env -- $bin/bentoml serve bento.service:ReadmissionService --host 127.0.0.1 --port $API_PORT"
   echo "ui: $run $envs/api.env -- $bin/streamlit run $repo/ui/app.py --server.address 127.0.0.1 --server.port $UI_BACKEND_PORT --server.headless true --browser.gatherUsageStats false"
   if [ "$observe" = 1 ]; then
-    echo "prometheus: prometheus --config.file=$stack/prometheus.yml --web.config.file=$stack/prometheus-web.yml --storage.tsdb.path=$READMIT_HOME/prometheus --web.listen-address=127.0.0.1:$PROMETHEUS_PORT"
-    echo "pushgateway: prometheus-pushgateway --web.config.file=$stack/pushgateway-web.yml --persistence.file=$READMIT_HOME/pushgateway.db --web.listen-address=127.0.0.1:$PUSHGATEWAY_PORT"
-    echo "alertmanager: prometheus-alertmanager --config.file=$stack/alertmanager.yml --web.config.file=$stack/alertmanager-web.yml --storage.path=$READMIT_HOME/alertmanager --web.listen-address=127.0.0.1:$ALERTMANAGER_PORT --cluster.listen-address="
-    echo "alerts: $bin/python -m observability.alert_sink --port $ALERT_SINK_PORT --out $READMIT_HOME/alerts.jsonl --user alertmanager --password-file $secrets/alertmanager"
+    echo "prometheus: $run -- prometheus --config.file=$stack/prometheus.yml --web.config.file=$stack/prometheus-web.yml --storage.tsdb.path=$READMIT_HOME/prometheus --web.listen-address=127.0.0.1:$PROMETHEUS_PORT"
+    echo "pushgateway: $run -- prometheus-pushgateway --web.config.file=$stack/pushgateway-web.yml --persistence.file=$READMIT_HOME/pushgateway.db --web.listen-address=127.0.0.1:$PUSHGATEWAY_PORT"
+    echo "alertmanager: $run -- prometheus-alertmanager --config.file=$stack/alertmanager.yml --web.config.file=$stack/alertmanager-web.yml --storage.path=$READMIT_HOME/alertmanager --web.listen-address=127.0.0.1:$ALERTMANAGER_PORT --cluster.listen-address="
+    echo "alerts: $run -- $bin/python -m observability.alert_sink --port $ALERT_SINK_PORT --out $READMIT_HOME/alerts.jsonl --user alertmanager --password-file $secrets/alertmanager"
   fi
 } > "$stack/Procfile"
 

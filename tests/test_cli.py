@@ -39,14 +39,9 @@ def test_tick_before_fetch_fetches_first(settings):
 
 
 @pytest.mark.realdata
-def test_real_demo_gives_seven_batches_and_every_row(tmp_path, real_source):
-    env = {**os.environ, "READMIT_HOME": str(tmp_path / "home"), "READMIT_SOURCE": real_source}
-    env.pop("READMIT_BATCH_SIZE", None)
-    demo = subprocess.run([sys.executable, "-m", "assets.cli", "demo"], env=env, capture_output=True,
-                          text=True, timeout=1200)
-    assert demo.returncode == 0, demo.stderr
-    status = json.loads(subprocess.run([sys.executable, "-m", "assets.cli", "status", "--json"], env=env,
-                                       capture_output=True, text=True).stdout)
+def test_real_demo_gives_seven_batches_and_every_row(real_demo):
+    assert real_demo["returncode"] == 0, real_demo["stderr"]
+    status = json.loads(real_demo["status"])
     assert status["data_source"] == "real"
     assert [b["raw_rows"] for b in status["batches"]] == [15_000] * 6 + [11_766]
     assert sum(b["raw_rows"] for b in status["batches"]) == 101_766

@@ -31,17 +31,11 @@ METRIC_KEYS = ("positive_rate", "roc_auc", "tpr", "fpr", "ece")
 @pytest.fixture(scope="module")
 def demo_settings(request, tmp_path_factory) -> Settings:
     """The real data through a whole demo when READMIT_SOURCE is set, else the session's synthetic home."""
-    source = os.environ.get("READMIT_SOURCE")
-    if not source:
+    if not os.environ.get("READMIT_SOURCE"):
         return request.getfixturevalue("trained_settings")
-    from assets.definitions import build_definitions
-    from assets.pipeline import open_instance, tick
-
-    settings = Settings(home=tmp_path_factory.mktemp("privacy-real") / "home", source=source, offline=True)
-    defs, instance = build_definitions(settings), open_instance(settings)
-    while tick(settings, instance, defs, log_level="WARNING").batch is not None:
-        pass
-    return settings
+    demo = request.getfixturevalue("real_demo")  # the run's one real demo, shared with tests/test_cli.py
+    assert demo["returncode"] == 0, demo["stderr"]
+    return Settings(home=Path(demo["home"]), source=demo["source"], offline=True)
 
 
 @pytest.fixture(scope="module")

@@ -104,3 +104,34 @@ def test_every_numeric_variable_that_is_not_a_number_names_itself():
         variable = f"READMIT_{name.upper()}"
         with pytest.raises(ValueError, match=variable):
             Settings.from_env({variable: "twelve"})
+
+
+def test_a_batch_that_ends_not_judged_says_so_to_the_pushgateway(settings):
+    """readmit_batch_judged 0 for the batch: what the ReadmitBatchNotJudged rule fires on."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    pushed = []
+
+    class Gateway(BaseHTTPRequestHandler):
+        def do_PUT(self):
+            pushed.append((self.path, self.rfile.read(int(self.headers["Content-Length"])).decode()))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        watched = settings.with_(pushgateway_url=f"http://127.0.0.1:{server.server_address[1]}")
+        _ledger(watched, status="clean")
+        record_batch_failure(watched, "batch-001", "registry unreachable", now=START)
+        assert pushed == []  # inside the window: nothing is decided yet
+        for minutes in (31, 32):
+            record_batch_failure(watched, "batch-001", "registry unreachable", now=START + timedelta(minutes=minutes))
+    finally:
+        server.shutdown()
+    assert len(pushed) == 1 and "/job/readmit_monitoring" in pushed[0][0]
+    assert 'readmit_batch_judged{batch="batch-001",model_version="none"} 0.0' in pushed[0][1]

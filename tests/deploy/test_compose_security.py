@@ -230,6 +230,8 @@ def _check_run_monitoring(name: str, text: str, tmp_path: Path) -> None:
     try:
         assert instance.run_monitoring_enabled, name
         assert instance.run_monitoring_start_timeout_seconds == monitoring["start_timeout_seconds"], name
+        # Without a liveness check, run monitoring never fails a STARTED run whose process was killed.
+        assert instance.run_launcher.supports_check_run_worker_health, name
     finally:
         instance.dispose()
 

@@ -58,6 +58,7 @@ def test_make_up_asks_for_a_login_everywhere_and_keeps_each_credential_where_it_
         _secrets_are_never_printed(up.stdout + up.stderr, stack)
         _what_the_stack_writes_is_private(home)
         _each_database_has_its_own_role(home / "dagster", stack)
+        _a_service_that_dies_is_restarted_and_the_rest_keep_serving(url, logins, stack, env["API_PORT"])
     finally:
         down = subprocess.run(["bash", "scripts/down.sh"], cwd=REPO, env=env, capture_output=True, text=True,
                               timeout=120)
@@ -291,3 +292,35 @@ def _descendants(pid: int, children: dict[int, list[int]]):
     yield pid
     for child in children.get(pid, []):
         yield from _descendants(child, children)
+
+
+def _a_service_that_dies_is_restarted_and_the_rest_keep_serving(url: dict, logins: dict, stack: Path, port: str) -> None:
+    """The API's process is killed: the supervisor restarts it (make logs shows it), nothing else stops."""
+    import signal
+    import time
+
+    wrapper = [pid for pid in subprocess.run(["pgrep", "-f", f"run_with.sh .*bentoml serve .*--port {port}"],
+                                             capture_output=True, text=True).stdout.split()]
+    assert len(wrapper) == 1, wrapper
+    doomed = _descendants(int(wrapper[0]))  # the service and its workers, as a crash takes them; not the wrapper
+    assert doomed, "the API's process was not found"
+    for pid in doomed:
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url['API']}/livez", timeout=5).status_code == 200 and "restart 1 of" in (stack / "stack.log").read_text():
+                break
+        except requests.ConnectionError:
+            pass
+        time.sleep(1)
+    log = (stack / "stack.log").read_text()
+    assert "restart 1 of" in log and "exited with status" in log, log[-2000:]
+    assert requests.get(f"{url['API']}/livez", timeout=10).status_code == 200
+    dagster = requests.post(f"{url['DAGSTER']}/graphql", json={"query": "{version}"}, auth=logins["Dagster"], timeout=60)
+    assert dagster.status_code == 200  # the platform kept running while the API came back
+
+
+def _descendants(pid: int) -> list[int]:
+    children = [int(c) for c in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()]
+    return [d for child in children for d in [child, *_descendants(child)]]
