@@ -299,10 +299,10 @@ def _a_service_that_dies_is_restarted_and_the_rest_keep_serving(url: dict, login
     import signal
     import time
 
-    wrapper = [pid for pid in subprocess.run(["pgrep", "-f", f"run_with.sh .*bentoml serve .*--port {port}"],
+    wrapper = [pid for pid in subprocess.run(["pgrep", "-f", f"^bash \\S*run_with.sh .*bentoml serve .*--port {port}"],
                                              capture_output=True, text=True).stdout.split()]
     assert len(wrapper) == 1, wrapper
-    doomed = _descendants(int(wrapper[0]))  # the service and its workers, as a crash takes them; not the wrapper
+    doomed = _child_processes(int(wrapper[0]))  # the service and its workers, as a crash takes them; not the wrapper
     assert doomed, "the API's process was not found"
     for pid in doomed:
         os.kill(pid, signal.SIGKILL)
@@ -311,7 +311,7 @@ def _a_service_that_dies_is_restarted_and_the_rest_keep_serving(url: dict, login
         try:
             if requests.get(f"{url['API']}/livez", timeout=5).status_code == 200 and "restart 1 of" in (stack / "stack.log").read_text():
                 break
-        except requests.ConnectionError:
+        except requests.RequestException:  # refused or slow while it starts again
             pass
         time.sleep(1)
     log = (stack / "stack.log").read_text()
@@ -321,6 +321,7 @@ def _a_service_that_dies_is_restarted_and_the_rest_keep_serving(url: dict, login
     assert dagster.status_code == 200  # the platform kept running while the API came back
 
 
-def _descendants(pid: int) -> list[int]:
+def _child_processes(pid: int) -> list[int]:
+    """Every descendant of `pid`, children first."""
     children = [int(c) for c in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()]
-    return [d for child in children for d in [child, *_descendants(child)]]
+    return [d for child in children for d in [child, *_child_processes(child)]]
