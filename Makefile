@@ -38,7 +38,7 @@ install: $(UV) ## create .venv with every dependency group from uv.lock
 demo: install ## run the main job on the embedded default: every batch, no servers
 	umask 077 && $(RUN) readmit demo
 
-# Two pytest workers on two cores (pytest-xdist; whole files per worker, so module fixtures are made once);
+# One pytest worker per core, at most four (pytest-xdist; whole files per worker, so module fixtures are made once);
 # `uv run pytest FILE` by hand stays a single process.
 test: install ## unit, contract and graph tests (real data too when READMIT_SOURCE is set)
 	$(RUN) pytest -m "not stack" -n auto --maxprocesses=4 --dist loadfile

@@ -154,7 +154,8 @@ def _print_summary(status: dict) -> None:
           f"{'judged by':<9} {'ROC-AUC':>7} {'ECE':>6} {'max PSI':>8} drift{label}")
     for b in status["batches"]:
         print(f"{b['id']:<10} {b['status'] or '':<9} {b['raw_rows']:>7} {b['clean_rows']:>7} {b['quarantined_rows']:>12}  "
-              + _monitoring_cells(b.get("monitoring")) + (f"  {b['error']}" if b.get("error") else ""))
+              + _monitoring_cells(b.get("monitoring")) + (f"  {b['error']}" if b.get("error") else "")
+              + (f" (failing since {b['first_failed_at']})" if b.get("first_failed_at") and b["status"] != "clean" else ""))
     failed = [b["id"] for b in status["batches"] if b["status"] == "failed"]
     if failed:
         print(f"failed: {', '.join(failed)} (raw bytes kept; after a fix: readmit retry {failed[0]})")

@@ -82,7 +82,8 @@ def reopen_batch(settings: Settings, batch: str) -> None:
     if not entry:
         raise PipelineError(f"{batch} was never released: nothing to retry "
                             f"(released: {', '.join(ledger.released()) or 'none'})")
-    ledger.record(batch, status="released", attempts=0, error=None, first_failed_at=None, retried_at=now_iso())
+    ledger.record(batch, status="released", attempts=0, error=None, first_failed_at=None, monitoring_attempts=0,
+                  monitoring_first_failed_at=None, retried_at=now_iso())
 
 
 def record_batch_failure(settings: Settings, batch: str, reason: str, now: datetime | None = None) -> str:

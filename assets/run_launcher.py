@@ -18,13 +18,23 @@ from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, Worke
 from dagster._core.storage.tags import GRPC_INFO_TAG
 
 HOST_TAG = "readmit/run_host"
+# The run's process start time in clock ticks since boot, noted at its first check: later checks compare it
+# exactly (a re-used pid has another), with no reliance on the wall clock.
+START_TAG = "readmit/run_process_start"
 LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 # A pid re-used by a process that started this long after the run's own process is someone else's.
 CLOCK_SLACK_SECONDS = 5.0
 
 
 def this_host() -> str:
-    return socket.gethostname()
+    """Where a pid means the same process: the host name, this boot and this PID namespace (containers that
+    share a host name or a network, such as pods' sidecars, have PID namespaces of their own)."""
+    try:
+        boot = open("/proc/sys/kernel/random/boot_id").read().strip()[:8]
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        boot, namespace = "?", "?"
+    return f"{socket.gethostname()}/{boot}/{namespace}"
 
 
 class WatchedRunLauncher(DefaultRunLauncher):
@@ -54,12 +64,19 @@ def run_worker_health(instance: DagsterInstance, run: DagsterRun) -> CheckRunHea
     if started is None:
         return CheckRunHealthResult(WorkerStatus.RUNNING, "the run's process is not on record yet")
     pid, at = started
-    birth = _process_start_time(pid)
+    birth = _process_start(pid)
     if birth is None:
         return CheckRunHealthResult(WorkerStatus.FAILED, f"the run's process (pid {pid}) is gone")
-    if birth > at + CLOCK_SLACK_SECONDS:
-        return CheckRunHealthResult(WorkerStatus.FAILED,
-                                    f"the run's process (pid {pid}) is gone (its pid now belongs to a newer process)")
+    ticks, seconds = birth
+    reused = f"the run's process (pid {pid}) is gone (its pid now belongs to a newer process)"
+    noted = run.tags.get(START_TAG)
+    if noted is not None:
+        return CheckRunHealthResult(WorkerStatus.RUNNING if noted == str(ticks) else WorkerStatus.FAILED,
+                                    None if noted == str(ticks) else reused)
+    if seconds > at + CLOCK_SLACK_SECONDS:
+        return CheckRunHealthResult(WorkerStatus.FAILED, reused)
+    if ticks is not None:
+        instance.add_run_tags(run.run_id, {START_TAG: str(ticks)})
     return CheckRunHealthResult(WorkerStatus.RUNNING)
 
 
@@ -74,8 +91,9 @@ def _process_event(instance: DagsterInstance, run_id: str) -> tuple[int, float] 
     return found
 
 
-def _process_start_time(pid: int) -> float | None:
-    """When process `pid` started (epoch seconds), or None when there is no such process (or a zombie)."""
+def _process_start(pid: int) -> tuple[int | None, float] | None:
+    """(start in clock ticks since boot, start in epoch seconds) of process `pid`, or None when there is no
+    such process (or only its zombie). Without /proc: alive, start unknown (taken as the run's own)."""
     try:
         with open(f"/proc/{pid}/stat") as handle:
             fields = handle.read().rsplit(")", 1)[1].split()
@@ -87,8 +105,9 @@ def _process_start_time(pid: int) -> float | None:
         except ProcessLookupError:
             return None
         except PermissionError:
-            return 0.0
-        return 0.0  # alive, start time unknown (no /proc): taken as the run's own
+            pass
+        return None, 0.0
     if fields[0] == "Z":
         return None
-    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[19])
+    return ticks, boot + ticks / os.sysconf("SC_CLK_TCK")

@@ -24,7 +24,11 @@ def release_status(lake: Lake, registry) -> dict:
                 "quarantine_reasons": b.get("quarantine_reasons", {}),
                 "attempts": b.get("attempts", 0), "data_source": b.get("data_source"),
                 "monitoring": _monitoring(b),
-                **({"error": b["error"]} if b.get("error") else {})}
+                **({"error": b["error"]} if b.get("error") else {}),
+                # since when it (or its monitoring) fails: the retry window runs from here (release.py)
+                **({"first_failed_at": b["first_failed_at"]} if b.get("first_failed_at") else {}),
+                **({"monitoring_first_failed_at": b["monitoring_first_failed_at"]}
+                   if b.get("monitoring_first_failed_at") else {})}
                for b in state["batches"]]
     return {
         "data_source": state.get("source", {}).get("data_source"),

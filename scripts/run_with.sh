@@ -20,11 +20,13 @@ trap stop TERM INT
 failures=0
 while :; do
   started=$SECONDS
-  "$@" &
+  # A background command of a script starts with SIGINT ignored; the service gets the default back (Python's
+  # KeyboardInterrupt, and Dagster's code server, which handles TERM as it handles INT).
+  ( trap - INT QUIT; exec "$@" ) &
   child=$!
+  [ "$stopping" = 0 ] || kill -TERM "$child" 2>/dev/null || true  # a stop that came while it was starting
   status=0
   wait "$child" || status=$?
-  while [ "$stopping" = 0 ] && kill -0 "$child" 2>/dev/null; do wait "$child" || status=$?; done
   if [ "$stopping" = 1 ]; then wait "$child" 2>/dev/null || true; exit 143; fi
   child=""
   [ "$status" != 0 ] || exit 0  # a service that finishes on its own (status 0) meant to stop

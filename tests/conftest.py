@@ -88,11 +88,12 @@ def _real_demo_root(base: Path) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
+@pytest.hookimpl(trylast=True)  # after -m/-k deselection: `make test-stack` selects no test that needs it
 def pytest_collection_modifyitems(session, config, items):
     """The real demo takes minutes: start it in the background as soon as a collected test needs it, so it
     runs beside the other tests instead of holding up a worker (two cores, three busy processes)."""
     waiting = {item.path for item in items if "real_demo" in getattr(item, "fixturenames", ())}
-    if waiting and _real_source():
+    if waiting and _real_source() and not config.option.collectonly:
         _start_real_demo(_real_demo_root(config._tmp_path_factory.getbasetemp()), _real_source())
         # The files that read the demo run last (xdist hands out files in this order), when it is done.
         items.sort(key=lambda item: item.path in waiting)
@@ -110,10 +111,25 @@ def _start_real_demo(root: Path, source: str) -> Path:
             env.pop("READMIT_BATCH_SIZE", None)
             script = (f'timeout 1800 "{sys.executable}" -m assets.cli demo > demo.out 2> demo.err; echo $? > demo.rc.tmp; '
                       f'"{sys.executable}" -m assets.cli status --json > status.json; mv demo.rc.tmp demo.rc')
-            subprocess.Popen(["bash", "-c", script], cwd=folder, env={**env, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
-                             stdin=subprocess.DEVNULL, start_new_session=True)
-            (folder / "started").write_text("")
+            demo = subprocess.Popen(["bash", "-c", script], cwd=folder, stdin=subprocess.DEVNULL, start_new_session=True,
+                                    env={**env, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+            (folder / "started").write_text(str(demo.pid))
     return folder
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A real demo still running when the whole run ends (a test run stopped early) is stopped with it: by the
+    xdist controller, or the one pytest process, never by a worker (another may still be reading it)."""
+    import signal
+
+    if os.environ.get("PYTEST_XDIST_WORKER") or not hasattr(session.config, "_tmp_path_factory"):
+        return
+    started = session.config._tmp_path_factory.getbasetemp() / "real-demo" / "started"
+    if started.exists() and started.read_text().strip() and not (started.parent / "demo.rc").exists():
+        try:
+            os.killpg(int(started.read_text()), signal.SIGTERM)
+        except (ProcessLookupError, PermissionError, ValueError):
+            pass
 
 
 @pytest.fixture(scope="session")

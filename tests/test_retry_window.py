@@ -135,3 +135,11 @@ def test_a_batch_that_ends_not_judged_says_so_to_the_pushgateway(settings):
         server.shutdown()
     assert len(pushed) == 1 and "/job/readmit_monitoring" in pushed[0][0]
     assert 'readmit_batch_judged{batch="batch-001",model_version="none"} 0.0' in pushed[0][1]
+
+
+def test_readmit_status_says_since_when_a_batch_fails(settings):
+    from assets.status import collect_status
+
+    _ledger(settings, status="released")
+    record_batch_failure(settings, "batch-001", "s3 down", now=START)
+    assert collect_status(settings)["batches"][0]["first_failed_at"] == START.isoformat()

@@ -118,3 +118,27 @@ def _report_at(instance, run, pid: int, when: float) -> None:
                          event_specific_data=EngineEventData.in_process(pid))
     instance.store_event(EventLogEntry(error_info=None, level=20, user_message="", run_id=run.run_id,
                                        timestamp=when, dagster_event=event, job_name=run.job_name))
+
+
+def test_once_noted_the_process_start_is_compared_exactly(instance):
+    """The first check notes the process's start (clock ticks); a later check that finds another start under
+    the same pid (a re-used pid) fails the run, whatever the wall clock did meanwhile."""
+    from dagster._core.events import EngineEventData
+
+    from assets.run_launcher import START_TAG
+
+    run = instance.create_run_for_job(dg.GraphDefinition("n").to_job(), tags={HOST_TAG: this_host()})
+    instance.report_engine_event(f"Started process for run (pid: {os.getpid()}).", run,
+                                 EngineEventData.in_process(os.getpid()))
+    assert run_worker_health(instance, run).status == WorkerStatus.RUNNING
+    noted = instance.get_run_by_id(run.run_id)
+    assert noted.tags[START_TAG].isdigit()
+    assert run_worker_health(instance, noted).status == WorkerStatus.RUNNING
+    instance.add_run_tags(run.run_id, {START_TAG: str(int(noted.tags[START_TAG]) + 1)})
+    health = run_worker_health(instance, instance.get_run_by_id(run.run_id))
+    assert health.status == WorkerStatus.FAILED and "newer process" in health.msg
+
+
+def test_the_host_names_this_boot_and_pid_namespace():
+    host = this_host()
+    assert host.count("/") == 2 and host.split("/")[0] and host.split("/")[2] == str(os.stat("/proc/self/ns/pid").st_ino)

@@ -56,3 +56,12 @@ def test_the_stack_runs_every_service_through_the_wrapper():
                 or "-" in line.split('"')[1].split(":")[0]]
     assert len(services) >= 12
     assert all("$run " in line for line in services), [l for l in services if "$run " not in l]
+
+
+def test_a_python_service_gets_interrupts_and_terms_as_usual(tmp_path):
+    """A script's background command starts with SIGINT ignored; the wrapper gives the service the default back."""
+    import sys
+
+    probe = "import signal; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"
+    result = _run(tmp_path, f'"{sys.executable}" -c "{probe}"')
+    assert result.returncode == 0 and result.stdout.strip() == "True", (result.stdout, result.stderr)
