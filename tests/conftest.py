@@ -92,7 +92,8 @@ def _real_demo_root(base: Path) -> Path:
 def pytest_collection_modifyitems(session, config, items):
     """The real demo takes minutes: start it in the background as soon as a collected test needs it, so it
     runs beside the other tests instead of holding up a worker (two cores, three busy processes)."""
-    waiting = {item.path for item in items if "real_demo" in getattr(item, "fixturenames", ())}
+    waiting = {item.path for item in items
+               if "real_demo" in getattr(item, "fixturenames", ()) or item.get_closest_marker("reads_real_demo")}
     if waiting and _real_source() and not config.option.collectonly:
         _start_real_demo(_real_demo_root(config._tmp_path_factory.getbasetemp()), _real_source())
         # The files that read the demo run last (xdist hands out files in this order), when it is done.

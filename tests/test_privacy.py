@@ -5,7 +5,7 @@ run's params, tags, metric names and JSON documents, every version description (
 model folder `make bento` packs, and the monitoring JSON. No `encounter_id` or `patient_nbr` of the
 training data appears in any of them as a whole token, and no group of fewer than `MIN_CELL` encounters
 carries a metric. Synthetic by default (the session's trained home); the whole real demo when
-`READMIT_SOURCE` is set (CI)."""
+the real data is present (READMIT_SOURCE, or the shared copy: CI)."""
 from __future__ import annotations
 
 import json
@@ -26,12 +26,15 @@ MIN_CELL = Settings.min_cell
 # A whole number token: not part of a word, a hex run id or a decimal fraction (`0.16680` is not 16680).
 TOKEN = re.compile(rb"(?<![\w.])(\d{5,9})(?![\w]|\.\d)")
 METRIC_KEYS = ("positive_rate", "roc_auc", "tpr", "fpr", "ece")
+pytestmark = pytest.mark.reads_real_demo  # scheduled after the demo is made, when the real data is present
 
 
 @pytest.fixture(scope="module")
 def demo_settings(request, tmp_path_factory) -> Settings:
     """The real data through a whole demo when READMIT_SOURCE is set, else the session's synthetic home."""
-    if not os.environ.get("READMIT_SOURCE"):
+    from tests.conftest import _real_source
+
+    if not _real_source():
         return request.getfixturevalue("trained_settings")
     demo = request.getfixturevalue("real_demo")  # the run's one real demo, shared with tests/test_cli.py
     assert demo["returncode"] == 0, demo["stderr"]
