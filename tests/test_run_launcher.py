@@ -26,6 +26,16 @@ JOB = textwrap.dedent("""
 """)
 
 
+@dg.op
+def noop():
+    return 1
+
+
+@dg.job
+def tiny():
+    noop()
+
+
 @pytest.fixture
 def instance(tmp_path):
     (tmp_path / "dagster.yaml").write_text(INSTANCE_CONFIG)
@@ -51,14 +61,6 @@ def test_a_run_whose_process_is_gone_is_failed(instance):
 
 
 def test_a_run_whose_process_lives_is_running(instance):
-    @dg.op
-    def noop():
-        return 1
-
-    @dg.job
-    def tiny():
-        noop()
-
     result = tiny.execute_in_process(instance=instance, tags={HOST_TAG: this_host()})
     assert run_worker_health(instance, instance.get_run_by_id(result.run_id)).status == WorkerStatus.RUNNING
 
@@ -94,14 +96,6 @@ def test_what_cannot_be_told_is_never_failed(instance):
 def test_the_tick_tags_its_in_process_runs_with_this_host(instance):
     """The CLI's and Airflow's runs (`run_job`) carry the host, so a killed tick's run is failed too."""
     from assets.pipeline import run_job
-
-    @dg.op
-    def noop():
-        return 1
-
-    @dg.job
-    def tiny():
-        noop()
 
     run = instance.get_run_by_id(run_job(dg.Definitions(jobs=[tiny]), instance, "tiny"))
     assert run.tags[HOST_TAG] == this_host()
