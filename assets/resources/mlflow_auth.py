@@ -82,7 +82,8 @@ def provision(tracking_uri: str, admin: Account, pipeline: Account, api: Account
                 if err.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
                 client.update_user_password(account.username, account.password)
-        tracking = MlflowClient(tracking_uri)
+        # The registry is this server too: never an MLFLOW_REGISTRY_URI the caller's environment may hold.
+        tracking = MlflowClient(tracking_uri, registry_uri=tracking_uri)
         experiment = tracking.get_experiment_by_name(EXPERIMENT)
         experiment_id = experiment.experiment_id if experiment else tracking.create_experiment(EXPERIMENT)
         if tracking.search_registered_models(filter_string=f"name = '{model_name}'") == []:

@@ -32,7 +32,10 @@ def test_make_up_asks_for_a_login_everywhere_and_keeps_each_credential_where_it_
     home = tmp_path / "home"
     # An AIRFLOW_HOME in the caller's shell (tests/airflow/conftest.py sets one) is not the stack's.
     env = {**os.environ, "READMIT_HOME": str(home), "READMIT_AIRFLOW_PASSWORD": AIRFLOW_PASSWORD,
-           "AIRFLOW_HOME": str(tmp_path / "callers-airflow"), **{name: str(free_port()) for name in PORTS}}
+           "AIRFLOW_HOME": str(tmp_path / "callers-airflow"), **{name: str(free_port()) for name in PORTS},
+           # so is an MLflow registry of the caller's (mlflow.set_registry_uri exports one: the CI failure)
+           "MLFLOW_REGISTRY_URI": f"sqlite:///{tmp_path / 'callers-registry.db'}",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'callers-registry.db'}"}
     for name in ("DAGSTER_HOME", "READMIT_API_KEY", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         env.pop(name, None)
     url = {name: f"http://127.0.0.1:{env[name + '_PORT']}" for name in
