@@ -1,8 +1,13 @@
 """A run whose process is killed is noticed: with readmit's instance config (one run at a time, run monitoring,
-`WatchedRunLauncher`) the Dagster daemon fails the dead run and the run queued behind it starts. On Dagster's
-DefaultRunLauncher the dead run stays STARTED and every later run waits behind it forever."""
+`WatchedRunLauncher`) the Dagster daemon fails the dead run and the run queued behind it starts.
+
+The run's process and the code server that started it die together (an OOM kill, a crash of the code location)
+and the supervisor starts the code server again: while its code server lives, Dagster's own orphan check fails
+the run, so killing the run's process alone would race that check and show nothing of ours. On Dagster's DefaultRunLauncher this dead run stays STARTED and every
+later run waits behind it forever."""
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -10,6 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from assets.pipeline import INSTANCE_CONFIG
 
@@ -23,14 +29,20 @@ def test_a_killed_run_is_failed_and_the_next_run_starts(tmp_path):
     home.mkdir()
     config = INSTANCE_CONFIG.replace("poll_interval_seconds: 60", "poll_interval_seconds: 3")
     assert config != INSTANCE_CONFIG
-    (home / "dagster.yaml").write_text(config + "run_coordinator:\n  module: dagster\n  class: QueuedRunCoordinator\n"
-                                       "  config:\n    max_concurrent_runs: 1\n")
+    # compose's coordinator (compose/dagster.yaml), with a shorter wait before a launch is retried
+    coordinator = yaml.safe_load((REPO / "compose" / "dagster.yaml").read_text())["run_coordinator"]
+    coordinator["config"]["user_code_failure_retry_delay"] = 5
+    (home / "dagster.yaml").write_text(config + yaml.safe_dump({"run_coordinator": coordinator}))
+    port = _free_port()
     workspace = tmp_path / "workspace.yaml"
-    workspace.write_text(f"load_from:\n  - python_module:\n      module_name: tests.stack.sleepy_definitions\n"
-                         f"      working_directory: {REPO}\n")
+    workspace.write_text(f"load_from:\n  - grpc_server:\n      host: 127.0.0.1\n      port: {port}\n"
+                         f"      location_name: sleepy\n")
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     instance = dg.DagsterInstance.from_config(str(home))
     instance.get_runs()  # the storage is made here, before the daemon opens it too
+    servers = [_code_server(port, env, tmp_path)]
+    _wait(lambda: subprocess.run([str(BIN / "dagster"), "api", "grpc-health-check", "-h", "127.0.0.1", "-p", str(port)],
+                                 env=env, capture_output=True).returncode == 0, 120, "the code server", tmp_path)
     daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", str(workspace)], cwd=REPO, env=env,
                               stdout=open(tmp_path / "daemon.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -39,16 +51,39 @@ def test_a_killed_run_is_failed_and_the_next_run_starts(tmp_path):
         quick = _launch(workspace, env, "quick")
         time.sleep(5)
         assert instance.get_run_by_id(quick).status == dg.DagsterRunStatus.QUEUED  # one run at a time
-        os.kill(pid, signal.SIGKILL)  # the run's process dies (OOM, kill -9) without a word to Dagster
+        # The code location dies with its run (an OOM kill, a crash): the proxy make up starts, the server under
+        # it, the run's process and its steps, the code servers first so that none sees the run die.
+        inner = _parent(pid)
+        assert _parent(inner) == servers[0].pid
+        for victim in (servers[0].pid, inner, pid, *_children(pid)):
+            os.kill(victim, signal.SIGKILL)
+        servers[0].wait(timeout=30)
+        servers.append(_code_server(port, env, tmp_path))  # what make up's supervisor does (run_with.sh)
         _wait(lambda: instance.get_run_by_id(sleepy).status == dg.DagsterRunStatus.FAILURE, 120,
               "the killed run to be failed", tmp_path)
-        _wait(lambda: instance.get_run_by_id(quick).status == dg.DagsterRunStatus.SUCCESS, 180,
-              "the queued run to start and finish", tmp_path)
         failure = [e for e in instance.all_logs(sleepy) if e.dagster_event and e.dagster_event.is_run_failure]
         assert failure and f"pid {pid}" in (failure[-1].message or failure[-1].user_message or "")
+        _wait(lambda: instance.get_run_by_id(quick).status == dg.DagsterRunStatus.SUCCESS, 180,
+              "the queued run to start and finish", tmp_path)
     finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        daemon.wait(timeout=60)
+        for process in (daemon, *servers):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=60)
+
+
+def _code_server(port: int, env: dict, tmp_path: Path) -> subprocess.Popen:
+    """`dagster code-server start`, as make up runs the code location."""
+    return subprocess.Popen([str(BIN / "dagster"), "code-server", "start", "-h", "127.0.0.1", "-p", str(port),
+                             "-m", "tests.stack.sleepy_definitions", "--location-name", "sleepy"], cwd=REPO, env=env,
+                            stdout=open(tmp_path / "code-server.log", "a"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _launch(workspace: Path, env: dict, job: str) -> str:
@@ -70,6 +105,22 @@ def _worker_pid(instance, run_id: str) -> int | None:
     run = instance.get_run_by_id(run_id)
     found = _process_event(instance, run_id) if run.status == dg.DagsterRunStatus.STARTED else None
     return found[0] if found else None
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _children(pid: int) -> list[int]:
+    """The run's step processes, so that none outlives the test."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and _parent(int(entry.name)) == pid:
+                found.append(int(entry.name))
+        except OSError:
+            pass
+    return found
 
 
 def _wait(condition, seconds: float, what: str, tmp_path: Path):
