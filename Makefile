@@ -23,7 +23,7 @@ MLFLOW_PORT ?= 5000
 MLFLOW_BACKEND_STORE_URI ?= sqlite:///$(READMIT_HOME)/mlflow.db
 MLFLOW_ARTIFACTS_DESTINATION ?= $(READMIT_HOME)/mlartifacts
 
-.PHONY: system-packages install demo test test-stack dagster mlflow airflow serve ui observe loadtest deploy-check bento api-image bento-requirements up down logs status clean bench postgres
+.PHONY: system-packages install demo test test-stack figures dagster mlflow airflow serve ui observe loadtest deploy-check bento api-image bento-requirements up down logs status clean bench postgres
 
 $(UV):
 	@command -v python3 >/dev/null || { echo "readmit needs python3 (3.11) on PATH" >&2; exit 1; }
@@ -48,7 +48,9 @@ system-packages: ## Debian packages for the stack tests (chromium, prometheus); 
 
 test-stack: install postgres system-packages ## tests against real servers on loopback (Postgres, MLflow server, moto S3)
 	$(RUN) pytest -m stack
-	@echo "end-to-end figures (docs/e2e_results.json):" && cat docs/e2e_results.json
+
+figures: install postgres system-packages ## refresh the figures docs/ shows (end-to-end timings, UI screenshots) from a stack run
+	$(RUN) pytest -m stack tests/stack/test_end_to_end.py tests/stack/test_ui_browser.py --figures-dir docs
 
 dagster: install ## the Dagster UI on the instance the pipeline writes to
 	umask 077 && $(RUN) python -c "from assets.pipeline import open_instance; from assets.settings import Settings; open_instance(Settings.from_env())"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tests.stack.servers import Server, free_port
+from harness.servers import Server, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -24,6 +24,21 @@ SHARED_ZIP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "d
 PROJECT_TOOLS = Path(__file__).resolve().parents[1] / ".tools" / "bin"
 
 
+def pytest_addoption(parser):
+    parser.addoption("--figures-dir", default=None,
+                     help="where the stack tests write the figures the docs show (make figures: docs/); "
+                          "by default each test's own temporary folder, so a test run leaves the checkout clean")
+
+
+@pytest.fixture
+def figures_dir(request, tmp_path) -> Path:
+    """The folder a test writes its published figures to (docs/ only under `make figures`)."""
+    chosen = request.config.getoption("--figures-dir")
+    folder = Path(chosen).resolve() if chosen else tmp_path / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def pytest_configure(config):
     """Processes the tests start find the project's own uv (as under make) even when pytest is run by hand,
     and every file the tests create (lakes, MLflow stores, servers' files) is private, as in `make demo`."""

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.stack.servers import Server, free_port
+from harness.servers import Server, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ import boto3
 import psycopg2
 import pytest
 
-from tests.stack.servers import Server, free_port
+from harness.servers import Server, free_port
 
 BIN = Path(sys.executable).parent
 PG_DSN = "postgresql://readmit:readmit@127.0.0.1:5432/postgres"  # local test role made by .ci/run

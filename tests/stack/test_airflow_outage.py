@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from assets.status import collect_status
-from tests.stack.servers import Server, free_port
+from harness.servers import Server, free_port
 
 pytestmark = pytest.mark.stack
 REPO = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ from assets.pipeline import open_instance, tick
 from assets.status import collect_status
 from observability.alert_sink import make_server
 from tests.monitoring.test_pipeline_monitoring import shifted_settings  # noqa: F401 - the fixture
-from tests.stack.servers import Server, free_port, web_config
+from harness.servers import Server, free_port, web_config
 
 pytestmark = pytest.mark.stack
 OBS = Path(__file__).resolve().parents[2] / "observability"

@@ -2,7 +2,7 @@
 the running BentoML service switches version with zero failed requests → Streamlit and Prometheus show it.
 
 Prints the figures (time to first prediction, promotion-to-switch, errors during the switch) and
-records them in docs/e2e_results.json.
+records them in e2e_results.json (the test's own folder; `make figures` refreshes docs/e2e_results.json).
 """
 import json
 import os
@@ -21,7 +21,7 @@ from assets.resources.registry import ModelRegistry
 from assets.settings import Settings
 from tests.bento.conftest import start_service
 from tests.stack.conftest import S3_ENV
-from tests.stack.servers import Server, free_port
+from harness.servers import Server, free_port
 from tests.stack.test_service_registry import _mlflow
 from tests.stack.test_ui_browser import CHROMIUM, FLAGS, start_ui
 
@@ -42,7 +42,7 @@ def _airflow_tick(env: dict, airflow_home: Path) -> dict:
 
 
 def test_new_batches_improve_the_model_and_the_service_switches_live(
-        new_database, s3_endpoint, stack_logs, tmp_path):
+        new_database, s3_endpoint, stack_logs, tmp_path, figures_dir):
     mlflow_port = free_port()
     mlflow_url = f"http://127.0.0.1:{mlflow_port}"
     mlflow_server = _mlflow(new_database(), s3_endpoint, stack_logs, mlflow_port)
@@ -141,7 +141,7 @@ def test_new_batches_improve_the_model_and_the_service_switches_live(
         assert {"1", str(promoted)} <= seen
         figures["prometheus_versions"] = sorted(seen)
         print("\nE2E FIGURES " + json.dumps(figures))
-        (REPO / "docs" / "e2e_results.json").write_text(json.dumps(figures, indent=2) + "\n")
+        (figures_dir / "e2e_results.json").write_text(json.dumps(figures, indent=2) + "\n")
     finally:
         for server in (ui_server, prometheus, api_server, mlflow_server):
             if server is not None:

@@ -14,7 +14,7 @@ import psycopg2
 import pytest
 import requests
 
-from tests.stack.servers import free_port
+from harness.servers import free_port
 
 pytestmark = pytest.mark.stack
 REPO = Path(__file__).resolve().parents[2]

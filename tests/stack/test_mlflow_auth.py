@@ -13,7 +13,7 @@ from assets.encounters.schemas import feature_columns
 from assets.model.train import Hyperparameters, train_candidates
 from assets.resources.mlflow_auth import Account, auth_config, provision
 from assets.resources.registry import ModelRegistry
-from tests.stack.servers import Server, free_port
+from harness.servers import Server, free_port
 
 pytestmark = pytest.mark.stack
 ADMIN, PIPELINE, API = Account("admin", "admin-Secret-1"), Account("pipeline", "pipe-Secret-2"), Account("api", "api-Secret-3")

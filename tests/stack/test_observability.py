@@ -21,7 +21,7 @@ from assets.settings import Settings
 
 from observability.locust.step_load import run_step, sample_encounters
 from tests.bento.conftest import start_service
-from tests.stack.servers import Server, free_port, web_config
+from harness.servers import Server, free_port, web_config
 
 pytestmark = pytest.mark.stack
 OBS = Path(__file__).resolve().parents[2] / "observability"

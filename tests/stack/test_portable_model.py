@@ -15,7 +15,7 @@ import requests
 from assets.encounters.synthetic import generate_encounters
 from assets.encounters.transforms import INT_COLUMNS
 from assets.resources.registry import ModelRegistry
-from tests.stack.servers import Server, free_port
+from harness.servers import Server, free_port
 
 pytestmark = pytest.mark.stack
 REPO = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from assets.resources.registry import ModelRegistry
 from assets.settings import Settings
 from tests.bento.conftest import start_service
 from tests.stack.conftest import S3_ENV
-from tests.stack.servers import Server, free_port
+from harness.servers import Server, free_port
 
 pytestmark = pytest.mark.stack
 

@@ -8,7 +8,7 @@ import requests
 from playwright.sync_api import expect, sync_playwright
 
 from tests.bento.conftest import start_service
-from tests.stack.servers import Server, free_port
+from harness.servers import Server, free_port
 
 pytestmark = pytest.mark.stack
 REPO = Path(__file__).resolve().parents[2]
@@ -39,7 +39,7 @@ def start_ui(settings, logs: Path, api_url: str) -> tuple[Server, str]:
     return server, url
 
 
-def test_clinician_flow_in_chromium(trained_settings, tmp_path, browser, synthetic_frame):
+def test_clinician_flow_in_chromium(trained_settings, tmp_path, browser, synthetic_frame, figures_dir):
     api_server, api = start_service(trained_settings, tmp_path)
     ui_server, ui = start_ui(trained_settings, tmp_path, api)
     try:
@@ -68,7 +68,7 @@ def test_clinician_flow_in_chromium(trained_settings, tmp_path, browser, synthet
         expect(page.get_by_role("cell", name="age", exact=True)).to_be_visible()
         expect(page.get_by_text("Input should be '[0-10)'").first).to_be_visible()
         page.wait_for_timeout(1500)  # let the results grid paint before the screenshot
-        page.screenshot(path=str(REPO / "docs" / "ui_batch.png"), full_page=True)
+        page.screenshot(path=str(figures_dir / "ui_batch.png"), full_page=True)  # make figures: docs/
 
         page.goto(f"{ui}/monitoring")  # batch-002 was judged by version 1 before the second retrain
         expect(page.get_by_text("Live ROC-AUC per batch")).to_be_visible(timeout=60_000)
@@ -78,12 +78,12 @@ def test_clinician_flow_in_chromium(trained_settings, tmp_path, browser, synthet
         expect(page.get_by_text("Version 1 on batch-002")).to_be_visible()
         page.wait_for_timeout(1500)
         # Published small groups show n as <11 and no figure (the synthetic home has several).
-        page.screenshot(path=str(REPO / "docs" / "ui_monitoring.png"), full_page=True)
+        page.screenshot(path=str(figures_dir / "ui_monitoring.png"), full_page=True)
         page.goto(f"{ui}/models")
         expect(page.get_by_text("show n as").first).to_be_visible(timeout=60_000)
         page.get_by_text("Subgroups (holdout)").scroll_into_view_if_needed()
         page.wait_for_timeout(1500)
-        page.screenshot(path=str(REPO / "docs" / "ui_model_card.png"), full_page=True)
+        page.screenshot(path=str(figures_dir / "ui_model_card.png"), full_page=True)
 
         api_server.stop()
         page.goto(ui)
