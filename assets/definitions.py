@@ -4,9 +4,9 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.automation import build_automation
-from assets.encounters.assets import DatasetSource, batches, clean_batch, raw_batch, source_dataset, training_set
-from assets.model.assets import TrainingPolicy, production_model, readmission_model
-from assets.monitoring.assets import Monitoring, batch_monitoring, batch_outcomes, batch_predictions
+from assets.graph.encounters import DatasetSource, batches, clean_batch, raw_batch, source_dataset, training_set
+from assets.graph.model import TrainingPolicy, production_model, readmission_model
+from assets.graph.monitoring import Monitoring, batch_monitoring, batch_outcomes, batch_predictions
 from assets.resources.lake import Lake, LakeIOManager
 from assets.resources.registry import ModelRegistry
 from assets.settings import Settings

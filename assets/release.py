@@ -16,9 +16,9 @@ from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
-from assets.encounters.assets import batches
+from assets.graph.encounters import batches
 from assets.encounters.batches import BatchLedger, now_iso, plan_batches
-from assets.monitoring.assets import SUMMARY_KEYS as MONITORING_KEYS
+from assets.monitoring.quality import SUMMARY_KEYS as MONITORING_KEYS
 from assets.monitoring.push import push_batch_gauges, push_release_gauges, pushgateway_auth
 from assets.resources.lake import Lake
 from assets.settings import Settings

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from assets.encounters.batches import BatchLedger
 from assets.encounters.training import training_rows
-from assets.monitoring.assets import SUMMARY_KEYS
+from assets.monitoring.quality import SUMMARY_KEYS
 from assets.resources.lake import Lake
 from assets.settings import Settings
 

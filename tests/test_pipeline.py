@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from assets.definitions import FETCH_JOB, INGEST_JOB, RETRAIN_JOB, build_definitions
-from assets.encounters.assets import batches
+from assets.graph.encounters import batches
 from assets.encounters.training import read_training_set
 from assets.pipeline import PipelineError, job_order, open_instance, release_next_batch, run_job, tick
 from assets.resources.lake import Lake

@@ -1,1 +1,1 @@
-"""Encounter data: schema, acquisition, batching and cleaning (no Dagster imports outside assets.py)."""
+"""Encounter data: schema, acquisition, batching and cleaning (plain Python: its Dagster assets are in assets/graph/)."""

@@ -6,6 +6,8 @@ find. Everything made from it is labelled synthetic (ledger, logs, MLflow tags, 
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -109,13 +111,20 @@ def synthetic_probe(rows: int = 50, identifiers: bool = False, seed: int = PROBE
     form defaults and random encounter, never a patient.
 
     Without `identifiers` there is no `encounter_id`/`patient_nbr` column (the model never reads them);
-    with them, they are the generator's made-up numbers (for a signature that names them as optional)."""
+    with them, they are the generator's made-up numbers (for a signature that names them as optional).
+    Generating and cleaning them costs about a second, paid twice per retrain; the same arguments give the
+    same rows, so they are made once per process and each caller gets its own copy."""
+    frame = _probe(rows, seed).copy()
+    return frame if identifiers else frame.drop(columns=list(IDENTIFIERS))
+
+
+@functools.lru_cache(maxsize=8)
+def _probe(rows: int, seed: int) -> pd.DataFrame:
     from assets.encounters.schemas import feature_columns
     from assets.encounters.transforms import clean_encounters
 
     clean, _ = clean_encounters(generate_encounters(max(rows * 2, 20), seed=seed), "synthetic-probe")
-    frame = clean[feature_columns()].head(rows).reset_index(drop=True)
-    return frame if identifiers else frame.drop(columns=list(IDENTIFIERS))
+    return clean[feature_columns()].head(rows).reset_index(drop=True)
 
 
 def _drift(rng: np.random.Generator, data: dict[str, np.ndarray], rows: int, drift: float) -> None:

@@ -1,1 +1,1 @@
-"""The readmission model: features, training, evaluation, promotion (pure, no Dagster outside assets.py)."""
+"""The readmission model: features, training, evaluation, promotion (plain Python: its Dagster assets are in assets/graph/)."""

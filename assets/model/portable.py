@@ -11,8 +11,12 @@ docs/benchmarks.md.
 from __future__ import annotations
 
 import ast
+import contextlib
 import shutil
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 
@@ -77,3 +81,24 @@ def model_signature(example: pd.DataFrame, output):
                      for spec in inferred.inputs.inputs])
     inferred.inputs = inputs
     return inferred
+
+
+@dataclass(frozen=True)
+class ModelPackage:
+    """What MLflow logs beside a model's pickle: its signature, a synthetic input example (never an
+    identifier: the signature keeps those optional) and the project code it imports."""
+
+    signature: object
+    input_example: pd.DataFrame
+    code_path: Path
+
+
+@contextlib.contextmanager
+def packaged(model, example: pd.DataFrame) -> Iterator[ModelPackage]:
+    """The `ModelPackage` of `model`, scored on `example` for its signature; its code folder lives while
+    the block runs (the registry logs it inside the block)."""
+    example = example.astype({c: object for c in example.columns if example[c].dtype == "string"})
+    with tempfile.TemporaryDirectory() as code:
+        yield ModelPackage(signature=model_signature(example, model.predict(example)),
+                           input_example=example.drop(columns=["encounter_id", "patient_nbr"], errors="ignore").head(3),
+                           code_path=write_model_code(Path(code)))

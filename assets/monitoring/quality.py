@@ -11,6 +11,9 @@ import math
 import numpy as np
 import pandas as pd
 
+# The status contract of `readmit status --json`: every batch's `monitoring` object has these keys.
+SUMMARY_KEYS = ("model_version", "roc_auc", "pr_auc", "brier", "ece", "max_psi", "max_psi_feature", "drift")
+
 # The attributes a hospital asks "does it work equally for them?" about (clean-schema columns).
 SUBGROUP_ATTRIBUTES = ("race", "gender", "age", "payer_code")
 ECE_BINS = 10

@@ -71,15 +71,15 @@ class ModelRegistry(dg.ConfigurableResource):
             return experiment.experiment_id
         return mlflow.create_experiment(EXPERIMENT, artifact_location=self.artifact_root)
 
-    def log_candidate(self, model, metrics: dict, params: dict, tags: dict, figures: dict,
-                      example: pd.DataFrame, documents: dict | None = None) -> tuple[str, str]:
+    def log_candidate(self, model, metrics: dict, params: dict, tags: dict, figures: dict, package,
+                      documents: dict | None = None) -> tuple[str, str]:
         """One MLflow run per candidate: params, holdout metrics, plots, JSON `documents` (subgroup
-        metrics, the reference profile monitoring compares batches with), and the model itself.
+        metrics, the reference profile monitoring compares batches with), and the model itself, as the
+        model layer packed it (`package`: `assets.model.portable.ModelPackage`, its signature, input example
+        and code; this layer knows MLflow, not the model).
 
         Returns the run id and the logged model's URI (what gets registered)."""
         import mlflow
-
-        from assets.model.portable import model_signature, write_model_code
 
         experiment_id = self.activate()
         with mlflow.start_run(experiment_id=experiment_id, run_name=model.name, tags=tags) as run:
@@ -90,18 +90,14 @@ class ModelRegistry(dg.ConfigurableResource):
             mlflow.log_dict(metrics, "holdout_metrics.json")
             for name, document in (documents or {}).items():
                 mlflow.log_dict(document, name)
-            example = example.astype({c: object for c in example.columns if example[c].dtype == "string"})
             with warnings.catch_warnings():
                 # MLflow's hint that integer columns cannot hold missing values: none of ours may be
                 # missing, and requests are checked against the schema-derived contract, not this signature.
                 warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
-                with tempfile.TemporaryDirectory() as code:
-                    info = mlflow.sklearn.log_model(
-                        model, name="model", signature=model_signature(example, model.predict(example)),
-                        # the example travels with the model: never an identifier (the signature keeps them optional)
-                        input_example=example.drop(columns=["encounter_id", "patient_nbr"], errors="ignore").head(3),
-                        serialization_format="cloudpickle",
-                        pip_requirements=_model_requirements(), code_paths=[str(write_model_code(Path(code)))])
+                info = mlflow.sklearn.log_model(
+                    model, name="model", signature=package.signature, input_example=package.input_example,
+                    serialization_format="cloudpickle", pip_requirements=_model_requirements(),
+                    code_paths=[str(package.code_path)])
             return run.info.run_id, info.model_uri
 
     def log_figure(self, run_id: str, figure, path: str) -> None:

@@ -85,3 +85,15 @@ def test_the_probe_is_synthetic_fixed_and_carries_no_identifier():
     assert list(probe.columns) == [c for c in feature_columns() if c not in ("encounter_id", "patient_nbr")]
     assert probe.equals(synthetic_probe(3)) and not probe.equals(synthetic_probe(3, seed=1))
     assert list(synthetic_probe(3, identifiers=True).columns) == feature_columns()  # for the signature only
+
+
+def test_a_caller_that_changes_its_probe_leaves_the_next_callers_probe_alone():
+    """The probe is made once per process: each caller must still get rows of its own."""
+    from assets.encounters.synthetic import synthetic_probe
+
+    first = synthetic_probe(3, identifiers=True)
+    before = first.copy()
+    first.loc[0, "age"] = "[90-100)"
+    first["extra"] = 1
+    again = synthetic_probe(3, identifiers=True)
+    assert again.equals(before) and "extra" not in again.columns

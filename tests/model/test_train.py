@@ -102,7 +102,7 @@ def test_the_row_cap_is_a_setting_the_retrain_honours(tmp_path, synthetic_csv):
     import dagster as dg
 
     from assets.definitions import build_definitions
-    from assets.model.assets import TrainingPolicy
+    from assets.graph.model import TrainingPolicy
     from assets.pipeline import open_instance, tick
     from assets.resources.registry import ModelRegistry
     from assets.settings import Settings

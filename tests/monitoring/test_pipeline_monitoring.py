@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from assets.encounters.synthetic import generate_encounters
-from assets.monitoring.assets import SUMMARY_KEYS
+from assets.monitoring.quality import SUMMARY_KEYS
 from assets.pipeline import PipelineError, open_instance, tick
 from assets.resources.registry import ModelRegistry
 from assets.settings import Settings

@@ -3,7 +3,7 @@ any path is built, and the lake refuses a part that climbs out of its root, whoe
 import pytest
 
 from assets.definitions import FETCH_JOB, INGEST_JOB, build_definitions
-from assets.encounters.assets import batches
+from assets.graph.encounters import batches
 from assets.pipeline import PipelineError, open_instance, run_job
 from assets.resources.lake import Lake, checked_batch_key
 

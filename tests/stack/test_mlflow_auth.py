@@ -10,6 +10,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from assets.encounters.schemas import feature_columns
+from assets.model.portable import packaged
 from assets.model.train import Hyperparameters, train_candidates
 from assets.resources.mlflow_auth import Account, auth_config, provision
 from assets.resources.registry import ModelRegistry
@@ -45,8 +46,9 @@ def test_only_the_pipeline_user_can_register_and_promote(tmp_path, monkeypatch, 
         model = candidates[-1]
 
         _as(monkeypatch, PIPELINE)
-        _, uri = registry.log_candidate(model.model, model.metrics, {}, {"readmit.data_source": "synthetic"}, {},
-                                        holdout[feature_columns()].head(10))
+        with packaged(model.model, holdout[feature_columns()].head(10)) as package:
+            _, uri = registry.log_candidate(model.model, model.metrics, {}, {"readmit.data_source": "synthetic"}, {},
+                                            package)
         version = registry.register(uri, {}).version
         registry.set_production(version)
 

@@ -6,6 +6,7 @@ import psycopg2
 import pytest
 
 from assets.encounters.schemas import feature_columns
+from assets.model.portable import packaged
 from assets.model.train import Hyperparameters, train_candidates
 from assets.resources.registry import ModelRegistry
 
@@ -26,8 +27,9 @@ def test_log_register_promote_and_load_by_alias_on_postgres_and_s3(mlflow_server
     _, url = mlflow_server
     model_candidate, holdout = candidate
     registry = ModelRegistry(tracking_uri=url, model_name="readmission")
-    run_id, model_uri = registry.log_candidate(model_candidate.model, model_candidate.metrics, {"candidate": "hgb"},
-                                               {"readmit.data_source": "synthetic"}, {}, holdout[feature_columns()].head(20))
+    with packaged(model_candidate.model, holdout[feature_columns()].head(20)) as package:
+        run_id, model_uri = registry.log_candidate(model_candidate.model, model_candidate.metrics, {"candidate": "hgb"},
+                                                   {"readmit.data_source": "synthetic"}, {}, package)
     first = registry.register(model_uri, tags={"roc_auc": "0.7"})
     registry.set_production(first.version)
     second = registry.register(model_uri, tags={"roc_auc": "0.71"})

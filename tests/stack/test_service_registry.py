@@ -7,6 +7,7 @@ import pytest
 import requests
 
 from assets.encounters.schemas import feature_columns
+from assets.model.portable import packaged
 from assets.model.train import Hyperparameters, train_candidates
 from assets.resources.registry import ModelRegistry
 from assets.settings import Settings
@@ -41,8 +42,9 @@ def _registry_with_a_production_model(url: str, synthetic_frame) -> tuple[ModelR
     clean, _ = clean_encounters(synthetic_frame, "batch-001")
     candidates, holdout = train_candidates(clean, Hyperparameters(hgb_max_iter=30))
     model = candidates[-1]
-    _, uri = registry.log_candidate(model.model, model.metrics, {}, {"readmit.data_source": "synthetic"}, {},
-                                    holdout[feature_columns()].head(10))
+    with packaged(model.model, holdout[feature_columns()].head(10)) as package:
+        _, uri = registry.log_candidate(model.model, model.metrics, {}, {"readmit.data_source": "synthetic"}, {},
+                                        package)
     registry.set_production(registry.register(uri, {}).version)
     return registry, uri
 

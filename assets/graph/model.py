@@ -7,7 +7,7 @@ use them: the asset graph itself is read on every Airflow DAG parse and by every
 import dagster as dg
 import pandas as pd
 
-from assets.encounters.assets import DatasetSource, training_set
+from assets.graph.encounters import DatasetSource, training_set
 from assets.encounters.batches import BatchLedger, now_iso
 from assets.encounters.training import INDEX_COLUMNS, TrainingSetError, read_manifest, read_training_set
 from assets.encounters.schemas import TARGET, feature_columns
@@ -66,6 +66,7 @@ def readmission_model(context: dg.AssetExecutionContext, config: TrainingConfig,
     from assets.encounters.synthetic import synthetic_probe
     from assets.model.evaluate import evaluation_plots
     from assets.model.features import CATEGORICAL, prepare_features
+    from assets.model.portable import packaged
     from assets.model.train import split_training_set, train_candidates
     from assets.monitoring.drift import profile, reference_sample
     from assets.monitoring.quality import SUBGROUP_ATTRIBUTES, subgroup_metric_names, subgroup_metrics
@@ -94,13 +95,13 @@ def readmission_model(context: dg.AssetExecutionContext, config: TrainingConfig,
         figures = evaluation_plots(y, risk, model.threshold)
         subgroups = suppress_groups(subgroup_metrics(holdout[list(SUBGROUP_ATTRIBUTES)], y, risk, model.threshold),
                                     registry.min_cell)
-        runs[model.name], uris[model.name] = registry.log_candidate(
-            model, {**candidate.metrics, **subgroup_metric_names(subgroups)},
-            {**params.__dict__, "candidate": model.name}, tags, figures,
-            example=synthetic_probe(50, identifiers=True),  # no patient travels with a model
-            documents={"subgroup_metrics.json": subgroups,
-                       "reference_profile.json": profile(train_features, CATEGORICAL, risk=risk,
-                                                         min_cell=registry.min_cell)})
+        with packaged(model, synthetic_probe(50, identifiers=True)) as package:  # no patient travels with a model
+            runs[model.name], uris[model.name] = registry.log_candidate(
+                model, {**candidate.metrics, **subgroup_metric_names(subgroups)},
+                {**params.__dict__, "candidate": model.name}, tags, figures, package,
+                documents={"subgroup_metrics.json": subgroups,
+                           "reference_profile.json": profile(train_features, CATEGORICAL, risk=risk,
+                                                             min_cell=registry.min_cell)})
     version = registry.register(uris[best.model.name], tags={
         **tags, "candidate": best.model.name, "roc_auc": f"{best.metrics['roc_auc']:.6f}",
         "threshold": f"{best.model.threshold:.6f}"})

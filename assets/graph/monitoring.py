@@ -12,19 +12,19 @@ import json
 import dagster as dg
 import pandas as pd
 
-from assets.encounters.assets import DatasetSource, batches, clean_batch
+from assets.graph.encounters import DatasetSource, batches, clean_batch
 from assets.encounters.batches import BatchLedger, now_iso
 from assets.encounters.schemas import TARGET, feature_columns
 from assets.monitoring.drift import RISK, drift_level, psi_by_feature
-from assets.monitoring.quality import SUBGROUP_ATTRIBUTES, batch_quality, subgroup_metric_names, subgroup_metrics
+from assets.monitoring.quality import (
+    SUBGROUP_ATTRIBUTES, SUMMARY_KEYS, batch_quality, subgroup_metric_names, subgroup_metrics,
+)
 from assets.monitoring.suppression import suppress_groups
 from assets.resources.lake import Lake, checked_batch_key
 from assets.resources.registry import ModelRegistry
 from assets.settings import Settings
 
 REFERENCE_PROFILE = "reference_profile.json"
-# The status contract of `readmit status --json`: every batch's `monitoring` object has these keys.
-SUMMARY_KEYS = ("model_version", "roc_auc", "pr_auc", "brier", "ece", "max_psi", "max_psi_feature", "drift")
 
 
 class Monitoring(dg.ConfigurableResource):
