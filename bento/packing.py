@@ -10,7 +10,7 @@ import bentoml
 import mlflow
 
 from assets.resources.model_files import DIGEST_TAG, SIGNATURE_TAG, statement, verify_folder, verify_signature
-from assets.resources.registry import ModelRegistry
+from assets.resources.registry import RegistryReader
 from assets.settings import Settings
 
 BENTO_MODEL = "readmission-production"
@@ -18,7 +18,7 @@ BENTO_MODEL = "readmission-production"
 
 def pack_production_model(settings: Settings) -> bentoml.Model:
     """Import `models:/<name>@production` into the BentoML store, labelled with its registry version."""
-    registry = ModelRegistry.from_settings(settings)
+    registry = RegistryReader.from_settings(settings)
     live = registry.production()
     if live is None:
         raise SystemExit("no model in production: run the pipeline (make demo) before building the Bento")

@@ -98,14 +98,14 @@ class ReadmissionService:
     def __init__(self) -> None:
         from threadpoolctl import threadpool_limits
 
-        from assets.resources.registry import ModelRegistry
+        from assets.resources.registry import RegistryReader
 
         threadpool_limits(1)  # one predict thread; OpenMP threads only fight it (docs/benchmarks.md)
         # A registry outage must show within a poll interval, not after MLflow's minutes of retries.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
         self.settings = Settings.from_env()
-        self.registry = ModelRegistry.from_settings(self.settings)
+        self.registry = RegistryReader.from_settings(self.settings)
         MODEL_VERSION.set(0)
         MODEL_READY.set(0)
         if not self.settings.api_key:

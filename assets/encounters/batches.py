@@ -12,7 +12,7 @@ from pathlib import Path
 
 from upath import UPath
 
-from assets.resources.lake import write_atomically
+from assets.resources.atomic import write_atomically
 
 LEDGER_FILE = "metadata_batch.json"
 

@@ -19,7 +19,7 @@ from upath import UPath
 
 from assets.encounters.schemas import source_columns
 from assets.encounters.synthetic import SYNTHETIC_ROWS, generate_encounters
-from assets.resources.lake import write_atomically
+from assets.resources.atomic import write_atomically
 from assets.settings import Settings
 
 log = logging.getLogger(__name__)

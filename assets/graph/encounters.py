@@ -130,7 +130,7 @@ def clean_batch(context: dg.AssetExecutionContext, raw_batch: pd.DataFrame, lake
 # `batch_monitoring` (assets/monitoring) by key: a batch is judged by the production model before the
 # training set learns from it, and that order is part of the graph (named by key: monitoring imports us).
 @dg.asset(group_name="encounters", deps=[clean_batch, dg.AssetKey("batch_monitoring")], kinds={"pandas", "json"})
-def training_set(lake: Lake, registry: ModelRegistry, dataset: DatasetSource) -> dg.MaterializeResult:
+def training_set(lake: Lake, registry: dg.ResourceParam[ModelRegistry], dataset: DatasetSource) -> dg.MaterializeResult:
     """Every clean batch so far, one row per `encounter_id` (a re-delivered encounter keeps its latest).
 
     Append-only (`assets/encounters/training.py`): the manifest `training/training_set.json` lists the

@@ -60,8 +60,9 @@ class TrainingConfig(dg.Config):
 
 
 @dg.asset(group_name="model", deps=[training_set], kinds={"sklearn", "mlflow"})
-def readmission_model(context: dg.AssetExecutionContext, config: TrainingConfig, registry: ModelRegistry,
-                      dataset: DatasetSource, training: TrainingPolicy, lake: Lake) -> dg.MaterializeResult:
+def readmission_model(context: dg.AssetExecutionContext, config: TrainingConfig,
+                      registry: dg.ResourceParam[ModelRegistry], dataset: DatasetSource, training: TrainingPolicy,
+                      lake: Lake) -> dg.MaterializeResult:
     """Every candidate trained and logged to MLflow; the best on the holdout registered as a new version."""
     from assets.encounters.synthetic import synthetic_probe
     from assets.model.evaluate import evaluation_plots
@@ -114,7 +115,7 @@ def readmission_model(context: dg.AssetExecutionContext, config: TrainingConfig,
 
 
 @dg.asset(group_name="model", deps=[readmission_model, training_set], kinds={"mlflow"})
-def production_model(context: dg.AssetExecutionContext, registry: ModelRegistry, lake: Lake,
+def production_model(context: dg.AssetExecutionContext, registry: dg.ResourceParam[ModelRegistry], lake: Lake,
                      training: TrainingPolicy) -> dg.MaterializeResult:
     """The `production` alias: moved to the newest version only if it beats the champion on today's holdout."""
     from sklearn.metrics import roc_auc_score

@@ -48,7 +48,7 @@ class Monitoring(dg.ConfigurableResource):
 @dg.asset(group_name="monitoring", partitions_def=batches, ins={"clean_batch": dg.AssetIn()},
           kinds={"mlflow", "parquet"})
 def batch_predictions(context: dg.AssetExecutionContext, clean_batch: pd.DataFrame,
-                      registry: ModelRegistry) -> dg.Output:
+                      registry: dg.ResourceParam[ModelRegistry]) -> dg.Output:
     """The production model's risk for every clean encounter of the batch, and which version said it.
 
     Empty before the first promotion: there is no model to judge, and no number is invented."""
@@ -84,8 +84,8 @@ def batch_outcomes(clean_batch: pd.DataFrame) -> dg.Output:
               dg.AssetCheckSpec("live_roc_auc", asset="batch_monitoring",
                                 description="live ROC-AUC not far below the model's holdout ROC-AUC")])
 def batch_monitoring(context: dg.AssetExecutionContext, clean_batch: pd.DataFrame, batch_predictions: pd.DataFrame,
-                     batch_outcomes: pd.DataFrame, registry: ModelRegistry, monitoring: Monitoring, lake: Lake,
-                     dataset: DatasetSource):
+                     batch_outcomes: pd.DataFrame, registry: dg.ResourceParam[ModelRegistry], monitoring: Monitoring,
+                     lake: Lake, dataset: DatasetSource):
     """Live quality, drift and subgroup metrics of the production model on this batch.
 
     Kept in three places people look: `monitoring/<batch>.json` in the lake (and the ledger, for

@@ -5,15 +5,15 @@
 """
 
 import io
-import os
 import re
-import uuid
 
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
+
+from assets.resources.atomic import write_atomically
 
 _ARROW_TEXT = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow")}
 # A batch's partition key (`batch-001`): the only shape of key that may become part of a file name.
@@ -71,26 +71,6 @@ def checked_batch_key(key: str) -> str:
 def to_frame(table: pa.Table) -> pd.DataFrame:
     """An Arrow table as pandas, text as Arrow strings (the dtype the schemas declare)."""
     return table.to_pandas(types_mapper=_ARROW_TEXT.get)
-
-
-def write_atomically(target: UPath, payload: bytes) -> UPath:
-    """Write `payload` so that `target` is either its old self or all of `payload`, never a part.
-
-    Local: a temporary name in the same folder, then `os.replace` (atomic on POSIX). S3: one PUT, which
-    an object store applies whole or not at all. A crash or a full disk mid-write leaves the target as
-    it was, plus at most a `.tmp-` file that nothing reads."""
-    if target.protocol in ("", "file", "local"):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-        try:
-            temporary.write_bytes(payload)
-            os.replace(temporary.path, target.path)
-        finally:
-            if temporary.exists():
-                temporary.unlink()
-        return target
-    target.write_bytes(payload)
-    return target
 
 
 class LakeIOManager(dg.ConfigurableIOManager):

@@ -4,6 +4,11 @@ The one place that talks to MLflow for the pipeline; the registered model name c
 the `production` alias is defined here once (stages are deprecated since MLflow 2.9). MLflow is
 imported inside the methods: this resource is part of the asset graph, which the Airflow DAG file
 reads on every parse, and importing MLflow alone costs ~1.5 s there.
+
+Two interfaces: `RegistryReader` is what the service, the UI and `readmit status` read (versions, the
+production alias, verified models, documents); `ModelRegistry` adds what the pipeline writes (runs,
+versions, the alias, the gate's decision). Neither imports Dagster: the asset graph takes the registry as a
+plain resource (`dg.ResourceParam`), so serving ships no orchestrator.
 """
 from __future__ import annotations
 
@@ -11,10 +16,9 @@ import subprocess
 import tempfile
 import warnings
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import dagster as dg
 
 from assets.resources.model_files import (DIGEST_TAG, SIGNATURE_TAG, encode, file_digests, sign, statement,
                                           verify_folder, verify_signature)
@@ -34,17 +38,122 @@ EXPERIMENT = "readmit"
 DATA_SOURCE_TAG = "readmit.data_source"
 
 
-class ModelRegistry(dg.ConfigurableResource):
-    """Where runs are tracked and models registered, and how much better a challenger must be."""
+@dataclass(frozen=True)
+class RegistryReader:
+    """What readers of the registry need: where it is, which model, and the key its digests are verified with."""
 
     tracking_uri: str
-    artifact_root: str | None = None
     model_name: str = "readmission"
+    verify_key: str | None = None  # every load verifies the pipeline's signature of the digests first
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "RegistryReader":
+        return cls(tracking_uri=settings.tracking_uri, model_name=settings.model_name,
+                   verify_key=settings.model_verify_key)
+
+    def point(self) -> None:
+        """Point MLflow's fluent API (artifact downloads, `models:/` URIs) at this registry; creates nothing."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+
+    def client(self) -> MlflowClient:
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def verified_download(self, version: str | int) -> Path:
+        """A local copy of the version's model folder whose files match its recorded digests exactly,
+        else `DigestMismatch`. Nothing in the folder has been unpickled when this returns."""
+        import mlflow
+
+        self.point()
+        tags = self.client().get_model_version(self.model_name, str(version)).tags
+        recorded, what = tags.get(DIGEST_TAG), f"{self.model_name} version {version}"
+        if self.verify_key:  # the digests themselves must come from the holder of the signing key
+            verify_signature(statement(self.model_name, version, recorded or ""), tags.get(SIGNATURE_TAG),
+                             self.verify_key, what)
+        # A fresh folder per load: a stale file from an earlier download can never be mixed in. It stays,
+        # as MLflow's own downloads do: the loaded model's code path points into it.
+        folder = Path(mlflow.artifacts.download_artifacts(
+            f"models:/{self.model_name}/{version}", dst_path=tempfile.mkdtemp(prefix=f"readmit-v{version}-")))
+        verify_folder(folder, recorded, what)
+        return folder
+
+    def production(self) -> ModelVersion | None:
+        """The version the `production` alias points at, or None before the first promotion."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client().get_model_version_by_alias(self.model_name, PRODUCTION_ALIAS)
+        except MlflowException as err:
+            if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise
+
+    def latest_version(self) -> ModelVersion | None:
+        versions = self.client().search_model_versions(f"name='{self.model_name}'")
+        return max(versions, key=lambda v: int(v.version)) if versions else None
+
+    def versions(self) -> list[ModelVersion]:
+        """Every registered version, oldest first."""
+        return sorted(self.client().search_model_versions(f"name='{self.model_name}'"),
+                      key=lambda v: int(v.version))
+
+    def load(self, version: str | int):
+        """The `ReadmissionModel` of one registered version (kept for the next caller in this process)."""
+        import mlflow
+
+        key = (self.tracking_uri, self.model_name, str(version))
+        if key in _LOADED:
+            _LOADED.move_to_end(key)
+            return _LOADED[key]
+        model = mlflow.sklearn.load_model(str(self.verified_download(version)))
+        _LOADED[key] = model
+        while len(_LOADED) > _LOADED_MAX:
+            _LOADED.popitem(last=False)
+        return model
+
+    def load_for_serving(self, version: str | int):
+        """One version's model, its files checked against their recorded digests first (not cached:
+        a service process loads each version once)."""
+        import mlflow
+
+        return mlflow.sklearn.load_model(str(self.verified_download(version)))
+
+    def load_document(self, run_id: str, name: str):
+        """A JSON artifact of a run (e.g. `reference_profile.json`), or None when the run has none.
+
+        None means the run (or the document) does not exist, which the tracking store says by listing;
+        a store that fails while it lists or reads (a restart, S3 down) raises, so the caller's attempt
+        fails and is retried, never read as a missing document (monitoring would say "not measured")."""
+        import mlflow
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+
+        self.point()
+        try:
+            listed = {artifact.path for artifact in self.client().list_artifacts(run_id)}
+        except MlflowException as error:
+            if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+                return None
+            raise
+        if name not in listed:
+            return None
+        return mlflow.artifacts.load_dict(f"runs:/{run_id}/{name}")
+
+
+@dataclass(frozen=True)
+class ModelRegistry(RegistryReader):
+    """The pipeline's registry: where runs are tracked and models registered, and how much better a
+    challenger must be."""
+
+    artifact_root: str | None = None
     promotion_margin: float = 0.002
     subgroup_margin: float = 0.02
     subgroup_min_rows: int = 500
     signing_key: str | None = None  # the pipeline signs what it registers (model_files.sign)
-    verify_key: str | None = None  # every load verifies that signature first
     min_cell: int = Settings.min_cell
 
     @classmethod
@@ -55,17 +164,11 @@ class ModelRegistry(dg.ConfigurableResource):
                    signing_key=settings.model_signing_key, verify_key=settings.model_verify_key,
                    min_cell=settings.min_cell)
 
-    def client(self) -> MlflowClient:
-        from mlflow.tracking import MlflowClient
-
-        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
-
     def activate(self) -> str:
         """Point MLflow's fluent API here and return the experiment id (created on first use)."""
         import mlflow
 
-        mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_registry_uri(self.tracking_uri)
+        self.point()
         experiment = mlflow.get_experiment_by_name(EXPERIMENT)
         if experiment is not None:
             return experiment.experiment_id
@@ -133,86 +236,6 @@ class ModelRegistry(dg.ConfigurableResource):
         if self.signing_key:
             self.client().set_model_version_tag(self.model_name, str(version), SIGNATURE_TAG,
                                                 sign(statement(self.model_name, version, recorded), self.signing_key))
-
-    def verified_download(self, version: str | int) -> Path:
-        """A local copy of the version's model folder whose files match its recorded digests exactly,
-        else `DigestMismatch`. Nothing in the folder has been unpickled when this returns."""
-        import mlflow
-
-        self.activate()
-        tags = self.client().get_model_version(self.model_name, str(version)).tags
-        recorded, what = tags.get(DIGEST_TAG), f"{self.model_name} version {version}"
-        if self.verify_key:  # the digests themselves must come from the holder of the signing key
-            verify_signature(statement(self.model_name, version, recorded or ""), tags.get(SIGNATURE_TAG),
-                             self.verify_key, what)
-        # A fresh folder per load: a stale file from an earlier download can never be mixed in. It stays,
-        # as MLflow's own downloads do: the loaded model's code path points into it.
-        folder = Path(mlflow.artifacts.download_artifacts(
-            f"models:/{self.model_name}/{version}", dst_path=tempfile.mkdtemp(prefix=f"readmit-v{version}-")))
-        verify_folder(folder, recorded, what)
-        return folder
-
-    def production(self) -> ModelVersion | None:
-        """The version the `production` alias points at, or None before the first promotion."""
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return self.client().get_model_version_by_alias(self.model_name, PRODUCTION_ALIAS)
-        except MlflowException as err:
-            if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-                return None
-            raise
-
-    def latest_version(self) -> ModelVersion | None:
-        versions = self.client().search_model_versions(f"name='{self.model_name}'")
-        return max(versions, key=lambda v: int(v.version)) if versions else None
-
-    def versions(self) -> list[ModelVersion]:
-        """Every registered version, oldest first."""
-        return sorted(self.client().search_model_versions(f"name='{self.model_name}'"),
-                      key=lambda v: int(v.version))
-
-    def load(self, version: str | int):
-        """The `ReadmissionModel` of one registered version (kept for the next caller in this process)."""
-        import mlflow
-
-        key = (self.tracking_uri, self.model_name, str(version))
-        if key in _LOADED:
-            _LOADED.move_to_end(key)
-            return _LOADED[key]
-        model = mlflow.sklearn.load_model(str(self.verified_download(version)))
-        _LOADED[key] = model
-        while len(_LOADED) > _LOADED_MAX:
-            _LOADED.popitem(last=False)
-        return model
-
-    def load_for_serving(self, version: str | int):
-        """One version's model, its files checked against their recorded digests first (not cached:
-        a service process loads each version once)."""
-        import mlflow
-
-        return mlflow.sklearn.load_model(str(self.verified_download(version)))
-
-    def load_document(self, run_id: str, name: str):
-        """A JSON artifact of a run (e.g. `reference_profile.json`), or None when the run has none.
-
-        None means the run (or the document) does not exist, which the tracking store says by listing;
-        a store that fails while it lists or reads (a restart, S3 down) raises, so the caller's attempt
-        fails and is retried, never read as a missing document (monitoring would say "not measured")."""
-        import mlflow
-        from mlflow.exceptions import MlflowException
-        from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
-
-        self.activate()
-        try:
-            listed = {artifact.path for artifact in self.client().list_artifacts(run_id)}
-        except MlflowException as error:
-            if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
-                return None
-            raise
-        if name not in listed:
-            return None
-        return mlflow.artifacts.load_dict(f"runs:/{run_id}/{name}")
 
     def record_monitoring(self, batch: str, version: int, metrics: dict, tags: dict, documents: dict) -> str:
         """One run per judged batch (`readmit.kind=monitoring`), tagged with the version it judged."""

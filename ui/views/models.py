@@ -4,13 +4,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from assets.resources.registry import ModelRegistry
+from assets.resources.registry import RegistryReader
 from ui.views.shared import settings
 
 
 @st.cache_data(ttl=15, show_spinner=False)
 def model_history() -> pd.DataFrame:
-    registry = ModelRegistry.from_settings(settings())
+    registry = RegistryReader.from_settings(settings())
     live = registry.production()
     rows = []
     for version in registry.versions():

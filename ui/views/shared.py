@@ -2,7 +2,7 @@
 no lake credentials, and reads what the pipeline publishes, `assets/resources/published.py`)."""
 from __future__ import annotations
 
-from assets.resources.registry import ModelRegistry
+from assets.resources.registry import RegistryReader
 from assets.settings import Settings
 from ui.client import ApiClient
 
@@ -16,6 +16,6 @@ def client() -> ApiClient:
     return ApiClient(current.api_url, current.api_key)
 
 
-def registry() -> ModelRegistry:
+def registry() -> RegistryReader:
     """The model registry, read with the UI's (read-only) MLflow credentials."""
-    return ModelRegistry.from_settings(settings())
+    return RegistryReader.from_settings(settings())
