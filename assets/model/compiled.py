@@ -16,7 +16,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OrdinalEncoder
 
-from assets.model.train import ReadmissionModel
+from assets.model.scoring import ReadmissionModel
 
 _UNSEEN = "\x00unseen"  # a category no encoder can have seen: probes the "unknown" answer
 

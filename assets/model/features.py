@@ -8,8 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from assets.encounters.schemas import DEATH_OR_HOSPICE_DISPOSITIONS, MEDICATIONS, NUMERIC_BOUNDS, as_integers
-from assets.encounters.transforms import equals_any, icd9_group, normalised_columns
+# The plain constants and reading rules, never the pandera schema: a pickled model imports this module.
+from assets.encounters.columns import DEATH_OR_HOSPICE_DISPOSITIONS, MEDICATIONS, NUMERIC_BOUNDS, as_integers
+from assets.encounters.normalise import equals_any, icd9_group, normalised_columns
 
 ID_COLUMNS = ["admission_type_id", "discharge_disposition_id", "admission_source_id"]
 CATEGORICAL = [

@@ -1,7 +1,7 @@
 """What a registered model carries so that it loads outside this repository.
 
 The pickled pipeline references a few project functions and classes (`prepare_features`,
-`ReadmissionModel`, `Calibration`) by module. MLflow's `code_paths` ships exactly the project modules
+`ReadmissionModel`, `Calibration`) by module (`assets/model/scoring.py`, `features.py`). MLflow's `code_paths` ships exactly the project modules
 those import, found by reading their import statements, so `mlflow.pyfunc.load_model` works in an
 environment built from the model's own `requirements.txt`, with no checkout and no readmit install.
 Chosen over models-from-code (which would re-fit nothing but re-import the same modules) and over a
@@ -25,7 +25,7 @@ from assets.settings import REPO_ROOT
 
 PACKAGE = "assets"
 # The modules whose objects the pickled model holds; everything they import from the project follows.
-MODEL_MODULES = ("assets.model.train", "assets.model.features")
+MODEL_MODULES = ("assets.model.scoring", "assets.model.features")
 # Source columns the model never reads: identifiers (a prediction must not depend on them) and weight.
 UNUSED_INPUTS = ("encounter_id", "patient_nbr", "weight")
 

@@ -20,6 +20,8 @@ from assets.encounters.schemas import TARGET, feature_columns
 from assets.model.evaluate import choose_threshold, holdout_metrics
 from assets.model.features import CATEGORICAL, NUMERIC, death_or_hospice, prepare_features
 from assets.model.hyperparameters import Hyperparameters
+# Registered versions pickled before assets/model/scoring.py existed name these classes here: keep them importable.
+from assets.model.scoring import Calibration, ReadmissionModel, logit as _logit  # noqa: F401
 from assets.monitoring.quality import expected_calibration_error
 
 HOLDOUT_FRACTION = 0.2
@@ -41,56 +43,6 @@ def holdout_mask(frame: pd.DataFrame, fraction: float = HOLDOUT_FRACTION) -> np.
 def modelling_rows(training_set: pd.DataFrame) -> pd.DataFrame:
     """Rows the model learns from: death/hospice discharges cannot be readmitted and are left out."""
     return training_set.loc[~training_set["death_or_hospice"].to_numpy(bool)].reset_index(drop=True)
-
-
-class Calibration:
-    """A monotone map from the model's probability to a calibrated one, fitted on the validation slice."""
-
-    def __init__(self, kind: str, fitted):
-        self.kind = kind  # "sigmoid" (Platt scaling on the log-odds) or "isotonic"
-        self.fitted = fitted
-
-    def __call__(self, risk: np.ndarray) -> np.ndarray:
-        risk = np.asarray(risk, dtype=float)
-        if self.kind == "isotonic":
-            return self.fitted.predict(risk)
-        return self.fitted.predict_proba(_logit(risk).reshape(-1, 1))[:, 1]
-
-
-class ReadmissionModel:
-    """A fitted pipeline plus its decision threshold; `predict` returns P(readmitted < 30 days).
-
-    `predict` returns probabilities (not labels) so MLflow's pyfunc flavour serves the risk itself.
-    `calibration` (None, or a `Calibration`) maps the pipeline's probability to the served one;
-    `reference` holds the encoded training means a linear model's explanations are measured from.
-    """
-
-    def __init__(self, pipeline: Pipeline, threshold: float, name: str, calibration: Calibration | None = None,
-                 reference: np.ndarray | None = None):
-        self.pipeline = pipeline
-        self.threshold = threshold
-        self.name = name
-        self.calibration = calibration
-        self.reference = reference
-
-    def predict_proba(self, encounters: pd.DataFrame) -> np.ndarray:
-        """Two columns like sklearn: P(no early readmission), P(readmitted within 30 days)."""
-        risk = self.served(self.pipeline.predict_proba(encounters)[:, 1], death_or_hospice(encounters))
-        return np.column_stack([1 - risk, risk])
-
-    def served(self, pipeline_risk: np.ndarray, dead: np.ndarray) -> np.ndarray:
-        """The risk `predict` answers, from the pipeline's probability: calibrated, and 0 where `dead`
-        (death or hospice). Lets a retrain predict each frame once and reuse it."""
-        risk = pipeline_risk
-        if getattr(self, "calibration", None) is not None:  # versions pickled before calibration have none
-            risk = self.calibration(risk)
-        return np.where(dead, 0.0, risk)
-
-    def predict(self, encounters: pd.DataFrame) -> np.ndarray:
-        return self.predict_proba(encounters)[:, 1]
-
-    def predict_label(self, encounters: pd.DataFrame) -> np.ndarray:
-        return self.predict(encounters) >= self.threshold
 
 
 def build_candidates(params: Hyperparameters) -> dict[str, Pipeline]:
@@ -183,11 +135,6 @@ def _uncalibrated_metrics(y: np.ndarray, pipeline_risk: np.ndarray, dead: np.nda
     risk = np.where(dead, 0.0, pipeline_risk)
     return {"brier_uncalibrated": float(brier_score_loss(y, risk)),
             "ece_uncalibrated": expected_calibration_error(y, risk), "calibrated": float(calibrated)}
-
-
-def _logit(risk: np.ndarray) -> np.ndarray:
-    risk = np.clip(np.asarray(risk, dtype=float), 1e-9, 1 - 1e-9)
-    return np.log(risk / (1 - risk))
 
 
 @dataclass

@@ -25,7 +25,6 @@ from assets.resources.model_files import (DIGEST_TAG, SIGNATURE_TAG, encode, fil
 from assets.settings import REPO_ROOT, Settings
 
 if TYPE_CHECKING:
-    import pandas as pd
     from mlflow.entities.model_registry import ModelVersion
     from mlflow.tracking import MlflowClient
 
@@ -292,7 +291,7 @@ def _model_requirements() -> list[str]:
     from importlib.metadata import version
 
     return [f"{package}=={version(package)}" for package in
-            ("scikit-learn", "pandas", "numpy", "pyarrow", "pandera", "cloudpickle")]
+            ("scikit-learn", "pandas", "numpy", "pyarrow", "cloudpickle")]
 
 
 def git_commit() -> str:

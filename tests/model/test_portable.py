@@ -6,14 +6,15 @@ import sys
 from assets.encounters.synthetic import generate_encounters
 from assets.model.portable import UNUSED_INPUTS, model_signature, module_closure, write_model_code
 
-PLATFORM_ONLY = {"dagster", "mlflow", "matplotlib", "airflow", "bentoml", "streamlit", "boto3"}
+PLATFORM_ONLY = {"dagster", "mlflow", "matplotlib", "airflow", "bentoml", "streamlit", "boto3", "pandera"}
 
 
 def test_model_code_is_the_import_closure_and_needs_no_platform_package(tmp_path):
     package = write_model_code(tmp_path)
     files = sorted(p.relative_to(tmp_path).as_posix() for p in package.rglob("*.py"))
-    assert "assets/model/train.py" in files and "assets/model/features.py" in files
-    assert "assets/encounters/transforms.py" in files  # imported by features, so it must travel
+    assert "assets/model/scoring.py" in files and "assets/model/features.py" in files
+    assert "assets/encounters/normalise.py" in files  # imported by features, so it must travel
+    assert "assets/model/train.py" not in files and "assets/encounters/schemas.py" not in files  # no trainer, no pandera
     assert not any(name.endswith(("/assets.py", "definitions.py", "registry.py", "settings.py")) for name in files), files
     for path in package.rglob("*.py"):
         for node in ast.parse(path.read_text()).body:  # module-level imports only: lazy ones are fine
@@ -22,15 +23,16 @@ def test_model_code_is_the_import_closure_and_needs_no_platform_package(tmp_path
             assert not {n.split(".")[0] for n in names} & PLATFORM_ONLY, (path, names)
     # The trimmed package alone imports the pickled objects' modules.
     probe = subprocess.run([sys.executable, "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
-                            "import assets.model.train, assets.model.features; print(assets.__file__)", str(tmp_path)],
+                            "import assets.model.scoring, assets.model.features; print(assets.__file__)", str(tmp_path)],
                            capture_output=True, text=True, cwd=tmp_path)
     assert probe.returncode == 0 and str(tmp_path) in probe.stdout, probe.stderr
 
 
-def test_closure_follows_imports_inside_functions_too():
-    assert "assets.monitoring.quality" in module_closure()  # imported by train at module level
-    assert set(module_closure(("assets.model.features",))) == {
-        "assets.model.features", "assets.encounters.transforms", "assets.encounters.schemas"}
+def test_closure_follows_every_project_import():
+    assert set(module_closure()) == {"assets.model.scoring", "assets.model.features", "assets.encounters.normalise",
+                                     "assets.encounters.columns"}
+    trainer = module_closure(("assets.model.train",))
+    assert {"assets.monitoring.quality", "assets.model.evaluate", "assets.model.scoring"} <= set(trainer)
 
 
 def test_signature_lists_every_field_the_model_reads_and_leaves_identifiers_optional():
