@@ -15,6 +15,7 @@ from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis import settings as hypothesis_settings  # noqa: E402
 
 from assets.encounters.synthetic import generate_encounters  # noqa: E402
 from assets.pipeline import open_instance, tick  # noqa: E402
@@ -22,6 +23,13 @@ from assets.settings import Settings  # noqa: E402
 
 SHARED_ZIP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dataset_diabetes.zip"
 PROJECT_TOOLS = Path(__file__).resolve().parents[1] / ".tools" / "bin"
+
+
+# Property tests draw 40 batches each in `make test` (each costs a parse, a clean and a validation, ~0.8 s);
+# HYPOTHESIS_PROFILE=thorough searches 150 (what make test drew before, docs/benchmarks.md "The test suite").
+hypothesis_settings.register_profile("fast", max_examples=40)
+hypothesis_settings.register_profile("thorough", max_examples=150)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
 
 
 def pytest_addoption(parser):

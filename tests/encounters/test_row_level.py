@@ -117,7 +117,7 @@ def _batches(draw, base: pd.DataFrame):
     return frame
 
 
-@hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hypothesis_settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_clean_encounter_never_rejects_a_row_the_row_level_rules_passed(synthetic_frame, data):
     frame = data.draw(_batches(synthetic_frame.head(300)))
@@ -170,7 +170,7 @@ def _integer_mixes(draw, base: pd.DataFrame):
     return frame
 
 
-@hypothesis_settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hypothesis_settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_junk_ids_empty_cells_and_over_long_numbers_in_any_integer_column_never_fail_a_batch(synthetic_frame, data):
     frame = data.draw(_integer_mixes(synthetic_frame.head(300)))
