@@ -45,9 +45,12 @@ def test_the_instance_holds_materializations_and_checks(settings, instance):
     event = instance.get_latest_materialization_event(dg.AssetKey("clean_batch"))
     assert event.asset_materialization.partition == "batch-001"
     assert event.asset_materialization.metadata["clean_rows"].value == 1_000
-    check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        [dg.AssetCheckKey(dg.AssetKey("clean_batch"), "rows_accounted_for")])
-    assert check
+    key = dg.AssetCheckKey(dg.AssetKey("clean_batch"), "rows_accounted_for")
+    record = instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
+    evaluation = record.event.dagster_event.event_specific_data  # what the check found, not only that it ran
+    assert record.status.value == "SUCCEEDED" and evaluation.passed
+    assert {name: value.value for name, value in evaluation.metadata.items()} == {
+        "raw": 1_000, "clean": 1_000, "quarantined": 0}
 
 
 def test_rerunning_a_batch_never_duplicates_rows(settings, instance):

@@ -1,7 +1,10 @@
 """`LiveModel` follows the alias, and no version, however broken, stops it or gets served."""
+import dataclasses
 import threading
 import time
 from types import SimpleNamespace
+
+import pytest
 
 from bento.live_model import LiveModel, LoadedModel
 
@@ -74,7 +77,10 @@ def test_the_poll_thread_survives_errors_and_follows_the_next_alias_move():
         deadline = time.monotonic() + 10
         while calls["swaps"] < 1 and time.monotonic() < deadline:
             time.sleep(0.01)
-        registry.alias = 2  # broken
+        registry.alias = 2  # broken: the poll thread must try it, fail, and carry on
+        while 2 not in registry.loads and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert 2 in registry.loads and live.current.version == 1 and live.load_failures >= 1
         registry.alias = 3
         while (live.current is None or live.current.version != 3) and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -95,24 +101,34 @@ def test_registry_outages_are_counted_and_change_nothing():
     assert live.refresh() is False and live.current.version == 7 and len(failures) == live.poll_failures == 1
 
 
-def test_requests_never_see_half_a_swap():
+def test_a_request_holds_one_whole_model_and_a_swap_never_changes_it_underneath():
+    """What a request reads is one frozen `LoadedModel`: its version, run and model belong together, and a
+    swap replaces it whole, so a request that read the old one keeps a whole old model to the end."""
     registry = Registry(alias=1)
-    live = LiveModel(registry.resolve, registry.load)
+    live = LiveModel(registry.resolve, lambda version: LoadedModel(
+        model=SimpleNamespace(version=int(version.version)), name=version.name, version=int(version.version),
+        run_id=version.run_id, data_source="real", threshold=0.1))
     live.refresh()
+    held = live.current
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        held.version = 2  # nothing, not even the swap, can rewrite what a request holds
     seen, stop = set(), threading.Event()
 
     def reader():
         while not stop.is_set():
             current = live.current
-            seen.add((current.version, current.run_id))
+            seen.add((current.version, current.run_id, current.model.version))
 
     threads = [threading.Thread(target=reader) for _ in range(2)]
     for t in threads:
         t.start()
     for number in range(2, 30):
         registry.alias = number
-        live.refresh()
+        assert live.refresh()
+        time.sleep(0.002)  # let the readers see this version
     stop.set()
     for t in threads:
         t.join()
-    assert all(run_id == f"run-{version}" for version, run_id in seen)
+    assert live.current.version == 29 and len(seen) > 1
+    assert all(run_id == f"run-{version}" and model == version for version, run_id, model in seen)
+    assert (held.version, held.run_id, held.model.version) == (1, "run-1", 1)

@@ -67,8 +67,13 @@ def test_the_compose_dagster_instance_is_postgres_with_a_serial_run_queue(tmp_pa
     sqlalchemy.create_engine(get_conn_string(database["username"], "x", database["hostname"], database["db_name"],
                                              str(database["port"]), scheme=database.get("scheme", "postgresql")))
     assert "CREATE DATABASE dagster OWNER dagster;" in (REPO / "compose" / "postgres-init.sql").read_text()
-    import dagster_postgres  # noqa: F401  (the storage's module, installed in every image: a base dependency)
-    assert "dagster-postgres" in _requirement_names(PYPROJECT["project"]["dependencies"])
+    import dagster_postgres  # noqa: F401  (the storage's module)
+    # installed with Dagster (the pipeline group) in every image that runs Dagster: its webserver/daemon and Airflow
+    assert "dagster-postgres" in _requirement_names(PYPROJECT["dependency-groups"]["pipeline"])
+    dockerfile = (REPO / "compose" / "Dockerfile").read_text()
+    for target in ("dagster", "airflow"):
+        stage = dockerfile.split(f" AS {target}\n", 1)[1].split("\nFROM ", 1)[0]
+        assert "--group pipeline" in stage, target
     def load(key: str, kind: type):
         entry = config[key]
         return ConfigurableClassData(entry["module"], entry["class"], yaml.safe_dump(entry.get("config") or {})
@@ -92,9 +97,25 @@ def test_the_lake_and_model_artifacts_are_on_s3_and_the_api_autoscales():
     assert hpa["spec"]["scaleTargetRef"]["name"] == "readmit-api" and hpa["spec"]["maxReplicas"] > 1
 
 
-def test_deploy_doc_has_a_scaling_out_section_naming_what_is_configured():
+def test_what_the_scaling_out_section_names_exists_in_the_repository():
+    """Not its words: each file it points to exists, each READMIT_ variable is a setting, and each
+    configuration it quotes is in the file that configures it."""
+    import dataclasses
+    import re
+
+    from assets.settings import Settings
+
     text = (REPO / "docs" / "deploy.md").read_text()
     section = text[text.index("## 4. Scaling out"):]
-    for claim in ("CeleryExecutor", "--profile celery", "QueuedRunCoordinator", "dagster-postgres",
-                  "READMIT_LAKE_URL", "HorizontalPodAutoscaler", "benchmarks/scale.py"):
-        assert claim in section, claim
+    section = section[:section.find("\n## ", 5)] if "\n## " in section[5:] else section
+    quoted = set(re.findall(r"`([^`]+)`", section))
+    paths = {q for q in quoted if re.fullmatch(r"[\w.-]+(/[\w.-]+)+", q) and not q.startswith(("/", "s3:"))}
+    assert {"benchmarks/scale.py", "compose/dagster.yaml", "k8s/base/api.yaml"} <= paths
+    # compose/.env is the user's own copy of .env.example (docs/deploy.md, step 1)
+    assert [p for p in paths if not (REPO / p).exists() and p != "compose/.env"] == []
+    assert "cp .env.example compose/.env" in text and (REPO / ".env.example").exists()
+    settings = {f"READMIT_{field.name.upper()}" for field in dataclasses.fields(Settings)}
+    variables = {v for q in quoted for v in re.findall(r"READMIT_[A-Z_]+", q)}
+    assert variables and variables <= settings, variables - settings
+    assert "max_concurrent_runs: 1" in quoted and "max_concurrent_runs: 1" in (REPO / "compose" / "dagster.yaml").read_text()
+    assert "max_active_runs=1" in quoted and "max_active_runs=1" in (REPO / "assets" / "airflow_dag.py").read_text()
