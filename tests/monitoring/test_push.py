@@ -1,0 +1,84 @@
+"""The Pushgateway sender against a real HTTP server on loopback that records what it is sent: the gauges and
+labels alert rules read, the pipeline's login, and a gateway that is down or refuses never fails a batch."""
+import base64
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from assets.monitoring.push import JOB, RELEASE_JOB, push_batch_gauges, push_release_gauges
+from assets.settings import Settings
+
+log = logging.getLogger("test-push")
+
+
+@pytest.fixture
+def gateway():
+    """A loopback Pushgateway stand-in: 200 to everything, or `status` when set; `received` holds each push."""
+    received, state = [], {"status": 200}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_PUT(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+            received.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+            self.send_response(state["status"])
+            self.end_headers()
+
+        do_POST = do_PUT
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", received, state
+    server.shutdown()
+
+
+REPORT = {"summary": {"model_version": 2, "roc_auc": 0.66, "ece": 0.03, "max_psi": 0.3, "drift": "alarm",
+                      "rows": 900, "pr_auc": None},
+          "psi": {"age_years": 0.3, "__risk__": 0.1}}
+
+
+def test_batch_gauges_carry_the_batch_the_version_and_the_pipelines_login(gateway):
+    url, received, _ = gateway
+    assert push_batch_gauges(url, "batch-007", REPORT, log, auth=("pipeline", "s3cret")) is True
+    (push,) = received
+    assert push["path"] == f"/metrics/job/{JOB}"
+    assert push["auth"] == "Basic " + base64.b64encode(b"pipeline:s3cret").decode()
+    body = push["body"]
+    assert 'readmit_batch_roc_auc{batch="batch-007",model_version="2"} 0.66' in body
+    assert 'readmit_batch_number{batch="batch-007",model_version="2"} 7.0' in body
+    assert 'readmit_batch_judged{batch="batch-007",model_version="2"} 1.0' in body
+    assert 'readmit_batch_drift_level{batch="batch-007",model_version="2"} 2.0' in body  # alarm
+    assert 'readmit_batch_feature_psi{batch="batch-007",feature="age_years",model_version="2"} 0.3' in body
+    assert "readmit_batch_pr_auc" not in body  # a figure that was not measured is not sent as 0
+
+
+def test_a_batch_nothing_could_judge_is_sent_as_not_judged(gateway):
+    url, received, _ = gateway
+    push_batch_gauges(url, "batch-001", {"summary": {"model_version": None}, "psi": {}}, log, auth=("p", "q"))
+    assert 'readmit_batch_judged{batch="batch-001",model_version="none"} 0.0' in received[0]["body"]
+
+
+def test_release_gauges_say_when_and_how_often_from_settings(gateway):
+    url, received, _ = gateway
+    settings = Settings(pushgateway_url=url, pushgateway_username="pipeline", pushgateway_password="pw",
+                        batch_interval_seconds=120, monitoring_stale_intervals=4)
+    assert push_release_gauges(settings, "batch-002", "2026-12-01T00:00:00+00:00", log)
+    body = received[0]["body"]
+    assert received[0]["path"] == f"/metrics/job/{RELEASE_JOB}" and received[0]["auth"].startswith("Basic ")
+    assert "readmit_batch_interval_seconds 120.0" in body and "readmit_monitoring_stale_intervals 4.0" in body
+    assert "readmit_batch_first_released_timestamp_seconds 1.7960832e+09" in body  # 2026-12-01T00:00Z
+    assert push_release_gauges(Settings(), "batch-002", None, log) is False  # no gateway configured: nothing sent
+
+
+def test_a_gateway_that_refuses_or_is_down_is_logged_never_raised(gateway, caplog):
+    url, _, state = gateway
+    state["status"] = 401
+    with caplog.at_level(logging.WARNING):
+        assert push_batch_gauges(url, "batch-003", REPORT, log, auth=("pipeline", "wrong")) is False
+        assert push_batch_gauges("http://127.0.0.1:9", "batch-003", REPORT, log, auth=("p", "q")) is False
+    assert sum("could not push" in record.message for record in caplog.records) == 2
