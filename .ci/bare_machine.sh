@@ -24,3 +24,10 @@ echo "bare machine: make demo took $((SECONDS - start)) s"
 start=$SECONDS
 in_bare_machine make test
 echo "bare machine: make test took $((SECONDS - start)) s"
+# The quickstart leaves the clone as it found it (homes, caches and figures live outside tracked files).
+dirty="$(git status --porcelain)"
+if [ -n "$dirty" ]; then
+  echo "bare machine: make demo / make test changed the checkout:" >&2
+  echo "$dirty" >&2
+  exit 1
+fi

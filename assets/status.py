@@ -10,10 +10,10 @@ from assets.settings import Settings
 
 def collect_status(settings: Settings) -> dict:
     """The release state as one JSON-able dict (the contract of `readmit status --json`)."""
-    from assets.resources.registry import ModelRegistry
+    from assets.resources.registry import RegistryReader
 
     return release_status(Lake(root=settings.lake, s3_endpoint_url=settings.s3_endpoint_url),
-                          ModelRegistry.from_settings(settings))
+                          RegistryReader.from_settings(settings))
 
 
 def release_status(lake: Lake, registry) -> dict:
@@ -62,9 +62,9 @@ def _monitoring(entry: dict) -> dict | None:
 
 def production_model(settings: Settings) -> dict | None:
     """Name, version, run and holdout ROC-AUC of the model the `production` alias points at."""
-    from assets.resources.registry import ModelRegistry
+    from assets.resources.registry import RegistryReader
 
-    return _production_model(ModelRegistry.from_settings(settings))
+    return _production_model(RegistryReader.from_settings(settings))
 
 
 def _production_model(registry) -> dict | None:

@@ -117,7 +117,7 @@ def test_a_batch_missing_a_column_fails_and_says_which(settings, instance):
 
 
 def test_a_batch_that_keeps_failing_ends_failed_and_the_schedule_moves_on(settings, instance, monkeypatch):
-    from assets.encounters import assets as encounter_assets
+    from assets.graph import encounters as encounter_assets
 
     real_clean = encounter_assets.clean_encounters
 

@@ -7,7 +7,7 @@ the registry's read-only credentials (the API user in `make up`), never the lake
 """
 from __future__ import annotations
 
-from assets.resources.registry import EXPERIMENT, ModelRegistry
+from assets.resources.registry import EXPERIMENT, ModelRegistry, RegistryReader
 
 STATUS_KIND = "status"
 STATUS_DOCUMENT = "status.json"
@@ -29,13 +29,13 @@ def publish_status(registry: ModelRegistry, status: dict) -> str:
     return run_id
 
 
-def published_status(registry: ModelRegistry) -> dict | None:
+def published_status(registry: RegistryReader) -> dict | None:
     """The latest published release status, or None before the first batch was published."""
     runs = _runs(registry, STATUS_KIND, max_results=1)
     return registry.load_document(runs[0].info.run_id, STATUS_DOCUMENT) if runs else None
 
 
-def monitoring_reports(registry: ModelRegistry) -> dict[str, dict]:
+def monitoring_reports(registry: RegistryReader) -> dict[str, dict]:
     """Every judged batch's report ({summary, psi, subgroups}) from its latest monitoring run, by batch."""
     reports: dict[str, dict] = {}
     for run in reversed(_runs(registry, "monitoring")):  # oldest first: a re-judged batch keeps its latest
@@ -45,7 +45,7 @@ def monitoring_reports(registry: ModelRegistry) -> dict[str, dict]:
     return dict(sorted(reports.items()))
 
 
-def _runs(registry: ModelRegistry, kind: str, max_results: int = 10_000) -> list:
+def _runs(registry: RegistryReader, kind: str, max_results: int = 10_000) -> list:
     """Runs of one `readmit.kind`, newest first (none when the experiment does not exist yet)."""
     client = registry.client()
     experiment = client.get_experiment_by_name(EXPERIMENT)

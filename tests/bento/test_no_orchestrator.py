@@ -13,10 +13,19 @@ def test_importing_the_service_or_the_ui_loads_no_dagster_module():
     assert done.stdout.strip() == "[]", done.stdout[-2000:]
 
 
-def test_the_service_holds_the_read_only_registry():
+def test_the_service_holds_the_read_only_registry(monkeypatch, tmp_path):
+    """The running service reads through `RegistryReader`, which has no write to call."""
     from assets.resources.registry import ModelRegistry, RegistryReader
-    from assets.settings import Settings
 
-    reader = RegistryReader.from_settings(Settings(mlflow_tracking_uri="http://127.0.0.1:1"))
-    assert not isinstance(reader, ModelRegistry)
-    assert not any(hasattr(reader, write) for write in ("register", "set_production", "log_candidate", "record_decision"))
+    monkeypatch.setenv("READMIT_HOME", str(tmp_path / "empty"))
+    monkeypatch.setenv("READMIT_REGISTRY_POLL_SECONDS", "3600")
+    monkeypatch.setattr(ModelRegistry, "from_settings", classmethod(lambda cls, settings: 1 / 0))
+    from bento.service import ReadmissionService
+
+    service = ReadmissionService.inner()
+    try:
+        assert type(service.registry) is RegistryReader
+    finally:
+        service.live.stop()
+    assert not any(hasattr(service.registry, write)
+                   for write in ("activate", "register", "set_production", "log_candidate", "record_decision"))
