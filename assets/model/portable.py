@@ -14,6 +14,7 @@ import ast
 import contextlib
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -98,7 +99,12 @@ def packaged(model, example: pd.DataFrame) -> Iterator[ModelPackage]:
     """The `ModelPackage` of `model`, scored on `example` for its signature; its code folder lives while
     the block runs (the registry logs it inside the block)."""
     example = example.astype({c: object for c in example.columns if example[c].dtype == "string"})
+    with warnings.catch_warnings():
+        # MLflow's hint that integer columns cannot hold missing values: none of ours may be missing, and
+        # requests are checked against the schema-derived contract, not this signature.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+        signature = model_signature(example, model.predict(example))
     with tempfile.TemporaryDirectory() as code:
-        yield ModelPackage(signature=model_signature(example, model.predict(example)),
+        yield ModelPackage(signature=signature,
                            input_example=example.drop(columns=["encounter_id", "patient_nbr"], errors="ignore").head(3),
                            code_path=write_model_code(Path(code)))
