@@ -35,6 +35,7 @@ def gateway():
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}", received, state
     server.shutdown()
+    server.server_close()
 
 
 REPORT = {"summary": {"model_version": 2, "roc_auc": 0.66, "ece": 0.03, "max_psi": 0.3, "drift": "alarm",
