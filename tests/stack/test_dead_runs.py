@@ -7,7 +7,6 @@ the run, so killing the run's process alone would race that check and show nothi
 later run waits behind it forever."""
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pytest
 import yaml
 
 from assets.pipeline import INSTANCE_CONFIG
+from harness.servers import free_port
 
 pytestmark = pytest.mark.stack
 REPO = Path(__file__).resolve().parents[2]
@@ -33,7 +33,7 @@ def test_a_killed_run_is_failed_and_the_next_run_starts(tmp_path):
     coordinator = yaml.safe_load((REPO / "compose" / "dagster.yaml").read_text())["run_coordinator"]
     coordinator["config"].update(user_code_failure_retry_delay=5, max_user_code_failure_retries=30)
     (home / "dagster.yaml").write_text(config + yaml.safe_dump({"run_coordinator": coordinator}))
-    port = _free_port()
+    port = free_port()
     workspace = tmp_path / "workspace.yaml"
     workspace.write_text(f"load_from:\n  - grpc_server:\n      host: 127.0.0.1\n      port: {port}\n"
                          f"      location_name: sleepy\n")
@@ -81,12 +81,6 @@ def _code_server(port: int, env: dict, tmp_path: Path) -> subprocess.Popen:
                              "-m", "tests.stack.sleepy_definitions", "--location-name", "sleepy"], cwd=REPO, env=env,
                             stdout=open(tmp_path / "code-server.log", "a"), stderr=subprocess.STDOUT,
                             start_new_session=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _launch(workspace: Path, env: dict, job: str) -> str:
