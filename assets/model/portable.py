@@ -3,7 +3,8 @@
 The pickled pipeline references a few project functions and classes (`prepare_features`,
 `ReadmissionModel`, `Calibration`) by module (`assets/model/scoring.py`, `features.py`). MLflow's
 `code_paths` ships exactly the project modules those import, found by reading their import statements,
-so `mlflow.pyfunc.load_model` works in an environment built from the model's own `requirements.txt`, with no checkout and no readmit install.
+so `mlflow.pyfunc.load_model` works in an environment built from the model's own `requirements.txt`,
+with no checkout and no readmit install.
 Chosen over models-from-code (which would re-fit nothing but re-import the same modules) and over a
 library-only pipeline (which would mean re-writing feature derivation twice); measured in
 docs/benchmarks.md.
