@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
 
 PREFIX = "READMIT_"
 UCI_URL = ("https://archive.ics.uci.edu/static/public/296/"
@@ -17,9 +20,19 @@ UCI_URL = ("https://archive.ics.uci.edu/static/public/296/"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Runtime settings; `home` holds all state (lake, Dagster instance, MLflow store) by default."""
+class Settings(BaseSettings):
+    """Runtime settings; `home` holds all state (lake, Dagster instance, MLflow store) by default.
+
+    A typed model (pydantic-settings): each variable is parsed by its field's type, so a bad value names
+    itself. Constructing `Settings(...)` reads only its arguments, never the environment (tests and
+    resources build settings by hand); `from_env` is the one reader of `READMIT_*`."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, env_ignore_empty=True, frozen=True, extra="forbid")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        return (init_settings,)  # only the arguments: the environment is read by `from_env` alone
 
     home: Path = REPO_ROOT / ".readmit"
     source: str | None = None
@@ -33,7 +46,7 @@ class Settings:
     model_name: str = "readmission"
     promotion_margin: float = 0.002
     api_url: str = "http://127.0.0.1:3000"
-    api_key: str | None = field(default=None, repr=False)
+    api_key: str | None = Field(default=None, repr=False)
     # Ed25519 key files (PEM): the pipeline signs each version's digests, every loader verifies them.
     model_signing_key: str | None = None
     model_verify_key: str | None = None
@@ -54,7 +67,7 @@ class Settings:
     live_auc_drop: float = 0.05
     pushgateway_url: str | None = None
     pushgateway_username: str | None = None  # the pipeline's own push login (make up generates it)
-    pushgateway_password: str | None = field(default=None, repr=False)
+    pushgateway_password: str | None = Field(default=None, repr=False)
     batch_interval_seconds: float = 300.0  # how often a batch is released (the */5 schedules)
     monitoring_stale_intervals: float = 3.0  # ReadmitMonitoringStale after this many intervals
     synthetic_rows: int = 101_766  # the offline stand-in's size; 1,500,000 = 100 batches of the feed
@@ -66,64 +79,31 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
-        """Build settings from `READMIT_*` variables (defaults where unset)."""
+        """Settings from `READMIT_*` variables (defaults where unset; empty means unset), and Dagster's own
+        `DAGSTER_HOME` (a deployment may point every process at one instance). A value that does not parse,
+        or policy that would open the gate, is refused naming its variable."""
         env = os.environ if environ is None else environ
-        get = lambda name: env.get(PREFIX + name) or None  # noqa: E731 - empty means unset
-        defaults = cls()
+        values = _VariablesSource(cls, env)()
+        values.pop("dagster_home_dir", None)
+        if env.get("DAGSTER_HOME"):
+            values["dagster_home_dir"] = env["DAGSTER_HOME"]
+        try:
+            return cls(**values)
+        except ValidationError as error:
+            raise ValueError("; ".join(_named(problem) for problem in error.errors())) from None
 
-        def number(name: str, kind: type, default):
-            """A numeric variable, or a ValueError that names it (never a bare `could not convert`)."""
-            raw = get(name)
-            if raw is None:
-                return default
-            try:
-                return kind(raw)
-            except ValueError:
-                raise ValueError(f"{PREFIX}{name} must be {'an integer' if kind is int else 'a number'}, "
-                                 f"not {raw!r}") from None
-        home = Path(get("HOME") or defaults.home).expanduser().resolve()
-        return cls(
-            home=home,
-            source=get("SOURCE"),
-            source_url=get("SOURCE_URL") or defaults.source_url,
-            offline=(get("OFFLINE") or "0").lower() in ("1", "true", "yes"),
-            batch_size=number("BATCH_SIZE", int, defaults.batch_size),
-            lake_url=get("LAKE_URL"),
-            s3_endpoint_url=get("S3_ENDPOINT_URL"),
-            mlflow_tracking_uri=get("MLFLOW_TRACKING_URI"),
-            mlflow_artifact_root=get("MLFLOW_ARTIFACT_ROOT"),
-            model_name=get("MODEL_NAME") or defaults.model_name,
-            promotion_margin=number("PROMOTION_MARGIN", float, defaults.promotion_margin),
-            api_url=get("API_URL") or defaults.api_url,
-            api_key=get("API_KEY"),
-            model_signing_key=get("MODEL_SIGNING_KEY"),
-            model_verify_key=get("MODEL_VERIFY_KEY"),
-            require_api_key=(get("REQUIRE_API_KEY") or "0").lower() in ("1", "true", "yes"),
-            registry_poll_seconds=number("REGISTRY_POLL_SECONDS", float, defaults.registry_poll_seconds),
-            batch_attempts=number("BATCH_ATTEMPTS", int, defaults.batch_attempts),
-            batch_retry_minutes=number("BATCH_RETRY_MINUTES", float, defaults.batch_retry_minutes),
-            api_max_body_bytes=number("API_MAX_BODY_BYTES", int, defaults.api_max_body_bytes),
-            tick_lock_seconds=number("TICK_LOCK_SECONDS", float, defaults.tick_lock_seconds),
-            subgroup_margin=number("SUBGROUP_MARGIN", float, defaults.subgroup_margin),
-            subgroup_min_rows=number("SUBGROUP_MIN_ROWS", int, defaults.subgroup_min_rows),
-            min_cell=number("MIN_CELL", int, defaults.min_cell),
-            drift_warn=number("DRIFT_WARN", float, defaults.drift_warn),
-            drift_alarm=number("DRIFT_ALARM", float, defaults.drift_alarm),
-            live_auc_drop=number("LIVE_AUC_DROP", float, defaults.live_auc_drop),
-            pushgateway_url=get("PUSHGATEWAY_URL"),
-            pushgateway_username=get("PUSHGATEWAY_USERNAME"),
-            pushgateway_password=get("PUSHGATEWAY_PASSWORD"),
-            batch_interval_seconds=number("BATCH_INTERVAL_SECONDS", float, defaults.batch_interval_seconds),
-            monitoring_stale_intervals=number("MONITORING_STALE_INTERVALS", float, defaults.monitoring_stale_intervals),
-            synthetic_rows=number("SYNTHETIC_ROWS", int, defaults.synthetic_rows),
-            synthetic_drift=number("SYNTHETIC_DRIFT", float, defaults.synthetic_drift),
-            train_max_rows=number("TRAIN_MAX_ROWS", int, defaults.train_max_rows),
-            holdout_max_rows=number("HOLDOUT_MAX_ROWS", int, defaults.holdout_max_rows),
-            # Dagster's own variable: a deployment (compose) may point every process at one instance.
-            dagster_home_dir=Path(env["DAGSTER_HOME"]) if env.get("DAGSTER_HOME") else None,
-        )
+    @classmethod
+    def default(cls, name: str):
+        """One setting's default (what a resource that copies a setting starts from)."""
+        return cls.model_fields[name].default
 
-    def __post_init__(self) -> None:
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, home: Path) -> Path:
+        return home.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _refuse_open_gates(self) -> "Settings":
         """Policy that would open the gate is refused when settings are read, naming the variable."""
         for name in ("promotion_margin", "subgroup_margin"):
             value = getattr(self, name)
@@ -134,10 +114,11 @@ class Settings:
             raise ValueError(f"{PREFIX}BATCH_RETRY_MINUTES must be a finite number >= 0, not {self.batch_retry_minutes!r}")
         if self.subgroup_min_rows < 1:
             raise ValueError(f"{PREFIX}SUBGROUP_MIN_ROWS must be at least 1, not {self.subgroup_min_rows!r}")
+        return self
 
     def with_(self, **changes) -> "Settings":
-        """A copy with some settings changed (tests, CLI flags)."""
-        return replace(self, **changes)
+        """A copy with some settings changed (tests, CLI flags), checked like any other."""
+        return type(self)(**{**dict(self), **changes})
 
     @property
     def lake(self) -> str:
@@ -172,3 +153,23 @@ class Settings:
         if self.s3_endpoint_url and self.lake.startswith("s3://"):
             return {"client_kwargs": {"endpoint_url": self.s3_endpoint_url}}
         return {}
+
+
+class _VariablesSource(EnvSettingsSource):
+    """pydantic-settings' reader of `READMIT_*`, over any mapping (a test's dict, a launch's env)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ  # read by _load_env_vars, which the base class calls while it initialises
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+def _named(problem: dict) -> str:
+    """One validation problem as the variable a person sets: `READMIT_BATCH_SIZE must be ..., not 'x'`."""
+    if not problem["loc"]:  # a check across settings (the validators above name their own variable)
+        return problem["msg"].removeprefix("Value error, ")
+    name = str(problem["loc"][0])
+    variable = "DAGSTER_HOME" if name == "dagster_home_dir" else PREFIX + name.upper()
+    return f"{variable}: {problem['msg'].lower()}, not {problem.get('input')!r}"

@@ -22,7 +22,7 @@ from assets.resources.lake import Lake
 from assets.resources.registry import ModelRegistry
 from assets.settings import Settings
 
-MIN_CELL = Settings.min_cell
+MIN_CELL = Settings.default("min_cell")
 # A whole number token: not part of a word, a hex run id or a decimal fraction (`0.16680` is not 16680).
 TOKEN = re.compile(rb"(?<![\w.])(\d{5,9})(?![\w]|\.\d)")
 METRIC_KEYS = ("positive_rate", "roc_auc", "tpr", "fpr", "ece")

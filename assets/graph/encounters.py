@@ -36,8 +36,8 @@ class DatasetSource(dg.ConfigurableResource):
     source_url: str
     offline: bool = False
     batch_size: int = 15_000
-    synthetic_rows: int = Settings.synthetic_rows
-    synthetic_drift: float = Settings.synthetic_drift
+    synthetic_rows: int = Settings.default("synthetic_rows")
+    synthetic_drift: float = Settings.default("synthetic_drift")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "DatasetSource":

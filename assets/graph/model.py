@@ -24,8 +24,8 @@ class TrainingPolicy(dg.ConfigurableResource):
     `holdout_max_rows` held-out rows (0: all). The defaults are above the 7-batch UCI history, so the
     demo learns from every row, and they bound a retrain's time and memory on a long feed."""
 
-    max_rows: int = Settings.train_max_rows
-    holdout_max_rows: int = Settings.holdout_max_rows
+    max_rows: int = Settings.default("train_max_rows")
+    holdout_max_rows: int = Settings.default("holdout_max_rows")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "TrainingPolicy":

@@ -35,7 +35,7 @@ class Monitoring(dg.ConfigurableResource):
     drift_alarm: float = 0.25
     live_auc_drop: float = 0.05
     subgroup_min_rows: int = 500
-    min_cell: int = Settings.min_cell
+    min_cell: int = Settings.default("min_cell")
     pushgateway_url: str | None = None
 
     @classmethod

@@ -153,7 +153,7 @@ class ModelRegistry(RegistryReader):
     subgroup_margin: float = 0.02
     subgroup_min_rows: int = 500
     signing_key: str | None = None  # the pipeline signs what it registers (model_files.sign)
-    min_cell: int = Settings.min_cell
+    min_cell: int = Settings.default("min_cell")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ModelRegistry":

@@ -68,8 +68,10 @@ def test_the_compose_dagster_instance_is_postgres_with_a_serial_run_queue(tmp_pa
                                              str(database["port"]), scheme=database.get("scheme", "postgresql")))
     assert "CREATE DATABASE dagster OWNER dagster;" in (REPO / "compose" / "postgres-init.sql").read_text()
     import dagster_postgres  # noqa: F401  (the storage's module)
-    # installed with Dagster (the pipeline group) in every image that runs Dagster: its webserver/daemon and Airflow
-    assert "dagster-postgres" in _requirement_names(PYPROJECT["dependency-groups"]["pipeline"])
+    # installed with Dagster (the pipeline extra, which the pipeline group installs for uv) in every image that
+    # runs Dagster: its webserver/daemon and Airflow
+    assert "dagster-postgres" in _requirement_names(PYPROJECT["project"]["optional-dependencies"]["pipeline"])
+    assert PYPROJECT["dependency-groups"]["pipeline"] == ["readmit[pipeline]"]
     dockerfile = (REPO / "compose" / "Dockerfile").read_text()
     for target in ("dagster", "airflow"):
         stage = dockerfile.split(f" AS {target}\n", 1)[1].split("\nFROM ", 1)[0]
@@ -100,7 +102,6 @@ def test_the_lake_and_model_artifacts_are_on_s3_and_the_api_autoscales():
 def test_what_the_scaling_out_section_names_exists_in_the_repository():
     """Not its words: each file it points to exists, each READMIT_ variable is a setting, and each
     configuration it quotes is in the file that configures it."""
-    import dataclasses
     import re
 
     from assets.settings import Settings
@@ -115,7 +116,7 @@ def test_what_the_scaling_out_section_names_exists_in_the_repository():
     # compose/.env is the user's own copy of .env.example (docs/deploy.md, step 1)
     assert [p for p in paths if not (REPO / p).exists() and p != "compose/.env"] == []
     assert "cp .env.example compose/.env" in text and (REPO / ".env.example").exists()
-    settings = {f"READMIT_{field.name.upper()}" for field in dataclasses.fields(Settings)}
+    settings = {f"READMIT_{name.upper()}" for name in Settings.model_fields}
     variables = {v for q in quoted for v in re.findall(r"READMIT_[A-Z_]+", q)}
     assert variables and variables <= settings, variables - settings
     assert "max_concurrent_runs: 1" in quoted and "max_concurrent_runs: 1" in (REPO / "compose" / "dagster.yaml").read_text()
