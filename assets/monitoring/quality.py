@@ -32,13 +32,20 @@ def expected_calibration_error(y: np.ndarray, risk: np.ndarray, bins: int = ECE_
 
 
 def roc_auc_or_none(y: np.ndarray, risk: np.ndarray) -> float | None:
-    """ROC-AUC, or None when the rows hold one class only (it is undefined there, not 0.5)."""
-    from sklearn.metrics import roc_auc_score
+    """ROC-AUC, or None when the rows hold one class only (it is undefined there, not 0.5).
+
+    The Mann-Whitney form (mean ranks, so ties count a half, as in scikit-learn's `roc_auc_score`): one
+    sort, where `roc_auc_score` validates and builds the whole curve. A tick computes it for every subgroup
+    of every candidate and batch (~100 calls), where scikit-learn's took ~20 ms each."""
+    from scipy.stats import rankdata
 
     y = np.asarray(y, bool)
-    if len(y) == 0 or y.all() or not y.any():
+    positives = int(y.sum())
+    negatives = len(y) - positives
+    if positives == 0 or negatives == 0:
         return None
-    return float(roc_auc_score(y, risk))
+    ranks = rankdata(np.asarray(risk, float))
+    return float((ranks[y].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
 def batch_quality(y: np.ndarray, risk: np.ndarray) -> dict[str, float | None]:

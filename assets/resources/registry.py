@@ -186,7 +186,6 @@ class ModelRegistry(RegistryReader):
         experiment_id = self.activate()
         with mlflow.start_run(experiment_id=experiment_id, run_name=model.name, tags=tags) as run:
             mlflow.log_params(params)
-            mlflow.log_metrics(metrics)
             for name, figure in figures.items():
                 mlflow.log_figure(figure, f"plots/{name}")
             mlflow.log_dict(metrics, "holdout_metrics.json")
@@ -200,6 +199,9 @@ class ModelRegistry(RegistryReader):
                     model, name="model", signature=package.signature, input_example=package.input_example,
                     serialization_format="cloudpickle", pip_requirements=_model_requirements(),
                     code_paths=[str(package.code_path)])
+            # After the model, linked to it in one batch: logged before, MLflow links every metric to the
+            # model by reading each one's history back (~0.7 s a model for our ~60 metrics).
+            mlflow.log_metrics(metrics, model_id=info.model_id)
             return run.info.run_id, info.model_uri
 
     def log_figure(self, run_id: str, figure, path: str) -> None:

@@ -52,8 +52,12 @@ def test_retraining_on_the_same_data_does_not_promote_an_equal_model(settings, t
 
 def test_runs_carry_metrics_tags_and_artifacts(settings, two_ticks):
     registry = ModelRegistry.from_settings(settings)
-    registry.activate()
+    experiment = registry.activate()
     runs = mlflow.search_runs(experiment_names=["readmit"], output_format="list")
+    # Each logged model carries its run's holdout metrics (MLflow 3 shows them on the model's page).
+    logged = mlflow.search_logged_models(experiment_ids=[experiment], output_format="list")
+    assert len(logged) == 4 and all({"roc_auc", "pr_auc", "brier"} <= {m.key for m in model.metrics}
+                                    and all(m.model_id == model.model_id for m in model.metrics) for model in logged)
     candidates = [r for r in runs if r.data.params.get("candidate")]
     assert {r.data.params["candidate"] for r in candidates} == {"logistic_regression", "hist_gradient_boosting"}
     run = candidates[0]

@@ -6,7 +6,8 @@ from sklearn.metrics import roc_auc_score
 
 from assets.model.promote import decide
 from assets.monitoring.quality import (
-    batch_quality, expected_calibration_error, subgroup_gaps, subgroup_metric_names, subgroup_metrics,
+    batch_quality, expected_calibration_error, roc_auc_or_none, subgroup_gaps, subgroup_metric_names,
+    subgroup_metrics,
 )
 
 
@@ -21,6 +22,19 @@ def test_expected_calibration_error_matches_a_loop_over_bins():
             by_hand += inside.sum() * abs(y[inside].mean() - risk[inside].mean())
     assert expected_calibration_error(y, risk) == pytest.approx(by_hand / len(y))
     assert expected_calibration_error(y, y.astype(float)) == 0.0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_roc_auc_is_scikit_learns_with_ties_and_any_spelling_of_the_labels(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 4_000))
+    y = rng.random(n) < rng.random()
+    y[0], y[-1] = True, False  # both classes
+    # coarse scores: many ties (what a calibrated, binned model gives), and a tail of exact duplicates
+    risk = np.round(rng.random(n) * (y + 1) / 2, int(rng.integers(1, 4)))
+    assert roc_auc_or_none(y, risk) == pytest.approx(roc_auc_score(y, risk), abs=1e-12)
+    assert roc_auc_or_none(y.astype(int), list(risk)) == pytest.approx(roc_auc_score(y, risk), abs=1e-12)
+    assert roc_auc_or_none(y, np.full(n, 0.3)) == 0.5
 
 
 def test_batch_quality_says_undefined_rather_than_inventing_a_number():
