@@ -23,7 +23,7 @@ MLFLOW_PORT ?= 5000
 MLFLOW_BACKEND_STORE_URI ?= sqlite:///$(READMIT_HOME)/mlflow.db
 MLFLOW_ARTIFACTS_DESTINATION ?= $(READMIT_HOME)/mlartifacts
 
-.PHONY: system-packages install demo test test-stack figures dagster mlflow airflow serve ui observe loadtest deploy-check bento api-image bento-requirements up down logs status clean bench postgres
+.PHONY: system-packages install demo test test-real test-stack figures dagster mlflow airflow serve ui observe loadtest deploy-check bento api-image bento-requirements up down logs status clean bench postgres
 
 $(UV):
 	@command -v python3 >/dev/null || { echo "readmit needs python3 (3.11) on PATH" >&2; exit 1; }
@@ -40,8 +40,11 @@ demo: install ## run the main job on the embedded default: every batch, no serve
 
 # One pytest worker per core, at most four (pytest-xdist; whole files per worker, so module fixtures are made once);
 # `uv run pytest FILE` by hand stays a single process.
-test: install ## unit, contract and graph tests (real data too when READMIT_SOURCE is set)
-	$(RUN) pytest -m "not stack" -n auto --maxprocesses=4 --dist loadfile
+test: install ## unit, contract and graph tests, on synthetic data (the README's test command)
+	$(RUN) pytest -m "not stack and not realdata" -n auto --maxprocesses=4 --dist loadfile
+
+test-real: install ## the same behaviours on the real UCI data (READMIT_SOURCE; skipped where it is absent)
+	$(RUN) pytest -m "realdata and not stack" -n auto --maxprocesses=4 --dist loadfile
 
 system-packages: ## Debian packages for the stack tests (chromium, prometheus); root
 	bash scripts/system_packages.sh

@@ -115,8 +115,8 @@ def _real_demo_root(base: Path) -> Path:
 def pytest_collection_modifyitems(session, config, items):
     """The real demo takes minutes: start it in the background as soon as a collected test needs it, so it
     runs beside the other tests instead of holding up a worker (two cores, three busy processes)."""
-    waiting = {item.path for item in items
-               if "real_demo" in getattr(item, "fixturenames", ()) or item.get_closest_marker("reads_real_demo")}
+    waiting = {item.path for item in items if item.get_closest_marker("realdata") and (
+        "real_demo" in getattr(item, "fixturenames", ()) or item.get_closest_marker("reads_real_demo"))}
     if waiting and _real_source() and not config.option.collectonly:
         _start_real_demo(_real_demo_root(config._tmp_path_factory.getbasetemp()), _real_source())
         # The files that read the demo run last (xdist hands out files in this order), when it is done.
@@ -171,16 +171,16 @@ def real_demo(real_source, tmp_path_factory) -> dict:
             "stderr": (folder / "demo.err").read_text()[-5000:], "status": (folder / "status.json").read_text()}
 
 
-@pytest.fixture(scope="session")
-def clean_rows(tmp_path_factory, request):
-    """(clean frame, which data): every real encounter cleaned, or 60k synthetic ones offline."""
+@pytest.fixture(scope="session", params=["synthetic", pytest.param("real", marks=pytest.mark.realdata)])
+def clean_rows(request, tmp_path_factory):
+    """(clean frame, which data): 60k synthetic encounters cleaned, and (marked `realdata`, run by
+    `make test-real`) every real encounter."""
     from assets.encounters.source import acquire_dataset
     from assets.encounters.transforms import clean_encounters, parse_batch
 
-    source = os.environ.get("READMIT_SOURCE") or (str(SHARED_ZIP) if SHARED_ZIP.exists() else None)
-    if source and Path(source).exists():
+    if request.param == "real":
         home = tmp_path_factory.mktemp("real")
-        info = acquire_dataset(Settings(home=home, source=source, offline=True))
+        info = acquire_dataset(Settings(home=home, source=request.getfixturevalue("real_source"), offline=True))
         clean, _ = clean_encounters(parse_batch(Path(info.csv_path).read_bytes()), "batch-all")
         return clean, "real"
     clean, _ = clean_encounters(generate_encounters(60_000, seed=8), "batch-all")

@@ -7,11 +7,12 @@ import sys
 import pytest
 
 
-def _readmit(settings, *args, env_extra=None):
+def _readmit(settings, *args, env_extra=None, umask=None):
+    """`readmit ARGS` in a process of its own; `umask` is the one it starts with (the tests' own is 077)."""
     env = {**os.environ, "READMIT_HOME": str(settings.home), "READMIT_SOURCE": settings.source,
            "READMIT_BATCH_SIZE": str(settings.batch_size), "READMIT_OFFLINE": "1", **(env_extra or {})}
     return subprocess.run([sys.executable, "-m", "assets.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=600, preexec_fn=None if umask is None else (lambda: os.umask(umask)))
 
 
 def test_demo_then_status_json_reports_every_batch(settings):
@@ -32,10 +33,15 @@ def test_a_bad_source_path_is_a_clear_error_and_nonzero_exit(settings, tmp_path)
     assert "does not exist" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_tick_before_fetch_fetches_first(settings):
-    result = _readmit(settings, "tick")
+def test_tick_before_fetch_fetches_first_and_every_patient_file_it_writes_is_private(settings):
+    result = _readmit(settings, "tick", umask=0o022)  # a user's usual umask: the CLI sets its own
     assert result.returncode == 0, result.stderr
     assert "released batch-001" in result.stdout
+    lake = settings.home / "lake"
+    files = [p for p in (lake / "raw").iterdir()] + [p for p in (lake / "clean").iterdir()]
+    assert files and all(p.stat().st_mode & 0o077 == 0 for p in files), [oct(p.stat().st_mode) for p in files]
+    artifacts = [p for p in (settings.home / "mlartifacts").rglob("*") if p.is_file()]
+    assert artifacts and all(p.stat().st_mode & 0o077 == 0 for p in artifacts)
 
 
 @pytest.mark.realdata
@@ -85,15 +91,6 @@ def test_purge_examples_removes_every_logged_input_example_and_the_models_still_
     assert len(registry.load(registry.latest_version().version).predict(_probe())) == 3
     again = _readmit(settings, "purge-examples")
     assert again.returncode == 0 and "nothing to purge" in again.stdout
-
-
-def test_the_cli_creates_patient_files_private_to_its_user(settings):
-    assert _readmit(settings, "tick").returncode == 0
-    lake = settings.home / "lake"
-    files = [p for p in (lake / "raw").iterdir()] + [p for p in (lake / "clean").iterdir()]
-    assert files and all(p.stat().st_mode & 0o077 == 0 for p in files), [oct(p.stat().st_mode) for p in files]
-    artifacts = [p for p in (settings.home / "mlartifacts").rglob("*") if p.is_file()]
-    assert artifacts and all(p.stat().st_mode & 0o077 == 0 for p in artifacts)
 
 
 def _local(location: str):

@@ -26,15 +26,14 @@ MIN_CELL = Settings.default("min_cell")
 # A whole number token: not part of a word, a hex run id or a decimal fraction (`0.16680` is not 16680).
 TOKEN = re.compile(rb"(?<![\w.])(\d{5,9})(?![\w]|\.\d)")
 METRIC_KEYS = ("positive_rate", "roc_auc", "tpr", "fpr", "ece")
-pytestmark = pytest.mark.reads_real_demo  # scheduled after the demo is made, when the real data is present
+pytestmark = pytest.mark.reads_real_demo  # its real variant is scheduled after the demo is made
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["synthetic", pytest.param("real", marks=pytest.mark.realdata)])
 def demo_settings(request, tmp_path_factory) -> Settings:
-    """The real data through a whole demo when READMIT_SOURCE is set, else the session's synthetic home."""
-    from tests.conftest import _real_source
-
-    if not _real_source():
+    """The session's trained synthetic home, and (marked `realdata`, `make test-real`) the real data through a
+    whole demo."""
+    if request.param == "synthetic":
         return request.getfixturevalue("trained_settings")
     demo = request.getfixturevalue("real_demo")  # the run's one real demo, shared with tests/test_cli.py
     assert demo["returncode"] == 0, demo["stderr"]

@@ -203,35 +203,6 @@ def test_not_ready_until_a_model_exists(tmp_path, encounter):
         server.stop()
 
 
-def test_bento_packs_the_production_model_and_starts_with_it_when_the_registry_is_down(
-        trained_settings, tmp_path, encounter):
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from tests.bento.conftest import REPO
-
-    env = {**os.environ, "READMIT_HOME": str(trained_settings.home), "BENTOML_HOME": str(tmp_path / "bentoml")}
-    live = ModelRegistry.from_settings(trained_settings).production()
-    subprocess.run([sys.executable, "-m", "bento.packing"], env=env, check=True, cwd=REPO, timeout=300)
-    build = subprocess.run([str(Path(sys.executable).parent / "bentoml"), "build", "-f", "bento/bentofile.yaml", "."],
-                           env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert build.returncode == 0, build.stdout + build.stderr
-    built = next((tmp_path / "bentoml" / "bentos" / "readmit").glob("*/bento.yaml"))
-    assert "readmission-production:" in built.read_text()  # the Bento references the packed model
-    assert (built.parent / "env" / "docker" / "Dockerfile").exists()
-    server, url = start_service(trained_settings, tmp_path, BENTOML_HOME=str(tmp_path / "bentoml"),
-                                READMIT_MLFLOW_TRACKING_URI="http://127.0.0.1:9")  # nothing listens there
-    try:
-        response = _predict(url, [encounter])
-        assert response.status_code == 200
-        assert response.json()["model"]["version"] == int(live.version)
-        assert requests.get(f"{url}/readyz", timeout=5).status_code == 200
-    finally:
-        server.stop()
-
-
 def test_a_form_upload_without_boundary_gets_415_not_500(service):
     response = requests.post(f"{service}/predict", data=b"--x", headers={"Content-Type": "multipart/form-data"},
                              timeout=30)

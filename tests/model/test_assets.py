@@ -9,18 +9,39 @@ from assets.encounters.schemas import feature_columns
 from assets.encounters.transforms import normalise_encounters
 from assets.pipeline import open_instance, run_job, tick
 from assets.resources.registry import ModelRegistry
+from assets.settings import Settings
 from assets.status import collect_status
 
 
-@pytest.fixture
-def two_ticks(settings):
+def _two_ticks(settings):
     instance = open_instance(settings)
     tick(settings, instance)
     tick(settings, instance)
     return instance
 
 
-def test_each_tick_registers_a_version_and_the_first_is_promoted(settings, two_ticks):
+@pytest.fixture
+def two_ticks(settings):
+    """Two ticks in the test's own home, for a test that changes it."""
+    return _two_ticks(settings)
+
+
+@pytest.fixture(scope="module")
+def read_only(tmp_path_factory, synthetic_frame, empty_mlflow_db):
+    """Two ticks made once for the tests here that only read what they left (the settings fixture's shape)."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("two-ticks")
+    synthetic_frame.to_csv(root / "diabetic_data.csv", index=False)
+    (root / "home").mkdir()
+    shutil.copyfile(empty_mlflow_db, root / "home" / "mlflow.db")
+    settings = Settings(home=root / "home", source=str(root / "diabetic_data.csv"), offline=True, batch_size=1_000)
+    _two_ticks(settings)
+    return settings
+
+
+def test_each_tick_registers_a_version_and_the_first_is_promoted(read_only):
+    settings = read_only
     registry = ModelRegistry.from_settings(settings)
     versions = registry.versions()
     assert [int(v.version) for v in versions] == [1, 2]
@@ -50,7 +71,8 @@ def test_retraining_on_the_same_data_does_not_promote_an_equal_model(settings, t
     assert "plots/feature_importance.png" not in plots(latest) and "plots/roc.png" in plots(latest)
 
 
-def test_runs_carry_metrics_tags_and_artifacts(settings, two_ticks):
+def test_runs_carry_metrics_tags_and_artifacts(read_only):
+    settings = read_only
     registry = ModelRegistry.from_settings(settings)
     experiment = registry.activate()
     runs = mlflow.search_runs(experiment_names=["readmit"], output_format="list")
@@ -71,7 +93,8 @@ def test_runs_carry_metrics_tags_and_artifacts(settings, two_ticks):
     assert {"promoted", "reason", "challenger_roc_auc", "champion_roc_auc"} <= set(decision)
 
 
-def test_production_model_loads_by_alias_and_returns_probabilities(settings, two_ticks, synthetic_frame):
+def test_production_model_loads_by_alias_and_returns_probabilities(read_only, synthetic_frame):
+    settings = read_only
     ModelRegistry.from_settings(settings).activate()
     model = mlflow.pyfunc.load_model("models:/readmission@production")
     typed = normalise_encounters(synthetic_frame.head(5))[feature_columns()]  # the signature's types

@@ -63,6 +63,7 @@ def test_other_model_shapes_are_served_unchanged(trained):
     assert for_serving(logistic) is logistic
 
 
+@pytest.mark.realdata
 def test_real_data_every_encounter(real_source):
     """Real categories (73 specialties, infrequent ones grouped) on all 101,766 encounters."""
     data, _ = _read_dataset_bytes(Path(real_source))

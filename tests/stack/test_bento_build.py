@@ -1,22 +1,26 @@
 """`make bento` builds the API image's contents: the Bento holds the service, the production model as its
 fallback, the lean requirements and the Dockerfile `bentoml containerize` builds from (Docker itself cannot
-run here; the k8s manifests' API image tag is checked against the Makefile in tests/deploy)."""
+run here; the k8s manifests' API image tag is checked against the Makefile in tests/deploy). The built
+service starts on its packed model when the registry is down."""
 import os
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 
 from assets.resources.registry import ModelRegistry
+from tests.bento.conftest import start_service
 
 pytestmark = pytest.mark.stack
 REPO = Path(__file__).resolve().parents[2]
 NOT_SERVED = ("apache-airflow", "streamlit", "locust", "pytest", "honcho", "playwright", "schemathesis")
 
 
-def test_make_bento_packs_the_production_model_and_only_the_serving_requirements(trained_settings, tmp_path):
+def test_make_bento_packs_the_production_model_and_only_the_serving_requirements(trained_settings, tmp_path,
+                                                                                 encounter):
     env = {**os.environ, "READMIT_HOME": str(trained_settings.home), "BENTOML_HOME": str(tmp_path / "bentoml"),
            "BENTOML_DO_NOT_TRACK": "True"}
     built = subprocess.run(["make", "--no-print-directory", "bento"], cwd=REPO, env=env, capture_output=True,
@@ -43,3 +47,13 @@ def test_make_bento_packs_the_production_model_and_only_the_serving_requirements
     assert "EXPOSE 3000" in dockerfile and "USER bentoml" in dockerfile
     assert (bento / "src" / "bento" / "service.py").exists() and (bento / "src" / "assets" / "model" / "train.py").exists()
     assert not list((bento / "src").glob("ui/**/*.py")) and not (bento / "src" / "tests").exists()
+    # The packed model is what the service answers with when the registry cannot be reached at start.
+    server, url = start_service(trained_settings, tmp_path, BENTOML_HOME=str(tmp_path / "bentoml"),
+                                READMIT_MLFLOW_TRACKING_URI="http://127.0.0.1:9")  # nothing listens there
+    try:
+        response = requests.post(f"{url}/predict", json={"encounters": [encounter]}, timeout=60)
+        assert response.status_code == 200, response.text
+        assert response.json()["model"]["version"] == int(live.version)
+        assert requests.get(f"{url}/readyz", timeout=5).status_code == 200
+    finally:
+        server.stop()
