@@ -110,7 +110,10 @@ class LiveModel:
         return self._thread
 
     def stop(self) -> None:
+        """End the poll and wait for it: a poll in flight finishes first (bounded by the registry's timeouts)."""
         self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=30)
 
     def _due(self, version: int) -> bool:
         """A refused version is tried again only after its back-off has passed."""

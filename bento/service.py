@@ -132,6 +132,11 @@ class ReadmissionService:
     def __is_ready__(self) -> bool:
         return self.live.current is not None
 
+    @bentoml.on_shutdown
+    def _stop_polling(self) -> None:
+        """The registry poll ends with the service (a worker that stops, or an app run in a test process)."""
+        self.live.stop()
+
     @bentoml.api(route="/predict")
     async def predict(
         self,

@@ -1,6 +1,11 @@
-"""A real `bentoml serve` process on loopback over a registry that two ticks have filled."""
+"""The service two ways: a real `bentoml serve` process on loopback over a registry that two ticks have
+filled (one per module), and its ASGI app in the test process, for a test that needs the service started
+under settings of its own (e.g. an empty registry). `/metrics` answers only under `bentoml serve` (its
+Prometheus multiprocess folder), so a test of it starts a process."""
+import contextlib
 import os
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -35,3 +40,21 @@ def service_server(trained_settings, tmp_path_factory):
 @pytest.fixture(scope="module")
 def service(service_server):
     return service_server[1]
+
+
+
+@contextlib.contextmanager
+def service_in_process(monkeypatch, settings, **env):
+    """A `starlette` test client of the service's ASGI app, built as `bentoml serve` builds it (the same
+    middleware, routes and probes), started under `READMIT_HOME=settings.home` and `env`. Its registry poll
+    stops when the block ends (the service's shutdown hook)."""
+    from starlette.testclient import TestClient
+
+    from bento.service import ReadmissionService
+
+    for name, value in {"READMIT_HOME": str(settings.home), "READMIT_REGISTRY_POLL_SECONDS": "1", **env}.items():
+        monkeypatch.setenv(name, value)
+    with TestClient(ReadmissionService.to_asgi()) as client:
+        yield client
+    assert not any(t.name == "registry-poll" and t.is_alive() for t in threading.enumerate()), \
+        "the registry poll outlived the service"

@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from assets.resources.registry import ModelRegistry
-from tests.bento.conftest import start_service
+from tests.bento.conftest import service_in_process, start_service
 
 
 def _predict(url, encounters, **kw):
@@ -177,7 +177,7 @@ def test_moving_the_alias_switches_the_version_without_restart_or_errors(service
 
 
 def test_api_key_is_required_when_set_and_probes_stay_open(trained_settings, tmp_path, encounter):
-    server, url = start_service(trained_settings, tmp_path, READMIT_API_KEY="letmein")
+    server, url = start_service(trained_settings, tmp_path, READMIT_API_KEY="letmein")  # /metrics needs `serve`
     try:
         assert _predict(url, [encounter]).status_code == 401
         assert _predict(url, [encounter], headers={"Authorization": "Bearer wrong"}).status_code == 401
@@ -190,17 +190,14 @@ def test_api_key_is_required_when_set_and_probes_stay_open(trained_settings, tmp
         server.stop()
 
 
-def test_not_ready_until_a_model_exists(tmp_path, encounter):
+def test_not_ready_until_a_model_exists(tmp_path, monkeypatch, encounter):
     from assets.settings import Settings
 
-    server, url = start_service(Settings(home=tmp_path / "empty"), tmp_path)
-    try:
-        assert requests.get(f"{url}/readyz", timeout=5).status_code == 503
-        assert requests.get(f"{url}/health", timeout=5).json()["ready"] is False
-        response = _predict(url, [encounter])
+    with service_in_process(monkeypatch, Settings(home=tmp_path / "empty")) as client:
+        assert client.get("/readyz").status_code == 503
+        assert client.get("/health").json()["ready"] is False
+        response = client.post("/predict", json={"encounters": [encounter]})
         assert response.status_code == 503  # BentoML hides 5xx messages; /health says why
-    finally:
-        server.stop()
 
 
 def test_a_form_upload_without_boundary_gets_415_not_500(service):
