@@ -115,6 +115,7 @@ status: install
 bench: install ## benchmarks that print ratios side by side
 	$(RUN) python -m benchmarks.ingest
 	$(RUN) python -m benchmarks.model_quality
+	$(RUN) python -m benchmarks.tick_parts
 
 clean: ## forget all runtime state under READMIT_HOME (the venv and .tools/ stay)
 	rm -rf $(READMIT_HOME)
