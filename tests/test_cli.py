@@ -3,32 +3,56 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 
+def _variables(settings, env_extra=None) -> dict[str, str]:
+    return {"READMIT_HOME": str(settings.home), "READMIT_SOURCE": settings.source,
+            "READMIT_BATCH_SIZE": str(settings.batch_size), "READMIT_OFFLINE": "1", **(env_extra or {})}
+
+
 def _readmit(settings, *args, env_extra=None, umask=None):
-    """`readmit ARGS` in a process of its own; `umask` is the one it starts with (the tests' own is 077)."""
-    env = {**os.environ, "READMIT_HOME": str(settings.home), "READMIT_SOURCE": settings.source,
-           "READMIT_BATCH_SIZE": str(settings.batch_size), "READMIT_OFFLINE": "1", **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "assets.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=600, preexec_fn=None if umask is None else (lambda: os.umask(umask)))
+    """The `readmit` console script in a process of its own, as a user runs it; `umask` is the one it starts
+    with (the tests' own is 077)."""
+    console_script = str(Path(sys.executable).parent / "readmit")
+    return subprocess.run([console_script, *args], env={**os.environ, **_variables(settings, env_extra)},
+                          capture_output=True, text=True, timeout=600,
+                          preexec_fn=None if umask is None else (lambda: os.umask(umask)))
 
 
-def test_demo_then_status_json_reports_every_batch(settings):
-    demo = _readmit(settings, "demo")
+@pytest.fixture
+def readmit(monkeypatch, capsys):
+    """`readmit ARGS` through `main(argv)` in this process: the exit code and what it printed, without a
+    process start (and Dagster's and MLflow's imports) per command."""
+    from assets.cli import main
+
+    def run(settings, *args, env_extra=None):
+        for name, value in {**_variables(settings, env_extra), "MLFLOW_LOGGING_LEVEL": "ERROR"}.items():
+            monkeypatch.setenv(name, value)
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["readmit", *args], code, out, err)
+
+    return run
+
+
+def test_demo_then_status_json_reports_every_batch(settings, readmit):
+    demo = _readmit(settings, "demo")  # the console script, as installed
     assert demo.returncode == 0, demo.stderr
     assert "3 of 3 batches, 2500 raw rows" in demo.stdout
-    status = json.loads(_readmit(settings, "status", "--json").stdout)
+    status = json.loads(readmit(settings, "status", "--json").stdout)
     assert [b["id"] for b in status["batches"]] == ["batch-001", "batch-002", "batch-003"]
     assert {"id", "raw_rows", "clean_rows", "quarantined_rows"} <= set(status["batches"][0])
     assert status["training_rows"] == 2_500
-    again = _readmit(settings, "tick")
+    again = readmit(settings, "tick")
     assert again.returncode == 0 and "nothing to release" in again.stdout
 
 
-def test_a_bad_source_path_is_a_clear_error_and_nonzero_exit(settings, tmp_path):
-    result = _readmit(settings, "fetch", env_extra={"READMIT_SOURCE": str(tmp_path / "missing.zip")})
+def test_a_bad_source_path_is_a_clear_error_and_nonzero_exit(settings, tmp_path, readmit):
+    result = readmit(settings, "fetch", env_extra={"READMIT_SOURCE": str(tmp_path / "missing.zip")})
     assert result.returncode == 1
     assert "does not exist" in result.stderr and "Traceback" not in result.stderr
 
@@ -55,21 +79,21 @@ def test_real_demo_gives_seven_batches_and_every_row(real_demo):
     assert status["training_rows"] == sum(b["clean_rows"] for b in status["batches"])
 
 
-def test_status_names_a_failed_batch_and_why_and_retry_reruns_it(settings):
-    assert _readmit(settings, "fetch").returncode == 0
+def test_status_names_a_failed_batch_and_why_and_retry_reruns_it(settings, readmit):
+    assert readmit(settings, "fetch").returncode == 0
     arrival = settings.home / "lake" / "raw" / "batch-001.csv"
     arrival.parent.mkdir(parents=True, exist_ok=True)
     arrival.write_bytes(b"\x89PNG not a csv")
-    assert _readmit(settings, "tick").returncode == 1
-    status = _readmit(settings, "status")
+    assert readmit(settings, "tick").returncode == 1
+    status = readmit(settings, "status")
     assert "failed" in status.stdout and "cannot be read" in status.stdout and "readmit retry batch-001" in status.stdout
     arrival.unlink()  # the fix: the batch is delivered again
-    retry = _readmit(settings, "retry", "batch-001")
+    retry = readmit(settings, "retry", "batch-001")
     assert retry.returncode == 0, retry.stderr
     assert "batch-001: clean, 1000 clean" in retry.stdout
 
 
-def test_purge_examples_removes_every_logged_input_example_and_the_models_still_load(settings):
+def test_purge_examples_removes_every_logged_input_example_and_the_models_still_load(settings, readmit):
     """Models logged before issue 27 carry real encounters as their example: the user may purge them."""
     import mlflow
 
@@ -81,7 +105,7 @@ def test_purge_examples_removes_every_logged_input_example_and_the_models_still_
     experiment = registry.activate()
     locations = [m.artifact_location for m in mlflow.search_logged_models([experiment], output_format="list")]
     assert len(locations) == 2 and all((_local(l) / "input_example.json").exists() for l in locations)
-    purge = _readmit(settings, "purge-examples")
+    purge = readmit(settings, "purge-examples")
     assert purge.returncode == 0, purge.stderr
     assert f"purged the input examples of {len(locations)} logged model(s)" in purge.stdout
     for location in locations:
@@ -89,7 +113,7 @@ def test_purge_examples_removes_every_logged_input_example_and_the_models_still_
         assert "saved_input_example_info" not in (_local(location) / "MLmodel").read_text()
     # The version is kept, its digests stamped again, and it still loads and scores.
     assert len(registry.load(registry.latest_version().version).predict(_probe())) == 3
-    again = _readmit(settings, "purge-examples")
+    again = readmit(settings, "purge-examples")
     assert again.returncode == 0 and "nothing to purge" in again.stdout
 
 
