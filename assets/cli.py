@@ -41,10 +41,10 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if not args.verbose:  # MLflow configures its own loggers on import, from this variable
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
-    settings = Settings.from_env()
-    if args.source:
-        settings = settings.with_(source=args.source)
     try:
+        settings = Settings.from_env()  # a bad variable is an error naming it, like any other
+        if args.source:
+            settings = settings.with_(source=args.source)
         return COMMANDS[args.command](settings, args)
     except (DatasetError, ValueError, RuntimeError) as err:
         print(f"readmit {args.command}: error: {err}", file=sys.stderr)

@@ -156,10 +156,14 @@ class Settings(BaseSettings):
 
 
 class _VariablesSource(EnvSettingsSource):
-    """pydantic-settings' reader of `READMIT_*`, over any mapping (a test's dict, a launch's env)."""
+    """pydantic-settings' reader of `READMIT_*`, over any mapping (a test's dict, a launch's env).
+
+    Names are exact, as they always were here: only upper-case ones count (`readmit_batch_size` is not
+    `READMIT_BATCH_SIZE`; pydantic-settings alone would match either)."""
 
     def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
-        self._environ = environ  # read by _load_env_vars, which the base class calls while it initialises
+        # read by _load_env_vars, which the base class calls while it initialises
+        self._environ = {name: value for name, value in environ.items() if name == name.upper()}
         super().__init__(settings_cls)
 
     def _load_env_vars(self) -> Mapping[str, str | None]:

@@ -1,4 +1,5 @@
-"""The `readmit` command as a user runs it: a real process, real exit codes, the status contract."""
+"""The `readmit` command: its exit codes, messages and the status contract; through the console script in a
+process of its own where the process is the point (the demo, the umask, an error's stderr), else `main(argv)`."""
 import json
 import os
 import subprocess
@@ -18,8 +19,7 @@ def _readmit(settings, *args, env_extra=None, umask=None):
     with (the tests' own is 077)."""
     console_script = str(Path(sys.executable).parent / "readmit")
     return subprocess.run([console_script, *args], env={**os.environ, **_variables(settings, env_extra)},
-                          capture_output=True, text=True, timeout=600,
-                          preexec_fn=None if umask is None else (lambda: os.umask(umask)))
+                          capture_output=True, text=True, timeout=600, umask=-1 if umask is None else umask)
 
 
 @pytest.fixture
@@ -29,7 +29,11 @@ def readmit(monkeypatch, capsys):
     from assets.cli import main
 
     def run(settings, *args, env_extra=None):
-        for name, value in {**_variables(settings, env_extra), "MLFLOW_LOGGING_LEVEL": "ERROR"}.items():
+        variables = {**_variables(settings, env_extra), "MLFLOW_LOGGING_LEVEL": "ERROR"}
+        for name in [n for n in os.environ if n.startswith("READMIT_") or n == "DAGSTER_HOME"]:
+            if name not in variables:  # a developer's own deployment settings never reach these tests
+                monkeypatch.delenv(name)
+        for name, value in variables.items():
             monkeypatch.setenv(name, value)
         capsys.readouterr()
         code = main(list(args))
@@ -51,10 +55,16 @@ def test_demo_then_status_json_reports_every_batch(settings, readmit):
     assert again.returncode == 0 and "nothing to release" in again.stdout
 
 
-def test_a_bad_source_path_is_a_clear_error_and_nonzero_exit(settings, tmp_path, readmit):
-    result = readmit(settings, "fetch", env_extra={"READMIT_SOURCE": str(tmp_path / "missing.zip")})
+def test_a_bad_source_path_is_a_clear_error_and_nonzero_exit(settings, tmp_path):
+    result = _readmit(settings, "fetch", env_extra={"READMIT_SOURCE": str(tmp_path / "missing.zip")})
     assert result.returncode == 1
     assert "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_bad_variable_is_a_clear_error_naming_it(settings, readmit):
+    result = readmit(settings, "status", env_extra={"READMIT_BATCH_SIZE": "twelve"})
+    assert result.returncode == 1
+    assert "readmit status: error: READMIT_BATCH_SIZE" in result.stderr and "'twelve'" in result.stderr
 
 
 def test_tick_before_fetch_fetches_first_and_every_patient_file_it_writes_is_private(settings):

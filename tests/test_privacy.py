@@ -4,8 +4,8 @@ Read as a privacy office would: every artifact of every registered version (a `m
 run's params, tags, metric names and JSON documents, every version description (the model card), the
 model folder `make bento` packs, and the monitoring JSON. No `encounter_id` or `patient_nbr` of the
 training data appears in any of them as a whole token, and no group of fewer than `MIN_CELL` encounters
-carries a metric. Synthetic by default (the session's trained home); the whole real demo when
-the real data is present (READMIT_SOURCE, or the shared copy: CI)."""
+carries a metric. On the session's trained synthetic home in `make test`; on the whole real demo in
+`make test-real` (the `realdata` variant; READMIT_SOURCE, or the shared copy: CI)."""
 from __future__ import annotations
 
 import json

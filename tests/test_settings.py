@@ -33,6 +33,11 @@ def test_building_settings_by_hand_never_reads_the_environment(monkeypatch, tmp_
         Settings.from_env()
 
 
+def test_variable_names_are_exact():
+    assert Settings.from_env({"readmit_batch_size": "5", "READMIT_Batch_Size": "6"}).batch_size == 15_000
+    assert Settings.from_env({"READMIT_BATCH_SIZE": "7"}).batch_size == 7
+
+
 def test_an_empty_variable_means_unset_and_dagster_home_is_dagsters_own(tmp_path):
     settings = Settings.from_env({"READMIT_BATCH_SIZE": "", "READMIT_HOME": str(tmp_path / "h"),
                                   "DAGSTER_HOME": str(tmp_path / "d"), "READMIT_DAGSTER_HOME_DIR": "/elsewhere"})

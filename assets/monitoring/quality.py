@@ -36,15 +36,19 @@ def roc_auc_or_none(y: np.ndarray, risk: np.ndarray) -> float | None:
 
     The Mann-Whitney form (mean ranks, so ties count a half, as in scikit-learn's `roc_auc_score`): one
     sort, where `roc_auc_score` validates and builds the whole curve. A tick computes it for every subgroup
-    of every candidate and batch (~100 calls), where scikit-learn's took ~20 ms each."""
+    of every candidate and batch (~100 calls), where scikit-learn's took ~8 ms each. Like scikit-learn's,
+it refuses a score that is not a finite number (a NaN must never pass the subgroup gate as "no gap")."""
     from scipy.stats import rankdata
 
-    y = np.asarray(y, bool)
+    y, risk = np.asarray(y, bool), np.asarray(risk, float)
+    if y.shape != risk.shape or not np.isfinite(risk).all():
+        raise ValueError(f"ROC-AUC needs one finite score per label: {y.shape} labels, {risk.shape} scores"
+                         f"{'' if np.isfinite(risk).all() else ', some not finite'}")
     positives = int(y.sum())
     negatives = len(y) - positives
     if positives == 0 or negatives == 0:
         return None
-    ranks = rankdata(np.asarray(risk, float))
+    ranks = rankdata(risk)
     return float((ranks[y].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 

@@ -48,13 +48,24 @@ def service_in_process(monkeypatch, settings, **env):
     """A `starlette` test client of the service's ASGI app, built as `bentoml serve` builds it (the same
     middleware, routes and probes), started under `READMIT_HOME=settings.home` and `env`. Its registry poll
     stops when the block ends (the service's shutdown hook)."""
+    import gc
+
     from starlette.testclient import TestClient
 
+    import bento.packing
     from bento.service import ReadmissionService
 
-    for name, value in {"READMIT_HOME": str(settings.home), "READMIT_REGISTRY_POLL_SECONDS": "1", **env}.items():
+    # The variables the service sets for itself, set here so they are undone after the test.
+    for name, value in {"READMIT_HOME": str(settings.home), "READMIT_REGISTRY_POLL_SECONDS": "1",
+                        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5", **env}.items():
         monkeypatch.setenv(name, value)
-    with TestClient(ReadmissionService.to_asgi()) as client:
-        yield client
+    # BentoML fixes its store when it is imported: never let a model `make bento` packed into this user's
+    # ~/bentoml answer for an empty registry (a `bentoml serve` of the tests gets its own BENTOML_HOME).
+    monkeypatch.setattr(bento.packing, "packed_model", lambda *args, **kwargs: None)
+    try:
+        with TestClient(ReadmissionService.to_asgi()) as client:
+            yield client
+    finally:
+        gc.unfreeze()  # the service freezes what it loaded; this process goes on to other tests
     assert not any(t.name == "registry-poll" and t.is_alive() for t in threading.enumerate()), \
         "the registry poll outlived the service"

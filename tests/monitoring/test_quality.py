@@ -37,6 +37,17 @@ def test_roc_auc_is_scikit_learns_with_ties_and_any_spelling_of_the_labels(seed)
     assert roc_auc_or_none(y, np.full(n, 0.3)) == 0.5
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_roc_auc_refuses_a_score_that_is_not_a_number_as_scikit_learn_does(bad):
+    y, risk = np.array([True, False, True, False]), np.array([0.9, 0.1, bad, 0.2])
+    with pytest.raises(ValueError):
+        roc_auc_score(y, risk)
+    with pytest.raises(ValueError, match="finite"):
+        roc_auc_or_none(y, risk)
+    with pytest.raises(ValueError, match="one finite score per label"):
+        roc_auc_or_none(y, risk[:3])
+
+
 def test_batch_quality_says_undefined_rather_than_inventing_a_number():
     quality = batch_quality(np.zeros(50, bool), np.linspace(0, 1, 50))
     assert quality["roc_auc"] is None and quality["pr_auc"] is None and quality["positive_rate"] == 0.0

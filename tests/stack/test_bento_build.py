@@ -1,7 +1,8 @@
 """`make bento` builds the API image's contents: the Bento holds the service, the production model as its
 fallback, the lean requirements and the Dockerfile `bentoml containerize` builds from (Docker itself cannot
-run here; the k8s manifests' API image tag is checked against the Makefile in tests/deploy). The built
-service starts on its packed model when the registry is down."""
+run here; the k8s manifests' API image tag is checked against the Makefile in tests/deploy). The service
+starts on the model `make bento` packed when the registry is down (served from the checkout with the
+Bento's model store; the Bento's own `src/` runs only in its image)."""
 import os
 import re
 import subprocess
