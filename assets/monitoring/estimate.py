@@ -8,12 +8,12 @@ numpy because NannyML's dependency tree and maintenance do not earn a pin, issue
 Two things make the estimate honest:
 - **A band.** Even a perfectly calibrated model's realised ROC-AUC varies from batch to batch, because the
   labels are draws. Labels are drawn from the p_i many times and the 95% band of the realised metric is
-  reported beside its expectation; when the probabilities were recalibrated, each draw also refits the
-  calibration on a resample of the labelled reference, so the band carries that uncertainty too. A
-  realised figure outside the band says the probabilities no longer fit the patients.
+  reported beside its expectation; when the probabilities were recalibrated, each draw also takes its own
+  calibration parameters from the fit's covariance, so the band carries that uncertainty too. A realised
+  figure outside the band says the probabilities no longer fit the patients.
 - **A correction for calibration drift.** The served probabilities were calibrated on the training
   population. When the patients move, the estimate would trust a calibration that has drifted (measured on
-  the real demo: +0.048 on batch 3). So the scores are first mapped through a fit of the labels that have
+  the real demo: +0.049 on batch 3, benchmarks/estimate.py). So the scores are first mapped through a fit of the labels that have
   landed (`recalibrate`, Platt scaling): the ranking stays the model's, the weights become what recent
   outcomes say those scores mean.
 
