@@ -13,9 +13,9 @@ Two things make the estimate honest:
   figure outside the band says the probabilities no longer fit the patients.
 - **A correction for calibration drift.** The served probabilities were calibrated on the training
   population. When the patients move, the estimate would trust a calibration that has drifted (measured on
-  the real demo: +0.049 on batch 3, benchmarks/estimate.py). So the scores are first mapped through a fit of the labels that have
-  landed (`recalibrate`, Platt scaling): the ranking stays the model's, the weights become what recent
-  outcomes say those scores mean.
+  the real demo: +0.049 on batch 3, benchmarks/estimate.py). So the scores are first mapped through a fit
+  of the labels that have landed (`recalibrate`, Platt scaling): the ranking stays the model's, the weights
+  become what recent outcomes say those scores mean.
 
 Pure numpy and scikit-learn; nothing here knows Dagster or MLflow.
 """
