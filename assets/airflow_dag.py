@@ -12,10 +12,10 @@ from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Asset, Param
 from airflow.sdk.exceptions import AirflowSkipException
 
-from assets.definitions import FETCH_JOB, build_definitions
+from assets.definitions import FETCH_JOB, LABELS, build_definitions
 from assets.pipeline import (
-    is_fetched, is_partitioned, job_order, open_instance, release_next_batch, reopen_batch, retrain_owed, run_batch_job,
-    run_job, tick_lock,
+    due_kind, is_fetched, is_partitioned, job_order, labels_due, open_instance, release_next_batch, reopen_batch,
+    retrain_owed, run_batch_job, run_job, tick_lock,
 )
 from assets.settings import Settings
 
@@ -28,10 +28,12 @@ DOC = """
 ### readmit_assets
 Every 5 minutes: fetch the dataset if needed, **release the next batch of 15,000 encounters** as a
 Dagster partition, then run each Dagster asset job downstream of it (ingest: `raw_batch` →
-`clean_batch`; retrain: `training_set` → `readmission_model` → `production_model`).
+`clean_batch` → judged at arrival; land_labels: the labels due, `READMIT_LABEL_DELAY_BATCHES` ticks after
+their batch; retrain: `training_set` → `readmission_model` → `production_model`).
 The tasks are generated from the Dagster Definitions; runs and lineage are in the Dagster UI.
-After the last batch, `release_batch` and `ingest_batch` are skipped; `retrain` still runs when a clean
-batch has not been judged by a completed retrain (e.g. MLflow was down during the last one).
+After the last batch, `release_batch` and `ingest_batch` are skipped; `land_labels` still lands the labels
+owed, and `retrain` still runs when a labelled batch has not been judged by a completed retrain (e.g.
+MLflow was down during the last one).
 A batch that fails `READMIT_BATCH_ATTEMPTS` times over `READMIT_BATCH_RETRY_MINUTES` (30) is marked failed and
 the next run moves on (these task retries never spend that window);
 **Trigger DAG w/ config** `{"retry_batch": "batch-003"}` re-opens a failed batch (same as `readmit retry`).
@@ -59,7 +61,8 @@ def build_dag(make_definitions: DefinitionsFactory = build_definitions) -> DAG:
                 upstream = _chain(upstream, release)
             keys = sorted(defs.resolve_job_def(job_name).asset_layer.selected_asset_keys)
             # Jobs downstream of the batch still run when the release is skipped, to do owed work.
-            trigger = "none_failed" if not partitioned and job_name != FETCH_JOB else "all_success"
+            owed_work = job_name != FETCH_JOB and (not partitioned or due_kind(defs, job_name) == LABELS)
+            trigger = "none_failed" if owed_work else "all_success"
             task = PythonOperator(
                 task_id=job_name, python_callable=_run, doc_md=defs.resolve_job_def(job_name).description,
                 op_kwargs={"job_name": job_name, "partitioned": partitioned, "make_definitions": make_definitions},
@@ -99,7 +102,12 @@ def _run(job_name: str, partitioned: bool, make_definitions: DefinitionsFactory,
         return "skipped: already fetched"
     defs, instance = make_definitions(settings), open_instance(settings)
     with tick_lock(settings):
-        if partitioned:
+        if partitioned and due_kind(defs, job_name) == LABELS:
+            partition = ", ".join(due := labels_due(settings))
+            if not due:
+                raise AirflowSkipException("no labels are due")
+            run_id = ", ".join(run_batch_job(settings, defs, instance, job_name, batch) for batch in due)
+        elif partitioned:
             partition = ti.xcom_pull(task_ids=RELEASE_TASK)
             run_id = run_batch_job(settings, defs, instance, job_name, partition)
         else:

@@ -2,11 +2,13 @@
 
 - `every_5_minutes` (schedule): releases the next batch (an unfinished one first) and runs `ingest_batch`
   on it, exactly as the DAG's `release_batch` task does.
-- `follow_up` (sensor, every 30 s): runs `fetch_source` before anything else, and `retrain` whenever a clean
-  batch has not been judged by a completed retrain, the DAG's downstream tasks.
+- `follow_up` (sensor, every 30 s): runs `fetch_source` before anything else, `land_labels` for each batch
+  whose labels are due, and `retrain` whenever a labelled batch has not been judged by a completed
+  retrain, the DAG's downstream tasks in the DAG's order.
 - `count_batch_failures` (run-failure sensor): a failed `ingest_batch` run counts against its batch, so
   after `READMIT_BATCH_ATTEMPTS` failures over `READMIT_BATCH_RETRY_MINUTES` the batch is `failed` (or, once clean, recorded as not judged) and the
-  schedule moves on, as `readmit tick` and the DAG do.
+  schedule moves on, as `readmit tick` and the DAG do; a failed `land_labels` run counts against the
+  batch's labels the same way.
 
 All three start STOPPED: Airflow is the platform's scheduler, and two schedulers on one home would race
 (both serialise on the same tick lock, but each would release batches). Turn them on in the Dagster UI
@@ -18,8 +20,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.release import (PipelineError, error_reason, is_fetched, record_batch_failure, release_next_batch,
-                            retrain_owed, tick_lock)
+from assets.release import (PipelineError, error_reason, is_fetched, labels_due, record_batch_failure,
+                            record_label_failure, release_next_batch, retrain_owed, tick_lock)
 from assets.settings import Settings
 
 ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
@@ -27,9 +29,9 @@ ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.Dagste
 CRON = "*/5 * * * *"
 
 
-def build_automation(settings: Settings, fetch, ingest, retrain) -> tuple[list, list]:
-    """(schedules, sensors) for the three jobs, bound to `settings`."""
-    job_names = [fetch.name, ingest.name, retrain.name]
+def build_automation(settings: Settings, fetch, ingest, labels, retrain) -> tuple[list, list]:
+    """(schedules, sensors) for the four jobs, bound to `settings`."""
+    job_names = [fetch.name, ingest.name, labels.name, retrain.name]
 
     def busy(instance: dg.DagsterInstance) -> str | None:
         runs = instance.get_run_records(dg.RunsFilter(job_name=None, statuses=ACTIVE), limit=20)
@@ -54,26 +56,30 @@ def build_automation(settings: Settings, fetch, ingest, retrain) -> tuple[list, 
         context.log.info(report.message)
         return dg.RunRequest(partition_key=report.batch, tags={"readmit/trigger": "schedule"})
 
-    @dg.sensor(name="follow_up", jobs=[fetch, retrain], minimum_interval_seconds=30,
+    @dg.sensor(name="follow_up", jobs=[fetch, labels, retrain], minimum_interval_seconds=30,
                default_status=dg.DefaultSensorStatus.STOPPED,
-               description="Fetch the dataset first; retrain when a clean batch has not been judged yet.")
+               description="Fetch the dataset first; land the labels that are due; retrain when a labelled "
+                           "batch has not been judged yet.")
     def follow_up(context: dg.SensorEvaluationContext):
         if reason := busy(context.instance):
             return dg.SkipReason(reason)
         try:  # read the ledger as one tick would: not while another tick is writing it
             with tick_lock(settings, timeout=0):
                 fetched = is_fetched(settings)
+                due = labels_due(settings) if fetched else []
                 owed = retrain_owed(settings) if fetched else []
         except PipelineError as busy_elsewhere:
             return dg.SkipReason(str(busy_elsewhere))
         if not fetched:
             return dg.RunRequest(job_name=fetch.name, tags={"readmit/trigger": "sensor"})
+        if due:  # one at a time, oldest first: the next evaluation lands the next
+            return dg.RunRequest(job_name=labels.name, partition_key=due[0], tags={"readmit/trigger": "sensor"})
         if owed:
             return dg.RunRequest(job_name=retrain.name, tags={"readmit/trigger": "sensor",
                                                               "readmit/owed": ",".join(owed)[:200]})
-        return dg.SkipReason("nothing owed: every clean batch has been judged by a retrain")
+        return dg.SkipReason("nothing owed: no labels are due and every labelled batch has been judged by a retrain")
 
-    @dg.run_failure_sensor(name="count_batch_failures", monitored_jobs=[ingest],
+    @dg.run_failure_sensor(name="count_batch_failures", monitored_jobs=[ingest, labels],
                            default_status=dg.DefaultSensorStatus.STOPPED,
                            description="Count a failed ingest run against its batch (READMIT_BATCH_ATTEMPTS over READMIT_BATCH_RETRY_MINUTES).")
     def count_batch_failures(context: dg.RunFailureSensorContext):
@@ -86,7 +92,10 @@ def build_automation(settings: Settings, fetch, ingest, retrain) -> tuple[list, 
             # The one writer of the ledger at a time: a tick in progress finishes first. Past the wait this
             # evaluation fails (PipelineError) and Dagster evaluates the failure again; nothing is lost.
             with tick_lock(settings, timeout=min(settings.tick_lock_seconds, 30)):
-                status = record_batch_failure(settings, batch, reason)
+                if context.dagster_run.job_name == labels.name:
+                    status = f"labels {record_label_failure(settings, batch, reason)}"
+                else:
+                    status = record_batch_failure(settings, batch, reason)
             context.log.info(f"{batch} is {status} after a failed {context.dagster_run.job_name} run")
 
     return [every_5_minutes], [follow_up, count_batch_failures]

@@ -25,6 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("retrain", help="retrain on every batch so far and run the promotion gate again")
     retry = sub.add_parser("retry", help="re-open a failed batch (its raw bytes kept) and run it again, then retrain")
     retry.add_argument("batch", help="the batch id, e.g. batch-003 (readmit status lists failed batches)")
+    drift = sub.add_parser("drift", help="review input drift: acknowledge a drifting feature you have looked at")
+    drift_actions = drift.add_subparsers(dest="action", required=True)
+    ack = drift_actions.add_parser("ack", help="stop warning about FEATURE's drift until it grows (recorded, with "
+                                               "who and why)")
+    ack.add_argument("feature", help="a model feature of the latest batch's drift warnings (readmit status)")
+    ack.add_argument("--reason", required=True, help="why this drift needs no action")
+    ack.add_argument("--by", required=True, help="the name of the person who reviewed it")
     status = sub.add_parser("status", help="batches, rows and the production model")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_parser("purge-examples", help="delete the input examples (real encounters) that models logged "
@@ -41,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if not args.verbose:  # MLflow configures its own loggers on import, from this variable
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         settings = Settings.from_env()  # a bad variable is an error naming it, like any other
         if args.source:
@@ -101,14 +109,27 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     with tqdm(desc="batches", unit="batch") as bar:
         while True:
             report = tick(settings, instance, defs, log_level=_level(args))
-            if report.batch is None:
+            if report.batch is None and not report.labels:  # every batch in and no label owed
                 bar.write(report.message)
                 break
+            if report.batch is None:
+                bar.set_postfix_str(f"labels of {', '.join(report.labels)}")
+                continue
             status = collect_status(settings)
             bar.total = status["planned_batches"]
             bar.set_postfix_str(report.batch)
             bar.update(1)
     _print_summary(collect_status(settings))
+    return 0
+
+
+def _drift(settings: Settings, args: argparse.Namespace) -> int:
+    from assets.release import acknowledge_drift, tick_lock
+
+    with tick_lock(settings):  # the ledger has one writer at a time
+        record = acknowledge_drift(settings, args.feature, args.reason, args.by)
+    print(f"{record['feature']}: drift acknowledged by {record['by']} at PSI {record['psi']:.3f} ({record['batch']}); "
+          f"it warns again above {record['warns_again_above']:.3f}")
     return 0
 
 
@@ -150,12 +171,19 @@ def _record_digests(settings: Settings, args: argparse.Namespace) -> int:
 
 def _print_summary(status: dict) -> None:
     label = " (SYNTHETIC data)" if status["data_source"] == "synthetic" else ""
-    print(f"{'batch':<10} {'status':<9} {'raw':>7} {'clean':>7} {'quarantined':>12}  "
-          f"{'judged by':<9} {'ROC-AUC':>7} {'ECE':>6} {'max PSI':>8} drift{label}")
+    print(f"{'batch':<10} {'status':<9} {'raw':>7} {'clean':>7} {'quarantined':>12} {'labels':<8} "
+          f"{'judged by':<9} {'estimated':>9} {'ROC-AUC':>7} {'ECE':>6} {'max PSI':>8} drift{label}")
     for b in status["batches"]:
-        print(f"{b['id']:<10} {b['status'] or '':<9} {b['raw_rows']:>7} {b['clean_rows']:>7} {b['quarantined_rows']:>12}  "
+        print(f"{b['id']:<10} {b['status'] or '':<9} {b['raw_rows']:>7} {b['clean_rows']:>7} {b['quarantined_rows']:>12} "
+              f"{b.get('labels') or '':<8} "
               + _monitoring_cells(b.get("monitoring")) + (f"  {b['error']}" if b.get("error") else "")
               + (f" (failing since {b['first_failed_at']})" if b.get("first_failed_at") and b["status"] != "clean" else ""))
+    pages = [f"{b['id']}: {reason}" for b in status["batches"] for reason in (b.get("monitoring") or {}).get("pages", [])]
+    for page in pages[-5:]:
+        print(f"page: {page}")
+    never = [b["id"] for b in status["batches"] if b.get("labels") == "failed"]
+    if never:
+        print(f"labels never landed: {', '.join(never)} (their encounters are not learnt from; readmit retry BATCH)")
     failed = [b["id"] for b in status["batches"] if b["status"] == "failed"]
     if failed:
         print(f"failed: {', '.join(failed)} (raw bytes kept; after a fix: readmit retry {failed[0]})")
@@ -171,10 +199,11 @@ def _monitoring_cells(monitoring: dict | None) -> str:
     """Who judged the batch and how it went; `-` where there is nothing (yet) to say."""
     if not monitoring or monitoring.get("model_version") is None:
         why = "not yet" if not monitoring else ("failed" if monitoring.get("error") else "no model")
-        return f"{why:<9} {'-':>7} {'-':>6} {'-':>8} -"
+        return f"{why:<9} {'-':>9} {'-':>7} {'-':>6} {'-':>8} -"
     number = lambda value, width, digits: f"{value:>{width}.{digits}f}" if value is not None else f"{'-':>{width}}"  # noqa: E731
     psi = number(monitoring["max_psi"], 8, 3)
-    return (f"{'v' + str(monitoring['model_version']):<9} {number(monitoring['roc_auc'], 7, 3)} "
+    estimated = number((monitoring.get("estimated") or {}).get("roc_auc"), 9, 3)
+    return (f"{'v' + str(monitoring['model_version']):<9} {estimated} {number(monitoring['roc_auc'], 7, 3)} "
             f"{number(monitoring['ece'], 6, 3)} {psi} {monitoring['drift'] or '-'}"
             + (f" ({monitoring['max_psi_feature']})" if monitoring.get("drift") in ("warn", "alarm") else ""))
 
@@ -191,7 +220,7 @@ def _level(args: argparse.Namespace) -> str:
 
 
 COMMANDS = {"fetch": _fetch, "tick": _tick, "demo": _demo, "retrain": _retrain, "retry": _retry,
-            "status": _status, "purge-examples": _purge_examples, "record-digests": _record_digests}
+            "drift": _drift, "status": _status, "purge-examples": _purge_examples, "record-digests": _record_digests}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -6,35 +6,47 @@ import dagster as dg
 from assets.automation import build_automation
 from assets.graph.encounters import DatasetSource, batches, clean_batch, raw_batch, source_dataset, training_set
 from assets.graph.model import TrainingPolicy, production_model, readmission_model
-from assets.graph.monitoring import Monitoring, batch_monitoring, batch_outcomes, batch_predictions
+from assets.graph.labels import batch_outcomes, raw_labels
+from assets.graph.monitoring import Monitoring, batch_monitoring, batch_performance, batch_predictions
 from assets.resources.lake import Lake, LakeIOManager
 from assets.resources.registry import ModelRegistry
 from assets.settings import Settings
 
 FETCH_JOB = "fetch_source"
 INGEST_JOB = "ingest_batch"
+LABELS_JOB = "land_labels"
 RETRAIN_JOB = "retrain"
+# Which partitions a partitioned job runs on in a tick (assets/release.py): the batch released, or every
+# batch whose labels are due. Read off the job by the tick, the Airflow DAG and Dagster's automation.
+DUE = "readmit/partitions"
+ARRIVAL, LABELS = "arrival", "labels"
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     """The whole asset graph with resources bound to `settings`."""
     lake = Lake(root=settings.lake, s3_endpoint_url=settings.s3_endpoint_url)
-    fetch, ingest, retrain = jobs = [
+    fetch, ingest, labels, retrain = jobs = [
         dg.define_asset_job(FETCH_JOB, selection=[source_dataset],
                             description="Fetch (or reuse) the encounters dataset."),
-        dg.define_asset_job(INGEST_JOB, selection=[raw_batch, clean_batch, batch_predictions, batch_outcomes,
-                                                   batch_monitoring], partitions_def=batches,
-                            description="Materialize one released batch: raw as it arrived, cleaned, then "
-                                        "judged by the production model (before any retrain learns from it)."),
+        dg.define_asset_job(INGEST_JOB, selection=[raw_batch, clean_batch, batch_predictions, batch_monitoring],
+                            partitions_def=batches, metadata={DUE: ARRIVAL},
+                            description="Materialize one released batch of encounters: raw as it arrived, cleaned, "
+                                        "then judged at arrival by the production model (its drift and an estimate "
+                                        "of its performance), before any retrain learns from it."),
+        dg.define_asset_job(LABELS_JOB, selection=[raw_labels, batch_outcomes, batch_performance],
+                            partitions_def=batches, metadata={DUE: LABELS},
+                            description="Land one batch's labels (READMIT_LABEL_DELAY_BATCHES ticks after its "
+                                        "encounters): checked against its encounters, then the batch judged again "
+                                        "on what happened."),
         dg.define_asset_job(RETRAIN_JOB, selection=[training_set, readmission_model, production_model],
-                            description="Rebuild the training set from every clean batch, then retrain."),
+                            description="Rebuild the training set from every labelled batch, then retrain."),
     ]
-    schedules, sensors = build_automation(settings, fetch, ingest, retrain)
+    schedules, sensors = build_automation(settings, fetch, ingest, labels, retrain)
     return dg.Definitions(
         schedules=schedules,
         sensors=sensors,
-        assets=[source_dataset, raw_batch, clean_batch, batch_predictions, batch_outcomes, batch_monitoring,
-                training_set, readmission_model, production_model],
+        assets=[source_dataset, raw_batch, clean_batch, batch_predictions, batch_monitoring, raw_labels,
+                batch_outcomes, batch_performance, training_set, readmission_model, production_model],
         jobs=jobs,
         resources={key: fixed(resource) for key, resource in {
             "dataset": DatasetSource.from_settings(settings),

@@ -10,12 +10,12 @@ from graphlib import TopologicalSorter
 
 import dagster as dg
 
-from assets.definitions import FETCH_JOB, build_definitions
+from assets.definitions import ARRIVAL, DUE, FETCH_JOB, LABELS, build_definitions
 # The ledger side of the tick lives in assets/release.py; its names are part of this module's API too
 # (the CLI, the Airflow DAG and the tests import them from here).
 from assets.release import (  # noqa: F401
-    DONE_STATES, PipelineError, TickReport, error_reason, is_fetched, record_batch_failure, release_next_batch,
-    reopen_batch, retrain_owed, tick_lock,
+    DONE_STATES, PipelineError, TickReport, error_reason, is_fetched, labels_due, record_batch_failure,
+    record_label_failure, release_next_batch, reopen_batch, retrain_owed, tick_lock,
 )
 from assets.run_launcher import HOST_TAG, this_host
 from assets.settings import Settings
@@ -86,22 +86,39 @@ def run_job(defs: dg.Definitions, instance: dg.DagsterInstance, job_name: str,
     return result.run_id
 
 
+def due_kind(defs: dg.Definitions, job_name: str) -> str:
+    """Which partitions a partitioned job runs on in a tick: `ARRIVAL` (the batch released) or `LABELS`
+    (every batch whose labels are due), as the job's metadata says (assets/definitions.py)."""
+    value = defs.resolve_job_def(job_name).metadata.get(DUE, ARRIVAL)
+    return getattr(value, "value", value)
+
+
 def run_batch_job(settings: Settings, defs: dg.Definitions, instance: dg.DagsterInstance, job_name: str,
                   batch: str, log_level: str = "INFO") -> str:
-    """`run_job` for one batch; a failure is counted against the batch before it is raised."""
+    """`run_job` for one batch; a failure is counted against the batch (or, for the labels job, against its
+    labels) before it is raised."""
+    labels = due_kind(defs, job_name) == LABELS
     try:
         return run_job(defs, instance, job_name, batch, log_level)
     except PipelineError as err:
-        status = record_batch_failure(settings, batch, err.reason)
-        err.args = (f"{batch} is {status}: {err.args[0]}",)
+        if labels:
+            err.args = (f"the labels of {batch} are {record_label_failure(settings, batch, err.reason)}: {err.args[0]}",)
+        else:
+            err.args = (f"{batch} is {record_batch_failure(settings, batch, err.reason)}: {err.args[0]}",)
         raise
 
 
 def tick(settings: Settings, instance: dg.DagsterInstance | None = None,
          defs: dg.Definitions | None = None, log_level: str = "INFO", retry: str | None = None) -> TickReport:
     """One 5-minute tick: fetch if needed, release the next batch (an unfinished one first) and ingest
-    it, then retrain when some clean batch has not been judged by a completed retrain (owed work is
-    done even when there is nothing new). `retry` re-opens a failed batch first (`readmit retry`)."""
+    it, land the labels that are due, then retrain when some labelled batch has not been judged by a
+    completed retrain (owed work is done even when there is nothing new). `retry` re-opens a failed batch
+    first (`readmit retry`).
+
+    The order is the graph's (ingest, then labels, then retrain), and it is the hospital's: the batch's
+    encounters arrived during the last interval, so the version in production then is the one that
+    answered for them, and it is judged at arrival before this tick's retrain can change it; labels land
+    next, so the retrain learns from every outcome known by now."""
     defs = defs or build_definitions(settings)
     instance = instance or open_instance(settings)
     with tick_lock(settings):
@@ -117,8 +134,12 @@ def tick(settings: Settings, instance: dg.DagsterInstance | None = None,
                     reopen_batch(settings, retry)
                 report = release_next_batch(settings, instance)
             if is_partitioned(defs, job_name):
-                if report.batch is not None:
-                    runs[job_name] = run_batch_job(settings, defs, instance, job_name, report.batch, log_level)
+                due = labels_due(settings) if due_kind(defs, job_name) == LABELS else [report.batch] * (report.batch is not None)
+                for batch in due:
+                    runs[job_name] = run_batch_job(settings, defs, instance, job_name, batch, log_level)
+                if due and due_kind(defs, job_name) == LABELS:
+                    report.labels = due
+                    report.message += f"; labels landed for {', '.join(due)}"
             elif owed := retrain_owed(settings):
                 if report.batch is None:
                     report.message += f"; retrained on {len(owed)} clean batch(es) not yet judged: {', '.join(owed)}"

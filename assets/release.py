@@ -36,11 +36,12 @@ class PipelineError(RuntimeError):
 
 @dataclass
 class TickReport:
-    """What one tick did: the batch it released (None when all are in) and the runs it made."""
+    """What one tick did: the batch it released (None when all are in), the labels it landed, its runs."""
 
     batch: str | None
     message: str
     runs: dict[str, str] = field(default_factory=dict)
+    labels: list[str] = field(default_factory=list)  # batches whose labels landed in this tick
 
 
 def release_next_batch(settings: Settings, instance: dg.DagsterInstance) -> TickReport:
@@ -62,10 +63,14 @@ def release_next_batch(settings: Settings, instance: dg.DagsterInstance) -> Tick
         released = {b["id"] for b in state["batches"]}
         plans = [p for p in plan_batches(state["total_rows"], settings.batch_size) if p.id not in released]
         if not plans:
-            return TickReport(None, f"all {len(released)} batches are already in: nothing to release")
+            return TickReport(None, f"all {len(released)} batches are already in: nothing to release"
+                                    + _labels_after_feed(ledger, state, settings.label_delay_batches))
         batch = plans[0].id
+        clock = state.get("label_clock", 0) + 1  # a tick of the feed: labels owed for `delay` ticks come closer
+        ledger.describe_source(label_clock=clock)
         ledger.record(batch, status="released", released_at=now_iso(), start_row=plans[0].start,
-                      rows=plans[0].rows, data_source=state.get("source", {}).get("data_source"))
+                      rows=plans[0].rows, data_source=state.get("source", {}).get("data_source"),
+                      released_tick=clock, labels="pending", labels_due_tick=clock + settings.label_delay_batches)
         message = f"released {batch} (source rows {plans[0].start}-{plans[0].stop - 1})"
     if not instance.has_dynamic_partition(batches.name, batch):
         instance.add_dynamic_partitions(batches.name, [batch])
@@ -73,6 +78,63 @@ def release_next_batch(settings: Settings, instance: dg.DagsterInstance) -> Tick
     first = (state["batches"][:1] or [{"released_at": now_iso()}])[0].get("released_at")
     push_release_gauges(settings, batch, first, logging.getLogger(__name__))
     return TickReport(batch, message)
+
+
+def _labels_after_feed(ledger: BatchLedger, state: dict, delay: int) -> str:
+    """After the last batch, a tick that still owes labels moves the label clock on, so the last batches'
+    labels land `delay` ticks after them as every other batch's do; a tick that owes none does nothing."""
+    pending = ledger.labels_pending(state)
+    if not pending:
+        return ""
+    if not ledger.labels_due(delay, state):  # due labels that failed to land are retried, the clock waits
+        state["label_clock"] = state.get("label_clock", 0) + 1
+        ledger.describe_source(label_clock=state["label_clock"])
+    due = ledger.labels_due(delay, state)
+    return f"; labels owed for {', '.join(pending)}" + (f", due now: {', '.join(due)}" if due else "")
+
+
+def labels_due(settings: Settings) -> list[str]:
+    """Batches whose labels land this tick (see `BatchLedger.labels_due`)."""
+    return BatchLedger(_lake(settings).path()).labels_due(settings.label_delay_batches)
+
+
+def record_label_failure(settings: Settings, batch: str, reason: str, now: datetime | None = None) -> str:
+    """Count a failed landing of `batch`'s labels, as `record_batch_failure` counts an ingest: its labels are
+    `failed` (visible in `readmit status`, no longer owed) after `batch_attempts` failures over
+    `batch_retry_minutes`; until then they stay `pending` and the next tick lands them again."""
+    ledger = BatchLedger(_lake(settings).path())
+    entry = ledger.entry(batch)
+    now = now or datetime.now(timezone.utc)
+    attempts = entry.get("labels_attempts", 0) + 1
+    first = entry.get("labels_first_failed_at") or now.isoformat(timespec="seconds")
+    spent = (now - datetime.fromisoformat(first)).total_seconds() >= settings.batch_retry_minutes * 60
+    labels = "failed" if attempts >= settings.batch_attempts and spent else "pending"
+    ledger.record(batch, labels=labels, labels_attempts=attempts, labels_error=reason, labels_first_failed_at=first)
+    return labels
+
+
+def acknowledge_drift(settings: Settings, feature: str, reason: str, by: str) -> dict:
+    """Record that `by` reviewed `feature`'s drift (`readmit drift ack`): it stops warning until its PSI
+    grows past `ACK_GROWTH` times the value acknowledged, the latest batch's. Kept in the ledger with every
+    earlier acknowledgement (`drift_ack_log`), so who accepted what, and why, stays on file."""
+    from assets.monitoring.alerts import ACK_GROWTH
+
+    reason, by = reason.strip(), by.strip()
+    if not reason or not by:
+        raise PipelineError("an acknowledgement needs a reason and the name of who reviewed it")
+    ledger = BatchLedger(_lake(settings).path())
+    state = ledger.read()
+    judged = [b for b in state["batches"] if (b.get("monitoring") or {}).get("drift_warnings")]
+    warnings = {row["feature"]: row for row in (judged[-1]["monitoring"]["drift_warnings"] if judged else [])}
+    if feature not in warnings:
+        raise PipelineError(f"{feature} does not drift in the latest judged batch"
+                            + (f" ({judged[-1]['id']}); drifting: {', '.join(warnings)}" if judged else
+                               ": no batch has drift warnings yet"))
+    record = {"feature": feature, "psi": warnings[feature]["psi"], "batch": judged[-1]["id"], "reason": reason,
+              "by": by, "at": now_iso(), "warns_again_above": warnings[feature]["psi"] * ACK_GROWTH}
+    ledger.describe_source(drift_acks={**state.get("drift_acks", {}), feature: record},
+                           drift_ack_log=[*state.get("drift_ack_log", []), record])
+    return record
 
 
 def reopen_batch(settings: Settings, batch: str) -> None:
@@ -83,7 +145,9 @@ def reopen_batch(settings: Settings, batch: str) -> None:
         raise PipelineError(f"{batch} was never released: nothing to retry "
                             f"(released: {', '.join(ledger.released()) or 'none'})")
     ledger.record(batch, status="released", attempts=0, error=None, first_failed_at=None, monitoring_attempts=0,
-                  monitoring_first_failed_at=None, retried_at=now_iso())
+                  monitoring_first_failed_at=None, retried_at=now_iso(),
+                  # its encounters are cleaned again, so its labels are checked again against them (when due)
+                  labels="pending", labels_attempts=0, labels_first_failed_at=None)
 
 
 def record_batch_failure(settings: Settings, batch: str, reason: str, now: datetime | None = None) -> str:

@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     drift_warn: float = 0.1
     drift_alarm: float = 0.25
     live_auc_drop: float = 0.05
+    # Labels of batch b land this many ticks after b (a 30-day outcome is known weeks after discharge); 0: at once.
+    label_delay_batches: int = Field(default=0, ge=0)
     pushgateway_url: str | None = None
     pushgateway_username: str | None = None  # the pipeline's own push login (make up generates it)
     pushgateway_password: str | None = Field(default=None, repr=False)

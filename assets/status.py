@@ -7,6 +7,10 @@ from assets.monitoring.quality import SUMMARY_KEYS
 from assets.resources.lake import Lake
 from assets.settings import Settings
 
+# The contract's estimate at arrival (issue #30); the lake's monitoring JSON keeps the whole estimate.
+ESTIMATED_KEYS = ("roc_auc", "roc_auc_low", "roc_auc_high", "pr_auc", "positive_rate", "positive_rate_low",
+                  "positive_rate_high", "recalibrated_on", "model_version")
+
 
 def collect_status(settings: Settings) -> dict:
     """The release state as one JSON-able dict (the contract of `readmit status --json`)."""
@@ -23,6 +27,7 @@ def release_status(lake: Lake, registry) -> dict:
                 "clean_rows": b.get("clean_rows", 0), "quarantined_rows": b.get("quarantined_rows", 0),
                 "quarantine_reasons": b.get("quarantine_reasons", {}),
                 "attempts": b.get("attempts", 0), "data_source": b.get("data_source"),
+                "labels": b.get("labels", "pending"), **_labels(b),
                 "monitoring": _monitoring(b),
                 **({"error": b["error"]} if b.get("error") else {}),
                 # since when it (or its monitoring) fails: the retry window runs from here (release.py)
@@ -37,6 +42,8 @@ def release_status(lake: Lake, registry) -> dict:
         "training_rows": training_rows(lake),
         "last_retrain": state.get("last_retrain"),
         "retrain_owed": BatchLedger(lake.path()).unjudged_batches(state),
+        "labels_owed": BatchLedger(lake.path()).labels_pending(state),
+        "drift_acknowledged": state.get("drift_acks", {}),
         "production_model": _production_model(registry),
     }
 
@@ -48,15 +55,35 @@ def publish(lake: Lake, registry, id_descriptions: dict | None = None) -> None:
     publish_status(registry, {**release_status(lake, registry), "id_descriptions": id_descriptions or {}})
 
 
+def _labels(entry: dict) -> dict:
+    """When the batch's labels are due and landed, and how many were clean, quarantined or missing."""
+    fields = {"labels_due_tick": entry.get("labels_due_tick"), "labels_landed_at": entry.get("labels_landed_at")}
+    for key in ("label_rows", "labels_quarantined", "label_quarantine_reasons", "encounters_unlabelled",
+                "labels_attempts", "labels_error"):
+        if entry.get(key) is not None:
+            fields[key] = entry[key]
+    return fields
+
+
 def _monitoring(entry: dict) -> dict | None:
-    """The contract's monitoring object of a batch (None until monitoring has run for it)."""
+    """The contract's monitoring object of a batch (None until monitoring has run for it): the flat fields
+    are the realised figures (null until the labels land) and the drift at arrival; `estimated` is set at
+    arrival, `realised` when the labels land; `pages` lists what pages a person, `drift_warnings` the
+    drifting features ranked by how much they matter to the version."""
     recorded = entry.get("monitoring")
     if recorded is None:
         return None
     summary = {key: recorded.get(key) for key in SUMMARY_KEYS}
-    for extra in ("holdout_roc_auc", "prediction_psi", "max_subgroup_gap", "note", "error"):
+    for extra in ("holdout_roc_auc", "prediction_psi", "max_subgroup_gap", "positive_rate", "rows", "note", "error"):
         if recorded.get(extra) is not None:
             summary[extra] = recorded[extra]
+    estimated = recorded.get("estimated")
+    summary["estimated"] = None if not estimated else {key: estimated.get(key) for key in ESTIMATED_KEYS}
+    summary["realised"] = recorded.get("realised")
+    summary["pages"] = recorded.get("pages", [])
+    summary["drift_warnings"] = [{key: row.get(key) for key in ("feature", "psi", "importance_share", "weight",
+                                                                "acknowledged")}
+                                 for row in recorded.get("drift_warnings", [])]
     return summary
 
 

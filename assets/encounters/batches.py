@@ -12,9 +12,11 @@ from pathlib import Path
 
 from upath import UPath
 
+from assets.encounters.columns import LABEL
 from assets.resources.atomic import write_atomically
 
 LEDGER_FILE = "metadata_batch.json"
+LABELS_DONE = {"landed", "failed"}  # a batch's `labels`: "pending" until one of these
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,34 @@ def slice_batch(csv_path: str | Path, plan: BatchPlan) -> bytes:
     return b"\n".join([lines[0], *body]) + b"\n"
 
 
+def slice_feeds(csv_path: str | Path, plan: BatchPlan, label: str = LABEL) -> tuple[bytes, bytes]:
+    """The plan's rows split into the two feeds a hospital has: the encounter feed (every column but
+    `label`, what is known at discharge) and the label feed (`encounter_id`, `label`), weeks later.
+
+    Each encounter line is the source line with one field cut out, every other byte kept. A line whose
+    field count is not the header's cannot be split honestly: it goes to the encounter feed whole (where it
+    is quarantined as malformed, its text kept) and has no label line."""
+    source = slice_batch(csv_path, plan)
+    header, *rows = source[:-1].split(b"\n")  # slice_batch ends in exactly one newline
+    names = [name.strip().strip(b'"').decode("utf-8", "replace") for name in header.rstrip(b"\r").split(b",")]
+    cut, key = names.index(label), names.index("encounter_id")
+    encounters, labels = [_without(header, cut)], [b"encounter_id," + label.encode()]
+    for row in rows:
+        fields = row.rstrip(b"\r").split(b",")
+        if len(fields) != len(names):
+            encounters.append(row)
+            continue
+        encounters.append(_without(row, cut))
+        labels.append(fields[key] + b"," + fields[cut])
+    return b"\n".join(encounters) + b"\n", b"\n".join(labels) + b"\n"
+
+
+def _without(line: bytes, index: int) -> bytes:
+    ending = b"\r" if line.endswith(b"\r") else b""
+    fields = line.rstrip(b"\r").split(b",")
+    return b",".join(fields[:index] + fields[index + 1:]) + ending
+
+
 class BatchLedger:
     """Read-modify-write access to `metadata_batch.json` (one writer at a time: ticks are serial)."""
 
@@ -75,18 +105,36 @@ class BatchLedger:
         return next((e for e in self.read()["batches"] if e["id"] == batch), {})
 
     def unjudged_batches(self, state: dict | None = None) -> list[str]:
-        """Clean batches that no completed retrain (gate included) has judged yet: owed work."""
+        """Labelled clean batches that no completed retrain (gate included) has judged yet: owed work
+        (a batch whose labels have not landed has nothing to teach a retrain)."""
         state = self.read() if state is None else state
         judged = set((state.get("last_retrain") or {}).get("batches", []))
-        return [b["id"] for b in state["batches"] if b.get("status") == "clean" and b["id"] not in judged]
+        return [b["id"] for b in state["batches"] if b.get("status") == "clean" and b.get("labels") == "landed"
+                and b["id"] not in judged]
 
     def monitoring_owed(self, state: dict | None = None) -> list[str]:
         """Clean batches the production model has not been judged on yet and no retrain has learnt from:
         their monitoring must run before the next retrain (test, then train)."""
         state = self.read() if state is None else state
-        unjudged = set(self.unjudged_batches(state))
+        learnt = set((state.get("last_retrain") or {}).get("batches", []))
         return [b["id"] for b in state["batches"]
-                if b.get("status") == "clean" and "monitoring" not in b and b["id"] in unjudged]
+                if b.get("status") == "clean" and "monitoring" not in b and b["id"] not in learnt]
+
+    def labels_pending(self, state: dict | None = None) -> list[str]:
+        """Clean batches whose labels have not landed (nor failed for good): outcomes still owed."""
+        state = self.read() if state is None else state
+        return [b["id"] for b in state["batches"]
+                if b.get("status") == "clean" and b.get("labels", "pending") not in LABELS_DONE]
+
+    def labels_due(self, delay: int, state: dict | None = None) -> list[str]:
+        """Pending labels whose time has come: batch b's land `delay` ticks of the label clock after b.
+
+        The clock (`label_clock`) moves once per batch released and, after the last one, once per tick
+        that still owes labels (`release_next_batch`), so a delay is counted in ticks of the feed."""
+        state = self.read() if state is None else state
+        clock = state.get("label_clock", 0)
+        entries = {b["id"]: b for b in state["batches"]}
+        return [b for b in self.labels_pending(state) if entries[b].get("released_tick", 0) + delay <= clock]
 
     def clean_batches(self) -> list[str]:
         """Batches whose clean rows are on disk: data first, ledger second, so the ledger never lies."""

@@ -1,8 +1,10 @@
 """The one source of truth for encounter columns, dtypes and allowed values.
 
-`RawEncounter` describes a row as it arrives (strings, `?` for missing); `CleanEncounter` a row after
-cleaning (typed, no `?`, `NotTested` for lab tests not performed, label derived). The API request
-model and the UI form are generated from these models through `column_specs()`.
+`RawEncounter` describes a row of the encounter feed as it arrives (strings, `?` for missing);
+`CleanEncounter` a row after cleaning (typed, no `?`, `NotTested` for lab tests not performed). The
+outcome arrives weeks later on its own feed: `RawLabel` as it arrives, `CleanLabel` once checked against
+the batch's encounters, and `LabelledEncounter` is the two joined, the only rows a retrain learns from.
+The API request model and the UI form are generated from these models through `column_specs()`.
 """
 from __future__ import annotations
 
@@ -104,7 +106,6 @@ class RawEncounter(pa.DataFrameModel):
     metformin_pioglitazone: Series[Text] = _raw_med("metformin-pioglitazone")
     change: Series[Text] = _raw(CHANGE_VALUES)
     diabetesMed: Series[Text] = _raw(YES_NO)
-    readmitted: Series[Text] = _raw(READMITTED_VALUES)
 
     @pa.check(*NUMERIC_BOUNDS, name="integer_in_range")
     def _integer_in_range(cls, cells: Series[Text]) -> Series[bool]:
@@ -183,10 +184,38 @@ class CleanEncounter(pa.DataFrameModel):
     metformin_pioglitazone: Series[Text] = _med("metformin-pioglitazone")
     change: Series[Text] = pa.Field(isin=CHANGE_VALUES)
     diabetesMed: Series[Text] = pa.Field(isin=YES_NO)
-    readmitted: Series[Text] = pa.Field(isin=READMITTED_VALUES)
     batch_id: Series[Text] = pa.Field(description="the batch this row arrived in")
-    readmitted_30d: Series[bool] = pa.Field(description="readmitted within 30 days (readmitted == '<30')")
     death_or_hospice: Series[bool] = pa.Field(description="discharged to death or hospice: cannot be readmitted")
+
+    class Config:
+        strict = True
+        ordered = False
+
+
+class LabelledEncounter(CleanEncounter):
+    """A clean encounter with the label that landed for it: what the training set holds."""
+
+    readmitted: Series[Text] = pa.Field(isin=READMITTED_VALUES)
+    readmitted_30d: Series[bool] = pa.Field(description="readmitted within 30 days (readmitted == '<30')")
+
+
+class RawLabel(pa.DataFrameModel):
+    """One line of the label feed as it arrives: which encounter, and what happened after discharge."""
+
+    encounter_id: Series[Text] = pa.Field(str_matches=ID_PATTERN)
+    readmitted: Series[Text] = pa.Field(isin=READMITTED_VALUES)
+
+    class Config:
+        strict = False  # extra columns are tolerated and dropped, as on the encounter feed
+
+
+class CleanLabel(pa.DataFrameModel):
+    """The label of one known, clean encounter of the batch: one per encounter, never two that disagree."""
+
+    encounter_id: Series[int] = pa.Field(unique=True, ge=1)
+    readmitted: Series[Text] = pa.Field(isin=READMITTED_VALUES)
+    readmitted_30d: Series[bool] = pa.Field(description="readmitted within 30 days (readmitted == '<30')")
+    batch_id: Series[Text] = pa.Field(description="the batch whose encounters this label is about")
 
     class Config:
         strict = True
@@ -229,19 +258,30 @@ class ColumnSpec:
 
 
 def source_columns() -> list[str]:
-    """The 50 source columns in CSV order."""
+    """The 50 source columns in CSV order: the encounter feed's 49, then the label."""
+    return [*encounter_columns(), LABEL]
+
+
+def encounter_columns() -> list[str]:
+    """The encounter feed's columns: what is known at discharge (every source column but the label)."""
     return list(RawEncounter.to_schema().columns)
 
 
 def feature_columns() -> list[str]:
-    """The columns an encounter is scored from: every source column but the label."""
-    return [c for c in source_columns() if c != LABEL]
+    """The columns an encounter is scored from: the encounter feed's."""
+    return encounter_columns()
 
 
 def raw_structure() -> pa.DataFrameSchema:
     """`RawEncounter` without value checks: what a batch must look like to be read at all."""
-    return pa.DataFrameSchema({name: pa.Column(pd.StringDtype("pyarrow")) for name in source_columns()}, strict=False,
-                              name="RawBatch")
+    return pa.DataFrameSchema({name: pa.Column(pd.StringDtype("pyarrow")) for name in encounter_columns()},
+                              strict=False, name="RawBatch")
+
+
+def label_structure() -> pa.DataFrameSchema:
+    """`RawLabel` without value checks: what a label file must look like to be read at all."""
+    return pa.DataFrameSchema({name: pa.Column(pd.StringDtype("pyarrow")) for name in RawLabel.to_schema().columns},
+                              strict=False, name="RawLabels")
 
 
 def column_specs() -> dict[str, ColumnSpec]:

@@ -14,9 +14,7 @@ import pyarrow
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from assets.encounters.schemas import (
-    LABEL, TARGET, CleanEncounter, RawEncounter, as_integers, source_columns,
-)
+from assets.encounters.schemas import CleanEncounter, RawEncounter, as_integers, encounter_columns
 from assets.encounters.normalise import (  # noqa: F401 - part of this module's API
     RAW_DTYPE, CLEAN_DTYPE, _UNKNOWN_SPELLINGS, PARSE_ERROR, INT_COLUMNS, LAB_COLUMNS, UNKNOWN_COLUMNS, RESPELLINGS,
     normalise_encounters, normalised_columns, equals_any, _integers_or_zero, icd9_group, _icd9_chapters,
@@ -133,10 +131,10 @@ def _with_malformed_rows(frame: pd.DataFrame, malformed: list[dict]) -> pd.DataF
 
 def check_structure(frame: pd.DataFrame, rows: int | None = None) -> None:
     """Fail loudly when columns are missing or there are no rows: such a batch has no good rows."""
-    missing = [c for c in source_columns() if c not in frame.columns]
+    missing = [c for c in encounter_columns() if c not in frame.columns]
     if missing:
         raise BatchStructureError(
-            f"batch is missing {len(missing)} of the {len(source_columns())} source columns: "
+            f"batch is missing {len(missing)} of the {len(encounter_columns())} encounter columns: "
             f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}")
     if (len(frame) if rows is None else rows) == 0:
         raise BatchStructureError("batch has a header but no rows")
@@ -154,7 +152,7 @@ def row_failures(raw: pd.DataFrame) -> pd.Series:
             for index, error in raw.loc[unparsed, PARSE_ERROR].items():
                 reasons[int(index)] = [error]
             raw = raw.loc[~unparsed]
-    cells = raw[source_columns()]
+    cells = raw[encounter_columns()]
     empty = cells["encounter_id"].eq("").to_numpy(dtype=bool)  # an empty line: only those rows are looked at
     if empty.any():
         empty[empty] = cells.loc[empty].eq("").all(axis=1).to_numpy(dtype=bool)
@@ -196,20 +194,22 @@ def _shown(value) -> str:
 
 
 def clean_encounters(raw: pd.DataFrame, batch_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split a raw batch into valid `CleanEncounter` rows and quarantined rows with their reasons."""
+    """Split a raw batch into valid `CleanEncounter` rows and quarantined rows with their reasons.
+
+    A `readmitted` column in the batch (a file in the source's own layout) is not read: the outcome is
+    the label feed's, checked by its own contract (`assets/encounters/labels.py`)."""
     raw = raw.reset_index(drop=True)
     failures = row_failures(raw)
     bad = raw.index.isin(failures.index)
-    quarantine = raw.loc[bad, source_columns()].copy()
+    quarantine = raw.loc[bad, encounter_columns()].copy()
     quarantine[RAW_LINE] = raw.loc[bad, RAW_LINE] if RAW_LINE in raw else ""  # the text of an unparsed line
     quarantine.insert(0, "reason", failures.reindex(quarantine.index).astype(str))
     lines = raw.loc[bad, LINE] if LINE in raw else quarantine.index + 2
     quarantine.insert(0, LINE, np.asarray(lines, dtype=np.int64))
     quarantine.insert(0, "row_number", quarantine.index + 1)
     quarantine.insert(0, "batch_id", batch_id)
-    good = raw.loc[~bad, source_columns()] if bad.any() else raw[source_columns()]
+    good = raw.loc[~bad, encounter_columns()] if bad.any() else raw[encounter_columns()]
     clean = normalise_encounters(good)
-    clean[TARGET] = clean[LABEL].eq("<30").astype(bool)
     clean["batch_id"] = pd.Series(batch_id, index=clean.index, dtype=CLEAN_DTYPE)
     clean = CleanEncounter.validate(clean.reset_index(drop=True))
     return clean, quarantine.reset_index(drop=True)

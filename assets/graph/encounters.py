@@ -12,8 +12,8 @@ import pandas as pd
 import pandera.errors as pa_errors
 from dagster_pandera import pandera_schema_to_dagster_type
 
-from assets.encounters.batches import BatchLedger, now_iso, plan_batches, slice_batch
-from assets.encounters.schemas import TARGET, CleanEncounter, raw_structure
+from assets.encounters.batches import BatchLedger, now_iso, plan_batches, slice_feeds
+from assets.encounters.schemas import LabelledEncounter, raw_structure
 from assets.encounters.source import SourceDataset, acquire_dataset, read_source_info
 from assets.encounters.training import MANIFEST, TrainingSetError, admit_clean_batches
 from assets.encounters.transforms import BatchStructureError, clean_encounters, parse_batch, reason_kinds
@@ -77,12 +77,13 @@ def source_dataset(context: dg.AssetExecutionContext, dataset: DatasetSource, la
           check_specs=[dg.AssetCheckSpec("rows_match_plan", asset="raw_batch",
                                          description="every line released for the batch is a raw row")])
 def raw_batch(context: dg.AssetExecutionContext, dataset: DatasetSource, lake: Lake):
-    """One batch exactly as it arrived; the arrival file `raw/<batch>.csv` is kept forever."""
+    """One batch of the encounter feed exactly as it arrived (every source column but the label, which
+    lands later: `assets/graph/labels.py`); the arrival file `raw/<batch>.csv` is kept forever."""
     key = checked_batch_key(context.partition_key)
     arrival = lake.path("raw", f"{key}.csv")
     if not arrival.exists():
-        plan = _plan_for(dataset, key)
-        lake.write_bytes(slice_batch(dataset.info().csv_path, plan), "raw", f"{key}.csv")
+        plan = plan_for(dataset, key)
+        lake.write_bytes(slice_feeds(dataset.info().csv_path, plan)[0], "raw", f"{key}.csv")
     ledger = BatchLedger(lake.path())
     try:
         frame = parse_batch(arrival.read_bytes())
@@ -118,7 +119,6 @@ def clean_batch(context: dg.AssetExecutionContext, raw_batch: pd.DataFrame, lake
     yield dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(target)), "dagster/row_count": len(clean),
         "clean_rows": len(clean), "quarantined_rows": len(quarantine),
-        "readmitted_30d_rate": float(clean[TARGET].mean()) if len(clean) else 0.0,
         "quarantine_reasons": dg.MetadataValue.md(_reasons_table(kinds))})
     yield dg.AssetCheckResult(check_name="rows_accounted_for",
                               passed=len(clean) + len(quarantine) == len(raw_batch),
@@ -127,11 +127,14 @@ def clean_batch(context: dg.AssetExecutionContext, raw_batch: pd.DataFrame, lake
                               severity=dg.AssetCheckSeverity.WARN, metadata={"rate": rate})
 
 
-# `batch_monitoring` (assets/monitoring) by key: a batch is judged by the production model before the
-# training set learns from it, and that order is part of the graph (named by key: monitoring imports us).
-@dg.asset(group_name="encounters", deps=[clean_batch, dg.AssetKey("batch_monitoring")], kinds={"pandas", "json"})
+# `batch_monitoring` (assets/graph/monitoring.py) and `batch_outcomes` (assets/graph/labels.py) by key: a
+# batch is judged by the production model before the training set learns from it, and it is learnt from
+# only with its labels; both orders are part of the graph (named by key: those modules import this one).
+@dg.asset(group_name="encounters", deps=[clean_batch, dg.AssetKey("batch_monitoring"), dg.AssetKey("batch_outcomes")],
+          kinds={"pandas", "json"})
 def training_set(lake: Lake, registry: dg.ResourceParam[ModelRegistry], dataset: DatasetSource) -> dg.MaterializeResult:
-    """Every clean batch so far, one row per `encounter_id` (a re-delivered encounter keeps its latest).
+    """Every clean batch whose labels have landed, one row per `encounter_id` (a re-delivered encounter
+    keeps its latest), each with its label.
 
     Append-only (`assets/encounters/training.py`): the manifest `training/training_set.json` lists the
     clean partitions; a tick validates and admits only the batches that are new or were re-run, so its
@@ -156,16 +159,16 @@ def training_set(lake: Lake, registry: dg.ResourceParam[ModelRegistry], dataset:
 
 
 def _validate_clean(frame: pd.DataFrame) -> None:
-    """The clean contract (pandera) on a batch entering the training set; a violation fails the retrain."""
+    """The labelled contract (pandera) on a batch entering the training set; a violation fails the retrain."""
     try:
-        CleanEncounter.validate(frame, lazy=True)
+        LabelledEncounter.validate(frame, lazy=True)
     except pa_errors.SchemaErrors as errors:
         cases = errors.failure_cases
         raise dg.Failure(description=f"{frame['batch_id'].iloc[0] if len(frame) else '?'} breaks the clean "
                                      f"contract: {cases[['column', 'check']].drop_duplicates().head(10).to_dict('records')}")
 
 
-def _plan_for(dataset: DatasetSource, key: str):
+def plan_for(dataset: DatasetSource, key: str):
     plans = {plan.id: plan for plan in plan_batches(dataset.info().rows, dataset.batch_size)}
     if key not in plans:
         raise dg.Failure(description=f"{key} is not a batch of the source ({len(plans)} batches planned)")

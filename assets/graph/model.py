@@ -47,6 +47,9 @@ class TrainingPolicy(dg.ConfigurableResource):
                       "train_rows_available": available}
 
 
+IMPORTANCE_ROWS = 2_000  # training rows the importance shares are averaged over (< 1 s of TreeSHAP)
+
+
 class TrainingConfig(dg.Config):
     """Hyperparameters of the candidates (editable in the Dagster launchpad)."""
 
@@ -65,7 +68,9 @@ def readmission_model(context: dg.AssetExecutionContext, config: TrainingConfig,
                       lake: Lake) -> dg.MaterializeResult:
     """Every candidate trained and logged to MLflow; the best on the holdout registered as a new version."""
     from assets.encounters.synthetic import synthetic_probe
+    from assets.monitoring.alerts import IMPORTANCE_SHARES
     from assets.model.evaluate import evaluation_plots
+    from assets.model.explain import importance_shares
     from assets.model.features import CATEGORICAL, prepare_features
     from assets.model.portable import packaged
     from assets.model.train import split_training_set, train_candidates
@@ -80,7 +85,8 @@ def readmission_model(context: dg.AssetExecutionContext, config: TrainingConfig,
                                            available=history["train_rows_available"])
     y = holdout[TARGET].to_numpy(bool)
     # What monitoring compares every later batch with: the training patients' feature shares.
-    train_features = prepare_features(reference_sample(split_training_set(rows)[0])[feature_columns()])
+    train_sample = reference_sample(split_training_set(rows)[0])
+    train_features = prepare_features(train_sample[feature_columns()])
     data_source = dataset.info().data_source
     batches = history["batches"]
     tags = {"readmit.batches": ",".join(batches), "readmit.batch_count": str(len(batches)),
@@ -103,6 +109,9 @@ def readmission_model(context: dg.AssetExecutionContext, config: TrainingConfig,
                 documents={"subgroup_metrics.json": subgroups,
                            "reference_profile.json": profile(train_features, CATEGORICAL, risk=risk,
                                                              min_cell=registry.min_cell)})
+    # How much the registered version leans on each feature: monitoring ranks drift warnings by it.
+    registry.client().log_dict(runs[best.model.name], importance_shares(best.model, train_sample.head(
+        IMPORTANCE_ROWS)[feature_columns()]), IMPORTANCE_SHARES)
     version = registry.register(uris[best.model.name], tags={
         **tags, "candidate": best.model.name, "roc_auc": f"{best.metrics['roc_auc']:.6f}",
         "threshold": f"{best.model.threshold:.6f}"})

@@ -295,3 +295,15 @@ def _plain(encounters: pd.DataFrame, index, name: str):
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
     return value.item() if hasattr(value, "item") else value
+
+
+def importance_shares(model, encounters: pd.DataFrame) -> dict[str, float]:
+    """Each model feature's share of the mean |contribution| (SHAP for trees, exact for the linear model)
+    over `encounters`: how much the version leans on it. Monitoring weighs a feature's drift by it, so a
+    drift the model barely reads ranks below one it relies on (assets/monitoring/alerts.py)."""
+    from assets.model.features import death_or_hospice
+
+    alive = encounters.loc[~death_or_hospice(encounters)]
+    magnitude = Explainer(model).attribution(alive).contributions.abs().mean()
+    total = float(magnitude.sum())
+    return {str(feature): (float(value) / total if total > 0 else 0.0) for feature, value in magnitude.items()}

@@ -1,7 +1,9 @@
 """Per-batch monitoring gauges pushed to a Prometheus Pushgateway (a batch job has nothing to scrape).
 
-Two groups, each replaced at every push. `job=readmit_monitoring`: the latest judged batch, which is what
-alert rules compare with thresholds (the history stays in MLflow and the lake). `job=readmit_release`: when a
+Three groups, each replaced at every push. `job=readmit_monitoring`: the latest batch judged at arrival (its
+drift and the estimate of the production version's performance), which is what alert rules compare with
+thresholds (the history stays in MLflow and the lake). `job=readmit_outcomes`: the latest batch whose labels
+landed (the realised figures beside that batch's estimate). `job=readmit_release`: when a
 batch was last released, and the interval the stale-monitoring rule measures against, so Prometheus can tell
 "batches keep arriving but nobody judges them" (ReadmitMonitoringStale) from "the feed has ended".
 The Pushgateway asks for a login: the pipeline's own (READMIT_PUSHGATEWAY_USERNAME/PASSWORD)."""
@@ -14,7 +16,10 @@ from assets.monitoring.drift import DRIFT_LEVELS, RISK
 from assets.settings import Settings
 
 JOB = "readmit_monitoring"
+OUTCOMES_JOB = "readmit_outcomes"
 RELEASE_JOB = "readmit_release"
+ESTIMATED = ("roc_auc", "roc_auc_low", "roc_auc_high", "pr_auc", "positive_rate", "positive_rate_low",
+             "positive_rate_high", "recalibrated_on")
 
 
 def push_batch_gauges(url: str, batch: str, report: dict, log, auth: tuple[str, str] | None = None) -> bool:
@@ -38,20 +43,56 @@ def push_batch_gauges(url: str, batch: str, report: dict, log, auth: tuple[str, 
     gauge("readmit_batch_number", "Sequence number of the latest judged batch.", int(batch.rsplit("-", 1)[-1]))
     gauge("readmit_batch_judged", "1 when a production model judged the latest batch, 0 when nothing could.",
           int(summary["model_version"] is not None))
-    gauge("readmit_batch_rows", "Rows of the latest batch the production model was judged on.", summary.get("rows"))
-    for key in ("roc_auc", "pr_auc", "brier", "ece", "holdout_roc_auc", "positive_rate", "mean_risk",
-                "max_psi", "prediction_psi", "max_subgroup_gap"):
+    for key in ("holdout_roc_auc", "max_psi", "prediction_psi"):
         gauge(f"readmit_batch_{key}", f"{key} of the production model on the latest batch.", summary.get(key))
-    if summary.get("drift") is not None:
-        gauge("readmit_batch_drift_level", "0 none, 1 warn, 2 alarm (largest feature PSI).",
-              DRIFT_LEVELS.index(summary["drift"]))
+    for key in ESTIMATED:
+        gauge(f"readmit_batch_estimated_{key}", f"Estimated {key} of the production model on the latest batch, "
+              "from its probabilities alone (assets/monitoring/estimate.py).", (summary.get("estimated") or {}).get(key))
+    gauge("readmit_batch_pages", "How many reasons to page the latest batch gave at arrival (assets/monitoring/alerts.py).",
+          len(summary.get("pages") or []) if summary["model_version"] is not None else None)
+    level = summary.get("drift_unacknowledged")
+    if level is not None:
+        gauge("readmit_batch_drift_level", "0 none, 1 warn, 2 alarm: the largest PSI of a feature no one has "
+              "acknowledged (readmit drift ack).", DRIFT_LEVELS.index(level))
     if report["psi"]:
         metric = Gauge("readmit_batch_feature_psi", "PSI of one model feature on the latest batch.",
                        [*labels, "feature"], registry=registry)
         for feature, value in report["psi"].items():
             if feature != RISK:
                 metric.labels(**labels, feature=feature).set(value)
+    if summary.get("drift_warnings"):
+        metric = Gauge("readmit_batch_drift_weight", "PSI x the feature's share of the version's mean |SHAP|: "
+                       "how much a drifting feature matters (warnings, ranked).",
+                       [*labels, "feature", "acknowledged"], registry=registry)
+        for row in summary["drift_warnings"]:
+            metric.labels(**labels, feature=row["feature"], acknowledged=str(row["acknowledged"]).lower()).set(row["weight"])
     return _push(url, JOB, registry, log, auth)
+
+
+def push_outcome_gauges(url: str, batch: str, summary: dict, log, auth: tuple[str, str] | None = None) -> bool:
+    """Push the realised figures of the batch whose labels just landed, beside its estimate at arrival."""
+    from prometheus_client import CollectorRegistry, Gauge
+
+    realised = summary.get("realised")
+    if not realised:
+        return False
+    registry = CollectorRegistry()
+    labels = {"batch": batch, "model_version": str(realised["model_version"])}
+
+    def gauge(name: str, documentation: str, value) -> None:
+        if value is not None:
+            Gauge(name, documentation, list(labels), registry=registry).labels(**labels).set(float(value))
+
+    gauge("readmit_labelled_batch_timestamp_seconds", "When the latest batch's labels landed.", time.time())
+    for key in ("roc_auc", "pr_auc", "brier", "ece", "holdout_roc_auc", "positive_rate", "mean_risk", "rows",
+                "max_subgroup_gap", "estimate_error"):
+        gauge(f"readmit_labelled_batch_{key}", f"Realised {key} of the judging version on the latest labelled batch.",
+              realised.get(key))
+    estimated = summary.get("estimated") or {}
+    for key in ("roc_auc", "roc_auc_low", "roc_auc_high"):
+        gauge(f"readmit_labelled_batch_estimated_{key}", f"The estimate's {key} for that batch, made at its arrival.",
+              estimated.get(key))
+    return _push(url, OUTCOMES_JOB, registry, log, auth)
 
 
 def push_release_gauges(settings: Settings, batch: str, first_released_at: str | None, log) -> bool:

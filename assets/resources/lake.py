@@ -20,7 +20,7 @@ _ARROW_TEXT = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.Str
 BATCH_KEY = re.compile(r"batch-[0-9]{3,9}")
 _SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._=-]*")
 FOLDERS = {"raw_batch": "raw", "clean_batch": "clean", "training_set": "training",
-           "batch_predictions": "predictions", "batch_outcomes": "outcomes"}
+           "batch_predictions": "predictions", "raw_labels": "labels", "batch_outcomes": "outcomes"}
 
 
 class Lake(dg.ConfigurableResource):

@@ -251,6 +251,18 @@ class ModelRegistry(RegistryReader):
                 mlflow.log_dict(document, name)
         return run.info.run_id
 
+    def add_to_run(self, run_id: str, metrics: dict, documents: dict) -> None:
+        """More figures and documents in an existing run: a batch's realised figures join its arrival run."""
+        import time
+
+        from mlflow.entities import Metric
+
+        client = self.client()
+        now = int(time.time() * 1000)
+        client.log_batch(run_id, metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()])
+        for name, document in documents.items():
+            client.log_dict(run_id, document, name)
+
     def publish_card(self, version: str | int, run_id: str, card: str) -> None:
         """The model card as `model_card.md` in the version's run and as the version's description."""
         client = self.client()
