@@ -1,22 +1,22 @@
-"""How close the estimate at arrival comes to the ROC-AUC realised when the labels land, on a finished demo.
+"""How close the estimate at arrival comes to the ROC-AUC realised when the labels land, on a finished demo
+run with a label delay (`READMIT_LABEL_DELAY_BATCHES=2 readmit demo`), for several ways of estimating.
 
-For every judged batch of READMIT_HOME (after `readmit demo`): the production version's served
-probabilities (`lake/predictions/`), the realised ROC-AUC on the batch's outcomes, and two estimates from the
-probabilities alone, side by side:
-- as served (trusting the version's own calibration);
-- recalibrated on the version's scores of the most recent batch whose labels would have landed under a label
-  delay of `--delay` batches (default 2: at batch b's arrival, batch b-2 is the latest labelled), on that
-  batch's held-out patients only (the demo has no delay: every version trained on the rest of it).
+For every batch judged at arrival, from the lake (`predictions/`, `outcomes/`, `labelled/`) and the ledger
+(which labels had landed when the batch arrived), side by side:
+- `as served`: trusting the version's own calibration;
+- `pipeline`: what the pipeline recorded at arrival (`monitoring.estimated`);
+- `holdout-N`: recalibrated (Platt) on the judging version's scores of the held-out patients of the N most
+  recent labelled batches (patients held out by the fixed hash rule are out-of-sample for every version),
+  always, or only when those labels reject the served calibration (`-if-rejected`).
 
-Run: `READMIT_HOME=... uv run python -m benchmarks.estimate [--delay 2]`. Results: docs/benchmarks.md.
+Run: `READMIT_HOME=... uv run python -m benchmarks.estimate`. Results: docs/benchmarks.md.
 """
 from __future__ import annotations
-
-import argparse
 
 import numpy as np
 import pandas as pd
 
+from assets.encounters.batches import BatchLedger
 from assets.encounters.schemas import TARGET, feature_columns
 from assets.model.train import split_training_set
 from assets.monitoring.estimate import estimate_performance
@@ -27,41 +27,69 @@ from assets.settings import Settings
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--delay", type=int, default=2, help="label delay in batches (the reference's age)")
-    args = parser.parse_args()
     settings = Settings.from_env()
     lake = Lake(root=settings.lake, s3_endpoint_url=settings.s3_endpoint_url)
     registry = RegistryReader.from_settings(settings)
-    batches = sorted(path.stem for path in lake.path("predictions").iterdir() if path.suffix == ".parquet")
-    print(f"{'batch':<10} {'version':>7} {'realised':>9} {'as served':>10} {'error':>7} "
-          f"{'recalibrated':>13} {'error':>7}  band (recalibrated)   reference")
-    for index, batch in enumerate(batches):
-        predictions = lake.read_frame("predictions", f"{batch}.parquet")
-        if predictions.empty:
+    state = BatchLedger(lake.path()).read()
+    delay = settings.label_delay_batches
+    variants = ["as served", "pipeline", "holdout-1", "holdout-3", "holdout-3-if-rejected"]
+    errors: dict[str, list[float]] = {name: [] for name in variants}
+    inside: dict[str, list[bool]] = {name: [] for name in variants}
+    print(f"label delay {delay}; realised ROC-AUC and each estimate's error (inside its band: *)")
+    print(f"{'batch':<10} {'version':>7} {'realised':>9} " + " ".join(f"{name:>22}" for name in variants))
+    for entry in state["batches"]:
+        monitoring = entry.get("monitoring") or {}
+        if monitoring.get("model_version") is None or not lake.path("outcomes", f"{entry['id']}.parquet").exists():
             continue
-        version = int(predictions["model_version"].iloc[0])
-        labels = _labels(lake, batch, predictions["encounter_id"])
-        scores = predictions["predicted_risk"].to_numpy(float)
+        version = monitoring["model_version"]
+        scores, labels = _served(lake, entry["id"])
         realised = roc_auc_or_none(labels, scores)
-        served = estimate_performance(scores)
-        reference_batch = batches[index - args.delay] if index - args.delay >= 0 else None
-        reference = None
-        if reference_batch is not None:
-            # Only the reference batch's held-out patients: the demo has no label delay, so the version
-            # trained on the rest of that batch, and its scores there are in-sample (sharper than served ones).
-            _, held_out = split_training_set(lake.read_frame("clean", f"{reference_batch}.parquet"))
-            reference = (registry.load(version).predict(held_out[feature_columns()]), held_out[TARGET].to_numpy(bool))
-        corrected = estimate_performance(scores, reference=reference)
-        print(f"{batch:<10} {version:>7} {realised:>9.4f} {served['roc_auc']:>10.4f} "
-              f"{served['roc_auc'] - realised:>+7.4f} {corrected['roc_auc']:>13.4f} "
-              f"{corrected['roc_auc'] - realised:>+7.4f}  [{corrected['roc_auc_low']:.4f}, "
-              f"{corrected['roc_auc_high']:.4f}]     {reference_batch or '-'} ({corrected['recalibrated_on']:,} rows)")
+        # Labels land after the ingest inside a tick: at batch b's arrival, those of batches < b - delay.
+        landed = [b["id"] for b in state["batches"] if b.get("released_tick", 0) + delay < entry.get("released_tick", 0)]
+        model = registry.load(version)
+        seed = int(entry["id"].rsplit("-", 1)[-1])  # the pipeline's own seed: its bands are reproduced exactly
+        estimates = {"as served": estimate_performance(scores, seed=seed), "pipeline": monitoring.get("estimated") or {}}
+        for count in (1, 3):
+            reference = _held_out(lake, model, landed[-count:])
+            estimates[f"holdout-{count}"] = estimate_performance(scores, reference=reference, seed=seed)
+            if count == 3:
+                estimates["holdout-3-if-rejected"] = estimate_performance(scores, reference=reference, when="rejected",
+                                                                          seed=seed)
+        cells = []
+        for name in variants:
+            estimate = estimates[name]
+            if estimate.get("roc_auc") is None:
+                cells.append(f"{'-':>22}")
+                continue
+            error = estimate["roc_auc"] - realised
+            hit = estimate["roc_auc_low"] <= realised <= estimate["roc_auc_high"]
+            errors[name].append(error)
+            inside[name].append(hit)
+            cells.append(f"{estimate['roc_auc']:.4f} ({error:+.4f}){'*' if hit else ' '}"
+                         f"{estimate.get('recalibrated_on', 0):>6}")
+        print(f"{entry['id']:<10} {version:>7} {realised:>9.4f} " + " ".join(f"{cell:>22}" for cell in cells))
+    print(f"{'mean |error|':<28}" + " ".join(f"{np.mean(np.abs(errors[n])) if errors[n] else float('nan'):>22.4f}" for n in variants))
+    print(f"{'max |error|':<28}" + " ".join(f"{np.max(np.abs(errors[n])) if errors[n] else float('nan'):>22.4f}" for n in variants))
+    print(f"{'realised inside band':<28}" + " ".join(f"{sum(inside[n]):>19}/{len(inside[n]):<2}" for n in variants))
 
 
-def _labels(lake: Lake, batch: str, encounter_ids: pd.Series) -> np.ndarray:
-    clean = lake.read_frame("clean", f"{batch}.parquet", columns=["encounter_id", TARGET])
-    return encounter_ids.to_frame().merge(clean, on="encounter_id", how="left")[TARGET].to_numpy(bool)
+def _served(lake: Lake, batch: str) -> tuple[np.ndarray, np.ndarray]:
+    """The served scores and landed labels of a batch, death/hospice discharges left out (as realised)."""
+    predictions = lake.read_frame("predictions", f"{batch}.parquet")
+    outcomes = lake.read_frame("outcomes", f"{batch}.parquet", columns=["encounter_id", TARGET])
+    alive = lake.read_frame("clean", f"{batch}.parquet", columns=["encounter_id", "death_or_hospice"])
+    joined = predictions.merge(outcomes, on="encounter_id").merge(alive, on="encounter_id")
+    joined = joined.loc[~joined["death_or_hospice"].to_numpy(bool)]
+    return joined["predicted_risk"].to_numpy(float), joined[TARGET].to_numpy(bool)
+
+
+def _held_out(lake: Lake, model, batches: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    frames = [split_training_set(lake.read_frame("labelled", f"{b}.parquet"))[1] for b in batches
+              if lake.path("labelled", f"{b}.parquet").exists()]
+    if not frames:
+        return None
+    held_out = pd.concat(frames, ignore_index=True)
+    return model.predict(held_out[feature_columns()]), held_out[TARGET].to_numpy(bool)
 
 
 if __name__ == "__main__":

@@ -176,14 +176,15 @@ def clean_rows(request, tmp_path_factory):
     """(clean frame, which data): 60k synthetic encounters cleaned, and (marked `realdata`, run by
     `make test-real`) every real encounter."""
     from assets.encounters.source import acquire_dataset
-    from assets.encounters.transforms import clean_encounters, parse_batch
+    from assets.encounters.labels import labelled_encounters
+    from assets.encounters.transforms import parse_batch
 
     if request.param == "real":
         home = tmp_path_factory.mktemp("real")
         info = acquire_dataset(Settings(home=home, source=request.getfixturevalue("real_source"), offline=True))
-        clean, _ = clean_encounters(parse_batch(Path(info.csv_path).read_bytes()), "batch-all")
+        clean, _ = labelled_encounters(parse_batch(Path(info.csv_path).read_bytes()), "batch-all")
         return clean, "real"
-    clean, _ = clean_encounters(generate_encounters(60_000, seed=8), "batch-all")
+    clean, _ = labelled_encounters(generate_encounters(60_000, seed=8), "batch-all")
     return clean, "synthetic"
 
 

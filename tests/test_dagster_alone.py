@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.definitions import FETCH_JOB, INGEST_JOB, RETRAIN_JOB, build_definitions
+from assets.definitions import FETCH_JOB, INGEST_JOB, LABELS_JOB, RETRAIN_JOB, build_definitions
 from assets.encounters.batches import BatchLedger
 from assets.pipeline import open_instance, run_job
 from assets.settings import Settings
@@ -60,6 +60,9 @@ def test_schedule_and_sensors_drive_the_same_ticks_as_the_cli(settings: Settings
     assert ingest.partition_key == "batch-001" and instance.has_dynamic_partition("batches", "batch-001")
     assert sensor() == []  # nothing owed until the batch is clean
     run_job(defs, instance, INGEST_JOB, "batch-001")
+    [labels] = sensor()  # delay 0: the batch's labels are due at once, and land before any retrain
+    assert labels.job_name == LABELS_JOB and labels.partition_key == "batch-001"
+    run_job(defs, instance, LABELS_JOB, "batch-001")
     [retrain] = sensor()
     assert retrain.job_name == RETRAIN_JOB
     run_job(defs, instance, RETRAIN_JOB)

@@ -113,7 +113,7 @@ def test_a_batch_missing_a_column_fails_and_says_which(settings, instance):
     arrival = settings.home / "lake" / "raw" / "batch-001.csv"
     arrival.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(arrival, index=False)
-    with pytest.raises(PipelineError, match="missing 1 of the 50 source columns: A1Cresult"):
+    with pytest.raises(PipelineError, match="missing 1 of the 49 encounter columns: A1Cresult"):
         tick(settings, instance)
     assert arrival.exists()
 
@@ -148,7 +148,8 @@ def test_a_batch_that_keeps_failing_ends_failed_and_the_schedule_moves_on(settin
 def test_a_clean_batch_missing_from_the_lake_is_an_error_naming_it(settings, instance):
     tick(settings, instance)
     (settings.home / "lake" / "clean" / "batch-001.parquet").unlink()
-    with pytest.raises(PipelineError, match="batch-001 as clean but its clean rows are not in the lake"):
+    (settings.home / "lake" / "labelled" / "batch-001.parquet").unlink()
+    with pytest.raises(PipelineError, match="batch-001's labels as landed but .*clean.*batch-001"):
         tick(settings, instance)
 
 

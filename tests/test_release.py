@@ -49,7 +49,10 @@ def test_an_unfinished_batch_comes_before_a_new_one_and_the_last_batch_is_short(
     ledger.record("batch-002", status="clean", monitoring={"roc_auc": None})
     third = release_next_batch(settings, instance)
     assert third.batch == "batch-003" and "source rows 2000-2499" in third.message
-    assert retrain_owed(settings) == ["batch-001", "batch-002"]  # clean, and no retrain has judged them
+    assert retrain_owed(settings) == []  # clean, but nothing to learn until their labels land
+    ledger.record("batch-001", labels="landed")
+    ledger.record("batch-002", labels="landed")
+    assert retrain_owed(settings) == ["batch-001", "batch-002"]  # labelled, and no retrain has judged them
 
 
 def test_a_clean_batch_not_yet_judged_is_monitored_before_anything_new(fetched):

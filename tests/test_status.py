@@ -27,7 +27,10 @@ def _lake(tmp_path) -> Lake:
                   quarantine_reasons={"age": 1}, attempts=1, data_source="synthetic",
                   monitoring={**dict.fromkeys(SUMMARY_KEYS), "model_version": 1, "roc_auc": 0.61, "drift": "none",
                               "holdout_roc_auc": 0.64, "internal": "not part of the contract"})
-    ledger.record("batch-002", status="clean", raw_rows=10, clean_rows=10, quarantined_rows=0, attempts=1)
+    ledger.record("batch-001", labels="landed", label_rows=9, labels_quarantined=1,
+                  label_quarantine_reasons={"duplicate label for one encounter": 1}, encounters_unlabelled=0)
+    ledger.record("batch-002", status="clean", raw_rows=10, clean_rows=10, quarantined_rows=0, attempts=1,
+                  labels="landed")
     ledger.record("batch-003", status="pending", raw_rows=10, attempts=2, error="MLflow down",
                   first_failed_at="2026-12-01T00:05:00+00:00")
     lake.path("training").mkdir(parents=True, exist_ok=True)
@@ -40,8 +43,15 @@ def test_status_reports_each_batch_by_counts_and_kinds_and_what_is_owed(tmp_path
     first, second, third = status["batches"]
     assert (first["raw_rows"], first["clean_rows"], first["quarantined_rows"]) == (10, 9, 1)
     assert first["quarantine_reasons"] == {"age": 1} and first["data_source"] == "synthetic"
-    assert set(first["monitoring"]) == set(SUMMARY_KEYS) | {"holdout_roc_auc"}  # nothing outside the contract
+    # nothing outside the contract: the flat (realised) fields, the estimate at arrival, the realised figures,
+    # what pages and the ranked drift warnings
+    assert set(first["monitoring"]) == set(SUMMARY_KEYS) | {"holdout_roc_auc", "estimated", "realised", "pages",
+                                                            "drift_warnings"}
     assert first["monitoring"]["roc_auc"] == 0.61 and second["monitoring"] is None
+    assert first["monitoring"]["estimated"] is None and first["monitoring"]["pages"] == []
+    assert (first["labels"], first["label_rows"], first["labels_quarantined"]) == ("landed", 9, 1)
+    assert first["label_quarantine_reasons"] == {"duplicate label for one encounter": 1}
+    assert third["labels"] == "pending" and status["labels_owed"] == []  # batch-003 is not clean yet
     assert third["error"] == "MLflow down" and third["first_failed_at"] == "2026-12-01T00:05:00+00:00"
     assert "error" not in first and "first_failed_at" not in first
     assert status["retrain_owed"] == ["batch-002"] and status["training_rows"] == 9

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from assets.encounters.normalise import CLEAN_DTYPE, RAW_DTYPE
+from assets.encounters.normalise import CLEAN_DTYPE, PARSE_ERROR, RAW_DTYPE
 from assets.encounters.schemas import LABEL, TARGET, CleanLabel, RawLabel, as_integers
-from assets.encounters.transforms import BatchStructureError
+from assets.encounters.transforms import BatchStructureError, clean_encounters
 
 LABEL_COLUMNS = ["encounter_id", LABEL]
 LINE = "line_number"
@@ -109,3 +109,22 @@ def clean_labels(raw: pd.DataFrame, batch_id: str, clean_ids: pd.Series,
 
 def _join(first: str, second: str) -> str:
     return f"{first}; {second}" if first else second
+
+
+def with_labels(clean: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """The clean encounters that have a clean label, with it: `LabelledEncounter` rows (an inner join)."""
+    return clean.merge(labels.drop(columns="batch_id"), on="encounter_id", validate="one_to_one")
+
+
+def labelled_encounters(raw: pd.DataFrame, batch_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A frame in the source's own layout (the encounter columns and `readmitted` together) as the rows a
+    retrain learns from, and the quarantined encounter rows: what the two feeds give once both have landed,
+    through the same two contracts. For what starts from a whole source file: benchmarks and model tests."""
+    raw = raw.reset_index(drop=True)
+    clean, quarantine = clean_encounters(raw, batch_id)
+    errors = raw[PARSE_ERROR].astype(str) if PARSE_ERROR in raw else pd.Series("", index=raw.index)
+    lines = pd.DataFrame({"encounter_id": raw["encounter_id"].astype(str), LABEL: raw[LABEL].astype(str),
+                          LINE: np.arange(2, len(raw) + 2), "parse_error": errors}).astype(
+        {"encounter_id": RAW_DTYPE, LABEL: RAW_DTYPE, "parse_error": RAW_DTYPE})
+    labels, _ = clean_labels(lines, batch_id, clean["encounter_id"], quarantine["encounter_id"])
+    return with_labels(clean, labels), quarantine

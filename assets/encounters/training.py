@@ -110,8 +110,9 @@ def labelled_rows(lake: Lake, batch: str) -> pd.DataFrame:
         if not lake.path(folder, f"{batch}.parquet").exists():
             raise TrainingSetError(f"the ledger records {batch}'s labels as landed but {lake.path(folder, batch)}"
                                    f".parquet is not in the lake: re-run the batch (readmit retry {batch})")
-    labels = lake.read_frame("outcomes", f"{batch}.parquet").drop(columns="batch_id")
-    return lake.read_frame("clean", f"{batch}.parquet").merge(labels, on="encounter_id", validate="one_to_one")
+    from assets.encounters.labels import with_labels
+
+    return with_labels(lake.read_frame("clean", f"{batch}.parquet"), lake.read_frame("outcomes", f"{batch}.parquet"))
 
 
 def read_training_set(lake: Lake, columns: list[str] | None = None, wanted: pd.DataFrame | None = None,

@@ -19,6 +19,7 @@ import pandas as pd
 from assets.graph.encounters import DatasetSource, batches
 from assets.encounters.batches import BatchLedger, now_iso
 from assets.encounters.schemas import TARGET, feature_columns
+from assets.encounters.training import LABELLED
 from assets.monitoring.alerts import IMPORTANCE_SHARES
 from assets.monitoring.drift import RISK, drift_level, psi_by_feature
 from assets.monitoring.quality import (
@@ -30,7 +31,7 @@ from assets.resources.registry import ModelRegistry
 from assets.settings import Settings
 
 REFERENCE_PROFILE = "reference_profile.json"
-REFERENCE_BATCHES = 3  # labelled batches pooled to test (and correct) the served calibration: ~40k rows
+REFERENCE_BATCHES = 3  # labelled batches whose held-out patients recalibrate the estimate: ~9,000 rows
 ESTIMATE_KEYS = ("roc_auc", "roc_auc_low", "roc_auc_high", "pr_auc", "pr_auc_low", "pr_auc_high", "positive_rate",
                  "positive_rate_low", "positive_rate_high", "brier", "rows", "recalibrated_on", "reference_rows")
 
@@ -90,7 +91,7 @@ def batch_monitoring(context: dg.AssetExecutionContext, clean_batch: pd.DataFram
                      dataset: DatasetSource):
     """The batch judged at arrival, before any label: its drift, and an estimate of how well the production
     version does on it from the served probabilities alone (assets/monitoring/estimate.py), recalibrated on
-    that version's labelled recent batches when their labels reject its calibration.
+    the labels that have landed (`estimate_at_arrival`).
 
     Kept in three places people look: `monitoring/<batch>.json` in the lake (and the ledger, for
     `readmit status`), an MLflow run tagged with the judged version, and Pushgateway gauges; the release
@@ -154,7 +155,7 @@ def batch_performance(context: dg.AssetExecutionContext, clean_batch: pd.DataFra
         metrics = {f"realised.{k}": float(v) for k, v in realised.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "model_version"}
         metrics.update(subgroup_metric_names(report["subgroups"]))
-        documents = {"realised.json": realised, "subgroup_metrics.json": report["subgroups"]}
+        documents = {"realised.json": {**realised, "pages": summary["pages"]}, "subgroup_metrics.json": report["subgroups"]}
         if arrival.get("mlflow_run_id"):
             registry.add_to_run(arrival["mlflow_run_id"], metrics, documents)
         else:
@@ -193,7 +194,7 @@ def judge_arrival(key: str, clean: pd.DataFrame, predictions: pd.DataFrame, regi
     # Death or hospice discharges cannot be readmitted: left out, exactly as from the holdout and the realised figures.
     scored = clean.loc[~clean["death_or_hospice"].to_numpy(bool)]
     risk = predictions.set_index("encounter_id")["predicted_risk"].reindex(scored["encounter_id"].to_numpy()).to_numpy(float)
-    summary["estimated"] = estimate_at_arrival(key, risk, version, lake, state)
+    summary["estimated"] = estimate_at_arrival(key, risk, version, registry, lake, state)
     reference = registry.load_document(details.run_id, REFERENCE_PROFILE) if details.run_id else None
     psi = {}
     if reference is None:
@@ -214,38 +215,27 @@ def judge_arrival(key: str, clean: pd.DataFrame, predictions: pd.DataFrame, regi
     return {"summary": summary, "psi": psi}
 
 
-def estimate_at_arrival(key: str, risk, version: int, lake: Lake, state: dict) -> dict:
+def estimate_at_arrival(key: str, risk, version: int, registry: ModelRegistry, lake: Lake, state: dict) -> dict:
     """The estimate of `version`'s performance on the batch from its served `risk` alone, recalibrated on
-    that version's own served predictions of the `REFERENCE_BATCHES` most recent batches whose labels have
-    landed, when those labels reject the served calibration (measured: docs/benchmarks.md)."""
+    that version's scores of the held-out patients of the `REFERENCE_BATCHES` most recent batches whose
+    labels have landed: patients held out by the fixed hash rule are out-of-sample for every version, so
+    the reference is there whichever version answers (measured against the alternatives: docs/benchmarks.md)."""
     import numpy as np
 
+    from assets.model.train import split_training_set
     from assets.monitoring.estimate import estimate_performance
 
     labelled = [entry["id"] for entry in state["batches"] if entry["id"] < key and entry.get("labels") == "landed"
-                and (entry.get("monitoring") or {}).get("model_version") == version][-REFERENCE_BATCHES:]
-    pieces = [served_outcomes(lake, batch) for batch in labelled]
-    pieces = [piece for piece in pieces if piece is not None and len(piece)]
+                and lake.path(LABELLED, f"{entry['id']}.parquet").exists()][-REFERENCE_BATCHES:]
     reference = None
-    if pieces:
-        joined = pd.concat(pieces, ignore_index=True)
-        reference = (joined["predicted_risk"].to_numpy(float), joined[TARGET].to_numpy(bool))
-    estimate = estimate_performance(np.asarray(risk, float), reference=reference, when="rejected",
-                                    seed=int(key.rsplit("-", 1)[-1]))
+    if labelled:
+        held_out = pd.concat([split_training_set(lake.read_frame(LABELLED, f"{batch}.parquet"))[1]
+                              for batch in labelled], ignore_index=True)
+        if len(held_out):
+            reference = (registry.load(version).predict(held_out[feature_columns()]), held_out[TARGET].to_numpy(bool))
+    estimate = estimate_performance(np.asarray(risk, float), reference=reference, seed=int(key.rsplit("-", 1)[-1]))
     return {**{k: estimate[k] for k in ESTIMATE_KEYS}, "mean_risk": float(np.mean(risk)) if len(risk) else None,
-            "reference_batches": [b for b, piece in zip(labelled, pieces)] if pieces else [], "model_version": version}
-
-
-def served_outcomes(lake: Lake, batch: str) -> pd.DataFrame | None:
-    """What the production version said about a labelled batch and what happened (death/hospice left out)."""
-    paths = [lake.path(folder, f"{batch}.parquet") for folder in ("predictions", "outcomes", "clean")]
-    if not all(path.exists() for path in paths):
-        return None
-    predictions = lake.read_frame("predictions", f"{batch}.parquet")
-    outcomes = lake.read_frame("outcomes", f"{batch}.parquet", columns=["encounter_id", TARGET])
-    alive = lake.read_frame("clean", f"{batch}.parquet", columns=["encounter_id", "death_or_hospice"])
-    joined = predictions.merge(outcomes, on="encounter_id").merge(alive, on="encounter_id")
-    return joined.loc[~joined["death_or_hospice"].to_numpy(bool)]
+            "reference_batches": labelled if reference is not None else [], "model_version": version}
 
 
 def judge_outcomes(clean: pd.DataFrame, predictions: pd.DataFrame, outcomes: pd.DataFrame,

@@ -11,7 +11,8 @@ from assets.resources.registry import EXPERIMENT, ModelRegistry, RegistryReader
 
 STATUS_KIND = "status"
 STATUS_DOCUMENT = "status.json"
-MONITORING_DOCUMENTS = {"summary": "monitoring.json", "psi": "psi.json", "subgroups": "subgroup_metrics.json"}
+MONITORING_DOCUMENTS = {"summary": "monitoring.json", "psi": "psi.json", "subgroups": "subgroup_metrics.json",
+                        "realised": "realised.json"}  # the last two once the batch's labels have landed
 
 
 def publish_status(registry: ModelRegistry, status: dict) -> str:
@@ -36,12 +37,14 @@ def published_status(registry: RegistryReader) -> dict | None:
 
 
 def monitoring_reports(registry: RegistryReader) -> dict[str, dict]:
-    """Every judged batch's report ({summary, psi, subgroups}) from its latest monitoring run, by batch."""
+    """Every judged batch's report from its latest monitoring run, by batch: `summary` as judged at arrival
+    (with its `estimated` figures), `psi`, and once its labels landed `realised` and `subgroups` (None and
+    [] until then)."""
+    empty = {"summary": {}, "psi": {}, "subgroups": [], "realised": None}
     reports: dict[str, dict] = {}
     for run in reversed(_runs(registry, "monitoring")):  # oldest first: a re-judged batch keeps its latest
         reports[run.data.tags["readmit.batch"]] = {
-            key: registry.load_document(run.info.run_id, name) or ({} if key == "psi" else [] if key == "subgroups" else {})
-            for key, name in MONITORING_DOCUMENTS.items()}
+            key: registry.load_document(run.info.run_id, name) or empty[key] for key, name in MONITORING_DOCUMENTS.items()}
     return dict(sorted(reports.items()))
 
 

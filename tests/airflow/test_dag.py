@@ -36,14 +36,19 @@ def test_schedule_retries_and_task_graph_follow_the_asset_graph():
     assert dag.catchup is False and dag.max_active_runs == 1
     assert "readmit" in dag.tags and "release the next batch" in dag.doc_md
     tasks = dag.task_dict
-    assert set(tasks) == {"fetch_source", RELEASE_TASK, "ingest_batch", "retrain"}
+    assert set(tasks) == {"fetch_source", RELEASE_TASK, "ingest_batch", "land_labels", "retrain"}
     assert tasks[RELEASE_TASK].upstream_task_ids == {"fetch_source"}
     assert tasks["ingest_batch"].upstream_task_ids == {RELEASE_TASK}
-    assert tasks["retrain"].upstream_task_ids == {"ingest_batch"}
+    assert tasks["land_labels"].upstream_task_ids == {"ingest_batch"}
+    assert tasks["retrain"].upstream_task_ids == {"land_labels"}
+    # Owed work runs when no batch is released: labels still land and the retrain still runs after the feed.
+    assert tasks["ingest_batch"].trigger_rule == "all_success"
+    assert tasks["land_labels"].trigger_rule == tasks["retrain"].trigger_rule == "none_failed"
     for task in tasks.values():
         assert task.retries == 2 and task.retry_exponential_backoff
     assert {a.name for a in tasks["ingest_batch"].outlets} == {
-        "raw_batch", "clean_batch", "batch_predictions", "batch_outcomes", "batch_monitoring"}
+        "raw_batch", "clean_batch", "batch_predictions", "batch_monitoring"}
+    assert {a.name for a in tasks["land_labels"].outlets} == {"raw_labels", "batch_outcomes", "batch_performance"}
     assert {a.name for a in tasks["retrain"].outlets} == {"training_set", "readmission_model", "production_model"}
 
 
@@ -87,7 +92,7 @@ def test_dag_test_runs_real_ticks_that_show_in_dagster_and_release_the_next_batc
             dg.AssetRecordsFilter(asset_key=dg.AssetKey("clean_batch"), asset_partitions=[partition]), limit=1)
         assert records.records, partition
     dagster_runs = [line.split()[2] for line in output.splitlines() if line.startswith("dagster run ")]
-    assert len(dagster_runs) == 5  # fetch once, then ingest + retrain per tick
+    assert len(dagster_runs) == 7  # fetch once, then ingest + labels + retrain per tick (delay 0)
     assert all(instance.get_run_by_id(run_id) for run_id in dagster_runs)
     assert instance.get_latest_materialization_event(dg.AssetKey("production_model")) is not None
 

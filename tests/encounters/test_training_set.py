@@ -8,7 +8,8 @@ import pytest
 from assets.encounters.batches import BatchLedger
 from assets.encounters.training import (
     INDEX_COLUMNS, MANIFEST, TrainingSetError, admit_clean_batches, read_manifest, read_training_set, training_rows)
-from assets.encounters.transforms import clean_encounters
+from assets.encounters.labels import labelled_encounters
+from assets.encounters.schemas import LABEL, TARGET
 from assets.resources.lake import Lake
 
 
@@ -19,13 +20,17 @@ def lake(tmp_path) -> Lake:
 
 @pytest.fixture(scope="module")
 def cleaned(synthetic_frame) -> pd.DataFrame:
-    return clean_encounters(synthetic_frame.head(900), "batch-001")[0]
+    return labelled_encounters(synthetic_frame.head(900), "batch-001")[0]
 
 
 def _deliver(lake: Lake, batch: str, frame: pd.DataFrame, cleaned_at: str) -> None:
-    """What `clean_batch` does: the partition first, then the ledger says clean."""
-    lake.write_frame(frame.assign(batch_id=batch), "clean", f"{batch}.parquet")
-    BatchLedger(lake.path()).record(batch, status="clean", cleaned_at=cleaned_at)
+    """What `clean_batch` and the labels' landing do: the partitions first (the clean encounters, their clean
+    labels), then the ledger says clean, with its labels landed."""
+    frame = frame.assign(batch_id=batch)
+    lake.write_frame(frame.drop(columns=[LABEL, TARGET]), "clean", f"{batch}.parquet")
+    lake.write_frame(frame[["encounter_id", LABEL, TARGET, "batch_id"]], "outcomes", f"{batch}.parquet")
+    BatchLedger(lake.path()).record(batch, status="clean", cleaned_at=cleaned_at, labels="landed",
+                                    labels_landed_at=cleaned_at)
 
 
 class Validations(list):
@@ -39,7 +44,7 @@ def test_each_retrain_admits_only_new_batches_and_leaves_partitions_alone(lake, 
     _deliver(lake, "batch-002", cleaned.iloc[300:600], "t2")
     first = admit_clean_batches(lake, validated)
     assert first.admitted == ["batch-001", "batch-002"] and training_rows(lake) == 600
-    partition = lake.path("clean", "batch-001.parquet")
+    partition = lake.path("labelled", "batch-001.parquet")
     before = os.stat(partition.path).st_mtime_ns
 
     _deliver(lake, "batch-003", cleaned.iloc[600:900], "t3")
@@ -118,24 +123,27 @@ def test_a_killed_manifest_write_leaves_the_previous_one_whole(lake, cleaned, mo
 
 
 def test_a_missing_partition_is_named(lake, cleaned):
-    with pytest.raises(TrainingSetError, match="no clean batch yet"):
+    with pytest.raises(TrainingSetError, match="no batch has its labels yet"):
         admit_clean_batches(lake, Validations())
     _deliver(lake, "batch-001", cleaned.iloc[:300], "t1")
     admit_clean_batches(lake, Validations())
-    lake.path("clean", "batch-001.parquet").unlink()
-    with pytest.raises(TrainingSetError, match="batch-001 as clean but its clean rows are not in the lake"):
+    lake.path("labelled", "batch-001.parquet").unlink()
+    with pytest.raises(TrainingSetError, match="lists batch-001 but its labelled rows are not in the lake"):
         read_training_set(lake)
+    lake.path("outcomes", "batch-001.parquet").unlink()  # and the labels it was made from are gone too
+    with pytest.raises(TrainingSetError, match="batch-001's labels as landed but .*outcomes.*batch-001"):
+        admit_clean_batches(lake, Validations())
 
 
 class PartitionReads(list):
-    """Which clean partitions the lake opens (the cost that grew with history)."""
+    """Which labelled partitions the lake opens (the cost that grew with history)."""
 
     def __init__(self, monkeypatch):
         super().__init__()
         original = Lake.read_table  # `read_frame` reads through it
 
         def spy(lake, *parts, **kwargs):
-            if parts[0] == "clean":
+            if parts[0] == "labelled":
                 self.append(parts[-1])
             return original(lake, *parts, **kwargs)
 
@@ -143,7 +151,7 @@ class PartitionReads(list):
 
 
 def _index_from_partitions(lake: Lake) -> pd.DataFrame:
-    frames = [lake.read_frame("clean", f"{e['id']}.parquet") for e in read_manifest(lake)["batches"]]
+    frames = [lake.read_frame("labelled", f"{e['id']}.parquet") for e in read_manifest(lake)["batches"]]
     whole = pd.concat(frames, ignore_index=True).drop_duplicates("encounter_id", keep="last", ignore_index=True)
     return whole[INDEX_COLUMNS]
 

@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from assets.encounters.schemas import source_columns
+from assets.encounters.schemas import encounter_columns
 from assets.encounters.transforms import (
     BatchStructureError, clean_encounters, icd9_group, normalise_encounters, normalised_columns, parse_batch,
 )
@@ -34,10 +34,14 @@ def test_question_mark_becomes_unknown_not_imputed(synthetic_frame):
     assert not (clean == "?").any().any()
 
 
-def test_label_is_readmitted_within_thirty_days(synthetic_frame):
+def test_label_is_readmitted_within_thirty_days_and_never_read_from_the_encounter_feed(synthetic_frame):
+    from assets.encounters.labels import labelled_encounters
+
     raw = raw_frame([{"readmitted": "<30"}, {"readmitted": ">30"}, {"readmitted": "NO"}], synthetic_frame)
-    clean, _ = clean_encounters(raw, "batch-001")
-    assert clean["readmitted_30d"].tolist() == [True, False, False]
+    labelled, _ = labelled_encounters(raw, "batch-001")
+    assert labelled["readmitted_30d"].tolist()[:3] == [True, False, False]
+    clean, quarantine = clean_encounters(raw.assign(readmitted="garbage"), "batch-001")
+    assert quarantine.empty and "readmitted" not in clean and "readmitted_30d" not in clean
 
 
 def test_death_or_hospice_is_flagged(synthetic_frame):
@@ -54,7 +58,7 @@ def test_bad_rows_are_quarantined_with_their_reason_and_the_rest_flows_on(synthe
     assert quarantine["row_number"].tolist() == [2, 3]
     assert "time_in_hospital='many'" in quarantine.loc[0, "reason"]
     assert "gender='Robot'" in quarantine.loc[1, "reason"]
-    assert list(quarantine.columns[4:-1]) == source_columns()  # the raw row is kept whole
+    assert list(quarantine.columns[4:-1]) == encounter_columns()  # the raw row is kept whole
     assert list(quarantine.columns[:4]) == ["batch_id", "row_number", "line_number", "reason"]
 
 
@@ -91,7 +95,7 @@ def test_clean_plus_quarantined_equals_raw(synthetic_frame):
 @pytest.mark.parametrize("payload,message", [
     (b"", "empty"),
     (b"\xff\xfe\x00garbage\x81\x82", "not UTF-8"),
-    (b"encounter_id,patient_nbr\n1,2\n", "missing 48 of the 50"),
+    (b"encounter_id,patient_nbr\n1,2\n", "missing 47 of the 49 encounter columns"),
 ])
 def test_structurally_broken_batches_fail_with_a_clear_message(payload, message):
     with pytest.raises(BatchStructureError, match=message):

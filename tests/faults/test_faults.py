@@ -163,9 +163,11 @@ def test_mlflow_down_during_the_last_tick_is_made_good_by_the_next_tick(settings
     with pytest.raises(PipelineError, match="batch-003 is clean"):
         tick(down, instance)
     status = collect_status(settings)
-    assert status["retrain_owed"] == ["batch-003"] and status["batches"][2]["monitoring"] is None
-    report = tick(settings, instance)  # nothing new to release: batch-003 is judged, then learnt from
-    assert report.batch == "batch-003" and set(report.runs) == {"ingest_batch", "retrain"}
+    # unjudged, so its labels wait too: nothing can learn from it yet
+    assert status["retrain_owed"] == [] and status["batches"][2]["monitoring"] is None
+    assert status["labels_owed"] == ["batch-003"]
+    report = tick(settings, instance)  # nothing new to release: batch-003 is judged, labelled, then learnt from
+    assert report.batch == "batch-003" and set(report.runs) == {"ingest_batch", "land_labels", "retrain"}
     status = collect_status(settings)
     assert status["batches"][2]["monitoring"]["model_version"] is not None
     decision_batches = status["last_retrain"]["batches"]

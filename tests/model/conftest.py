@@ -2,13 +2,13 @@
 import pytest
 
 from assets.encounters.synthetic import generate_encounters
-from assets.encounters.transforms import clean_encounters
+from assets.encounters.labels import labelled_encounters
 from assets.model.train import Hyperparameters, train_candidates
 
 
 @pytest.fixture(scope="session")
 def clean_synthetic():
-    clean, _ = clean_encounters(generate_encounters(20_000, seed=5), "batch-001")
+    clean, _ = labelled_encounters(generate_encounters(20_000, seed=5), "batch-001")
     return clean
 
 

@@ -9,7 +9,7 @@ import pytest
 from assets.encounters.schemas import feature_columns
 from assets.encounters.source import _read_dataset_bytes
 from assets.encounters.synthetic import generate_encounters
-from assets.encounters.transforms import clean_encounters
+from assets.encounters.labels import labelled_encounters
 from assets.model.compiled import EncodedTrees, for_serving
 from assets.model.train import Hyperparameters, train_candidates
 
@@ -68,7 +68,7 @@ def test_real_data_every_encounter(real_source):
     """Real categories (73 specialties, infrequent ones grouped) on all 101,766 encounters."""
     data, _ = _read_dataset_bytes(Path(real_source))
     raw = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
-    clean, _ = clean_encounters(raw.astype("string[pyarrow]"), "real")
+    clean, _ = labelled_encounters(raw.astype("string[pyarrow]"), "real")
     candidates, _ = train_candidates(clean, Hyperparameters(hgb_max_iter=40))
     model = next(c.model for c in candidates if c.model.name == "hist_gradient_boosting")
     _same(model, raw[feature_columns()])

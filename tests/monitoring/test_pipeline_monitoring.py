@@ -57,9 +57,10 @@ def test_each_batch_is_judged_by_the_production_model_before_the_retrain(shifted
         assert report["summary"]["roc_auc"] == m["roc_auc"] and report["subgroups"]
     assert monitoring[1]["drift"] == "none"
     assert monitoring[2]["drift"] == "alarm" and monitoring[2]["max_psi_feature"] == "num_lab_procedures"
-    # Dagster shows it: the drift check failed with ERROR severity on batch-003 only.
+    # Dagster shows it: the drift check failed on batch-003 only, as a warning: input drift on its own is not
+    # evidence that performance is at stake (a page is: assets/monitoring/alerts.py).
     alarm = _check(instance, "input_drift", "batch-003")
-    assert not alarm.passed and alarm.severity == dg.AssetCheckSeverity.ERROR
+    assert not alarm.passed and alarm.severity == dg.AssetCheckSeverity.WARN
     assert _check(instance, "input_drift", "batch-002").passed
     # MLflow: one monitoring run per judged batch, tagged with the version it judged.
     runs = registry.client().search_runs(
@@ -86,7 +87,8 @@ def test_monitoring_that_keeps_failing_holds_the_retrain_back_a_bounded_number_o
         tick(attempts, instance, log_level="WARNING")
     entry = collect_status(attempts)["batches"][1]
     assert entry["status"] == "clean" and entry["monitoring"] is None
-    assert collect_status(attempts)["retrain_owed"] == ["batch-002"]  # not learnt from before it is judged
+    # Not learnt from before it is judged: its labels do not even land while its arrival judgement is owed.
+    assert collect_status(attempts)["retrain_owed"] == [] and entry["labels"] == "pending"
     with pytest.raises(PipelineError):
         report = tick(attempts, instance, log_level="WARNING")
     assert calls == ["batch-002", "batch-002"]

@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from assets.monitoring.push import JOB, RELEASE_JOB, push_batch_gauges, push_release_gauges
+from assets.monitoring.push import JOB, OUTCOMES_JOB, RELEASE_JOB, push_batch_gauges, push_outcome_gauges, push_release_gauges
 from assets.settings import Settings
 
 log = logging.getLogger("test-push")
@@ -38,9 +38,13 @@ def gateway():
     server.server_close()
 
 
-REPORT = {"summary": {"model_version": 2, "roc_auc": 0.66, "ece": 0.03, "max_psi": 0.3, "drift": "alarm",
-                      "rows": 900, "pr_auc": None},
-          "psi": {"age_years": 0.3, "__risk__": 0.1}}
+REPORT = {"summary": {"model_version": 2, "roc_auc": None, "ece": None, "max_psi": 0.3, "drift": "alarm",
+                      "drift_unacknowledged": "warn", "rows": None, "pr_auc": None, "holdout_roc_auc": 0.68,
+                      "estimated": {"roc_auc": 0.655, "roc_auc_low": 0.63, "roc_auc_high": 0.68, "pr_auc": None},
+                      "pages": [], "drift_warnings": [
+                          {"feature": "age_years", "psi": 0.3, "weight": 0.06, "acknowledged": False},
+                          {"feature": "payer_code", "psi": 1.2, "weight": 0.024, "acknowledged": True}]},
+          "psi": {"age_years": 0.3, "payer_code": 1.2, "__risk__": 0.1}}
 
 
 def test_batch_gauges_carry_the_batch_the_version_and_the_pipelines_login(gateway):
@@ -50,12 +54,34 @@ def test_batch_gauges_carry_the_batch_the_version_and_the_pipelines_login(gatewa
     assert push["path"] == f"/metrics/job/{JOB}"
     assert push["auth"] == "Basic " + base64.b64encode(b"pipeline:s3cret").decode()
     body = push["body"]
-    assert 'readmit_batch_roc_auc{batch="batch-007",model_version="2"} 0.66' in body
+    assert 'readmit_batch_estimated_roc_auc{batch="batch-007",model_version="2"} 0.655' in body
+    assert 'readmit_batch_estimated_roc_auc_high{batch="batch-007",model_version="2"} 0.68' in body
+    assert 'readmit_batch_holdout_roc_auc{batch="batch-007",model_version="2"} 0.68' in body
     assert 'readmit_batch_number{batch="batch-007",model_version="2"} 7.0' in body
     assert 'readmit_batch_judged{batch="batch-007",model_version="2"} 1.0' in body
-    assert 'readmit_batch_drift_level{batch="batch-007",model_version="2"} 2.0' in body  # alarm
+    assert 'readmit_batch_pages{batch="batch-007",model_version="2"} 0.0' in body
+    # payer_code (alarm) was acknowledged: the level the warning rule reads is the largest one nobody has
+    assert 'readmit_batch_drift_level{batch="batch-007",model_version="2"} 1.0' in body
     assert 'readmit_batch_feature_psi{batch="batch-007",feature="age_years",model_version="2"} 0.3' in body
-    assert "readmit_batch_pr_auc" not in body  # a figure that was not measured is not sent as 0
+    assert ('readmit_batch_drift_weight{acknowledged="true",batch="batch-007",feature="payer_code",model_version="2"}'
+            ' 0.024') in body
+    assert "readmit_batch_roc_auc" not in body and "pr_auc" not in body  # not measured yet: not sent as 0
+
+
+def test_outcome_gauges_carry_the_realised_figures_beside_the_estimate(gateway):
+    url, received, _ = gateway
+    summary = {"estimated": {"roc_auc": 0.655, "roc_auc_low": 0.63, "roc_auc_high": 0.68},
+               "realised": {"model_version": 2, "roc_auc": 0.61, "holdout_roc_auc": 0.68, "estimate_error": 0.045,
+                            "ece": None}}
+    assert push_outcome_gauges(url, "batch-005", summary, log, auth=("pipeline", "s3cret")) is True
+    (push,) = received
+    assert push["path"] == f"/metrics/job/{OUTCOMES_JOB}"
+    body = push["body"]
+    assert 'readmit_labelled_batch_roc_auc{batch="batch-005",model_version="2"} 0.61' in body
+    assert 'readmit_labelled_batch_estimated_roc_auc_low{batch="batch-005",model_version="2"} 0.63' in body
+    assert 'readmit_labelled_batch_estimate_error{batch="batch-005",model_version="2"} 0.045' in body
+    assert "readmit_labelled_batch_ece" not in body
+    assert push_outcome_gauges(url, "batch-001", {"realised": None}, log, auth=("p", "q")) is False  # nothing judged
 
 
 def test_a_batch_nothing_could_judge_is_sent_as_not_judged(gateway):

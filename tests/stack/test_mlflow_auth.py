@@ -26,7 +26,7 @@ def _as(monkeypatch, account: Account) -> None:
 
 
 def test_only_the_pipeline_user_can_register_and_promote(tmp_path, monkeypatch, synthetic_frame):
-    from assets.encounters.transforms import clean_encounters
+    from assets.encounters.labels import labelled_encounters
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -41,7 +41,7 @@ def test_only_the_pipeline_user_can_register_and_promote(tmp_path, monkeypatch, 
     try:
         provision(url, ADMIN, PIPELINE, API)
         registry = ModelRegistry(tracking_uri=url)
-        clean, _ = clean_encounters(synthetic_frame, "batch-001")
+        clean, _ = labelled_encounters(synthetic_frame, "batch-001")
         candidates, holdout = train_candidates(clean, Hyperparameters(hgb_max_iter=20))
         model = candidates[-1]
 

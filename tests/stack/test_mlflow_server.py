@@ -16,9 +16,9 @@ pytestmark = pytest.mark.stack
 @pytest.fixture(scope="module")
 def candidate(tmp_path_factory):
     from assets.encounters.synthetic import generate_encounters
-    from assets.encounters.transforms import clean_encounters
+    from assets.encounters.labels import labelled_encounters
 
-    clean, _ = clean_encounters(generate_encounters(3_000, seed=2), "batch-001")
+    clean, _ = labelled_encounters(generate_encounters(3_000, seed=2), "batch-001")
     candidates, holdout = train_candidates(clean, Hyperparameters(hgb_max_iter=30))
     return candidates[-1], holdout
 

@@ -29,3 +29,64 @@ def test_a_refused_version_fires_readmit_model_version_refused_and_a_forged_job_
     path.write_text(json.dumps(case))  # YAML is a superset of JSON
     result = subprocess.run([promtool, "test", "rules", str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _summary(alert: str, labels: dict) -> dict:
+    """The rule's own summary with the labels filled in: promtool compares annotations exactly."""
+    import yaml
+
+    rules = [rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]]
+    text = next(rule for rule in rules if rule.get("alert") == alert)["annotations"]["summary"]
+    for key, value in labels.items():
+        text = text.replace("{{ $labels." + key + " }}", value)
+    return {"summary": text}
+
+
+def _expect(alert: str, **labels) -> dict:
+    return {"eval_time": "2m", "alertname": alert, "exp_alerts": [{"exp_labels": labels, "exp_annotations": _summary(
+        alert, labels)}]}
+
+
+def _promtool(tmp_path, case: dict) -> None:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is not installed: make system-packages"
+    path = tmp_path / "rules_test.yml"
+    path.write_text(json.dumps({"rule_files": [str(RULES)], "evaluation_interval": "1m", "tests": [case]}))
+    result = subprocess.run([promtool, "test", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _pushed(job: str, name: str, value: float, batch: str = "batch-005") -> dict:
+    return {"series": f'{name}{{job="readmit-pushgateway",exported_job="{job}",batch="{batch}",model_version="4"}}',
+            "values": f"{value} {value} {value}"}
+
+
+def test_input_drift_alone_warns_and_nothing_pages(tmp_path):
+    """The real demo's situation: payer_code drifts (level 2), the estimate and the realised figure hold."""
+    _promtool(tmp_path, {"interval": "1m", "input_series": [
+        _pushed("readmit_monitoring", "readmit_batch_drift_level", 2),
+        _pushed("readmit_monitoring", "readmit_batch_prediction_psi", 0.04),
+        _pushed("readmit_monitoring", "readmit_batch_holdout_roc_auc", 0.68),
+        _pushed("readmit_monitoring", "readmit_batch_estimated_roc_auc_high", 0.70),
+        _pushed("readmit_outcomes", "readmit_labelled_batch_roc_auc", 0.66, "batch-003"),
+        _pushed("readmit_outcomes", "readmit_labelled_batch_holdout_roc_auc", 0.68, "batch-003"),
+        _pushed("readmit_outcomes", "readmit_labelled_batch_estimated_roc_auc_low", 0.63, "batch-003"),
+        _pushed("readmit_outcomes", "readmit_labelled_batch_estimated_roc_auc_high", 0.69, "batch-003")],
+        "alert_rule_test": [
+            _expect("ReadmitInputDriftAlarm", severity="warning", batch="batch-005", model_version="4"),
+            *({"eval_time": "2m", "alertname": name, "exp_alerts": []} for name in (
+                "ReadmitPredictionDrift", "ReadmitEstimatedRocAucDrop", "ReadmitLiveRocAucDrop", "ReadmitConceptDrift"))]})
+
+
+def test_evidence_about_performance_pages(tmp_path):
+    _promtool(tmp_path, {"interval": "1m", "input_series": [
+        _pushed("readmit_monitoring", "readmit_batch_prediction_psi", 0.31),
+        _pushed("readmit_monitoring", "readmit_batch_holdout_roc_auc", 0.68),
+        _pushed("readmit_monitoring", "readmit_batch_estimated_roc_auc_high", 0.62),
+        _pushed("readmit_outcomes", "readmit_labelled_batch_roc_auc", 0.60, "batch-003"),
+        _pushed("readmit_outcomes", "readmit_labelled_batch_holdout_roc_auc", 0.68, "batch-003"),
+        _pushed("readmit_outcomes", "readmit_labelled_batch_estimated_roc_auc_low", 0.63, "batch-003"),
+        _pushed("readmit_outcomes", "readmit_labelled_batch_estimated_roc_auc_high", 0.69, "batch-003")],
+        "alert_rule_test": [
+            _expect(name, severity="page", batch=batch, model_version="4") for name, batch in (("ReadmitPredictionDrift", "batch-005"), ("ReadmitEstimatedRocAucDrop", "batch-005"),
+                                ("ReadmitLiveRocAucDrop", "batch-003"), ("ReadmitConceptDrift", "batch-003"))]})

@@ -36,10 +36,10 @@ def _metric(url, name) -> float:
 
 def _registry_with_a_production_model(url: str, synthetic_frame) -> tuple[ModelRegistry, str]:
     """A small model logged, registered as version 1 and made production; returns the logged model's URI."""
-    from assets.encounters.transforms import clean_encounters
+    from assets.encounters.labels import labelled_encounters
 
     registry = ModelRegistry(tracking_uri=url)
-    clean, _ = clean_encounters(synthetic_frame, "batch-001")
+    clean, _ = labelled_encounters(synthetic_frame, "batch-001")
     candidates, holdout = train_candidates(clean, Hyperparameters(hgb_max_iter=30))
     model = candidates[-1]
     with packaged(model.model, holdout[feature_columns()].head(10)) as package:

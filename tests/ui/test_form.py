@@ -66,13 +66,20 @@ def _monitoring_page():
     render()
 
 
-def _report(version, drift, psi):
-    summary = {"model_version": version, "roc_auc": 0.66, "pr_auc": 0.2, "brier": 0.09, "ece": 0.01,
+def _report(version, drift, psi, realised: float | None = None, pages: list | None = None):
+    """A batch as the pipeline publishes it: judged at arrival, and (`realised`) once its labels landed."""
+    warnings = [{"feature": f, "psi": v, "importance_share": 0.1, "weight": v * 0.1, "acknowledged": False}
+                for f, v in psi.items() if v >= 0.1]
+    summary = {"model_version": version, "roc_auc": None, "pr_auc": None, "brier": None, "ece": None,
                "max_psi": max(psi.values()) if psi else None, "max_psi_feature": max(psi, key=psi.get) if psi else None,
-               "drift": drift, "holdout_roc_auc": 0.67, "threshold": 0.12, "rows": 14_000}
+               "drift": drift, "holdout_roc_auc": 0.67, "threshold": 0.12, "drift_warnings": warnings, "pages": [],
+               "estimated": {"roc_auc": 0.665, "roc_auc_low": 0.64, "roc_auc_high": 0.69, "rows": 14_000}}
     subgroups = [{"attribute": "gender", "group": "Female", "n": 7_000, "positive_rate": 0.11, "roc_auc": 0.65,
-                  "tpr": 0.5, "fpr": 0.3, "ece": 0.01}]
-    return {"summary": summary, "psi": psi, "subgroups": subgroups}
+                  "tpr": 0.5, "fpr": 0.3, "ece": 0.01}] if realised is not None else []
+    landed = None if realised is None else {"model_version": version, "roc_auc": realised, "pr_auc": 0.2, "brier": 0.09,
+                                            "ece": 0.01, "rows": 14_000, "estimate_error": 0.665 - realised,
+                                            "pages": pages or []}
+    return {"summary": summary, "psi": psi, "subgroups": subgroups, "realised": landed}
 
 
 def _home_with_published(tmp_path, empty_mlflow_db, reports: dict, status: dict | None = None):
@@ -86,18 +93,21 @@ def _home_with_published(tmp_path, empty_mlflow_db, reports: dict, status: dict 
     shutil.copyfile(empty_mlflow_db, tmp_path / "mlflow.db")
     registry = ModelRegistry.from_settings(Settings(home=tmp_path))
     for batch, report in reports.items():
-        registry.record_monitoring(batch, report["summary"]["model_version"], {}, tags={}, documents={
-            "monitoring.json": report["summary"], "psi.json": report["psi"],
-            "subgroup_metrics.json": report["subgroups"]})
+        documents = {"monitoring.json": report["summary"], "psi.json": report["psi"]}
+        if report.get("realised"):
+            documents.update({"subgroup_metrics.json": report["subgroups"], "realised.json": report["realised"]})
+        registry.record_monitoring(batch, report["summary"]["model_version"], {}, tags={}, documents=documents)
     if status is not None:
         publish_status(registry, status)
     return tmp_path
 
 
-def test_monitoring_page_shows_each_judged_batch_and_raises_drift_alarms(monkeypatch, tmp_path, empty_mlflow_db):
-    reports = {"batch-002": _report(1, "none", {"age": 0.01, "race": 0.002}),
+def test_monitoring_page_shows_estimates_realised_figures_pending_labels_and_ranked_warnings(
+        monkeypatch, tmp_path, empty_mlflow_db):
+    concept = "realised ROC-AUC 0.600 is outside the estimate's band [0.640, 0.690]: (concept drift)"
+    reports = {"batch-002": _report(1, "none", {"age": 0.01, "race": 0.002}, realised=0.60, pages=[concept]),
                "batch-003": _report(2, "alarm", {"age": 0.4, "race": 0.003})}
-    reports["batch-003"]["subgroups"].append({"attribute": "age", "group": "[0-10)", "n": "<11", "positive_rate": None,
+    reports["batch-002"]["subgroups"].append({"attribute": "age", "group": "[0-10)", "n": "<11", "positive_rate": None,
                                               "roc_auc": None, "tpr": None, "fpr": None, "ece": None})
     monkeypatch.setenv("READMIT_HOME", str(_home_with_published(tmp_path, empty_mlflow_db, reports)))
     app = AppTest.from_function(_monitoring_page, default_timeout=60).run()
@@ -105,8 +115,14 @@ def test_monitoring_page_shows_each_judged_batch_and_raises_drift_alarms(monkeyp
     table = app.dataframe[0].value
     assert table["batch"].tolist() == ["batch-002", "batch-003"]
     assert table["judged by version"].tolist() == [1, 2]
-    assert any("drift alarm on batch-003" in e.value for e in app.error)
-    subgroups = app.dataframe[1].value
+    assert table["labels"].tolist() == ["landed", "pending"]
+    assert table["estimated ROC-AUC"].tolist() == [0.665, 0.665]
+    assert table["realised ROC-AUC"].iloc[0] == 0.60 and pd.isna(table["realised ROC-AUC"].iloc[1])
+    assert any("batch-002: " + concept in e.value for e in app.error)  # a page: performance at stake
+    assert not any("batch-003" in e.value for e in app.error)  # drift alone is not a page...
+    assert any("age (PSI 0.40" in w.value for w in app.warning)  # ...but a ranked warning
+    assert any("Labels pending for batch-003" in i.value for i in app.info)
+    subgroups = app.dataframe[1].value  # only a batch whose labels landed has subgroup figures
     assert subgroups["group"].tolist() == ["Female", "[0-10)"]
     assert subgroups["n"].tolist() == ["7000", "<11"] and subgroups["roc_auc"].isna().tolist() == [False, True]
 

@@ -1,7 +1,8 @@
-"""Monitoring page: how the production model did on each batch before it learnt from it, drift, subgroups.
+"""Monitoring page: each batch judged twice, estimated at arrival and realised when its labels land.
 
-Reads what the pipeline's `batch_monitoring` asset published: each judged batch's MLflow monitoring run
-(`monitoring.json`, `psi.json`, `subgroup_metrics.json`), small groups already suppressed."""
+Reads what the pipeline's `batch_monitoring` and `batch_performance` assets published: each judged batch's
+MLflow monitoring run (`monitoring.json` with the estimate, `psi.json`; once the labels land `realised.json`
+and `subgroup_metrics.json`), small groups already suppressed."""
 from __future__ import annotations
 
 import altair as alt
@@ -22,35 +23,47 @@ def monitoring_reports(tracking_uri: str) -> dict[str, dict]:
 
 def render() -> None:
     st.title("Monitoring")
-    st.caption("Each batch is scored by the model in production *before* any retrain learns from it: "
-               "these are figures on patients the model had never seen.")
+    st.caption("Each batch is scored by the model in production when it arrives, *before* any retrain learns "
+               "from it, and judged twice: an estimate from the model's own probabilities at once (with its 95% "
+               "band), and the realised figures when the outcomes land, weeks later.")
     try:
         reports = monitoring_reports(registry().tracking_uri)
     except Exception as err:  # noqa: BLE001 - registry down: say so, never a stack trace
         st.error(f"The model registry is not reachable ({type(err).__name__}). Check READMIT_MLFLOW_TRACKING_URI.")
         return
-    judged = {batch: report for batch, report in reports.items() if report["summary"]["model_version"] is not None}
+    judged = {batch: report for batch, report in reports.items() if report["summary"].get("model_version") is not None}
     if not judged:
-        st.info("No batch has been judged yet: the first batch trains the first model; monitoring starts "
-                "with the second (`readmit tick`).")
+        st.info("No batch has been judged yet: the first batches train the first model; monitoring starts "
+                "with the first batch that arrives while a model is in production (`readmit tick`).")
         return
-    table = pd.DataFrame([{
-        "batch": batch, "judged by version": s["model_version"], "live ROC-AUC": s["roc_auc"],
-        "holdout ROC-AUC of that version": s.get("holdout_roc_auc"), "PR-AUC": s["pr_auc"], "Brier": s["brier"],
-        "ECE": s["ece"], "max PSI": s["max_psi"], "feature": s["max_psi_feature"],
-        "drift": DRIFT_LABELS.get(s["drift"], "not measured"), "rows": s.get("rows")}
-        for batch, s in ((b, r["summary"]) for b, r in judged.items())])
-    alarms = table.loc[table["drift"] == DRIFT_LABELS["alarm"], "batch"].tolist()
-    if alarms:
-        st.error(f"Input drift alarm on {', '.join(alarms)}: the batch no longer looks like the training data.")
+    table = pd.DataFrame([_row(batch, report) for batch, report in judged.items()])
+    pending = table.loc[table["labels"] == "pending", "batch"].tolist()
+    pages = [f"{batch}: {reason}" for batch, report in judged.items()
+             for reason in (report["realised"] or {}).get("pages", report["summary"].get("pages", []))]
+    if pages:
+        st.error("Performance at stake:\n\n" + "\n".join(f"- {page}" for page in pages[-5:]))
+    warnings = judged[list(judged)[-1]]["summary"].get("drift_warnings", [])
+    open_warnings = [w for w in warnings if not w.get("acknowledged")]
+    if open_warnings:
+        st.warning("Input drift (a warning, not a page: performance decides), most consequential first: "
+                   + ", ".join(f"{w['feature']} (PSI {w['psi']:.2f} x share {w['importance_share'] or 0:.1%})"
+                               if w.get("importance_share") is not None else f"{w['feature']} (PSI {w['psi']:.2f})"
+                               for w in open_warnings[:5])
+                   + ". Reviewed? `readmit drift ack FEATURE --reason ... --by NAME`.")
+    if pending:
+        st.info(f"Labels pending for {', '.join(pending)}: their figures are estimates until the outcomes land.")
     st.dataframe(table, width="stretch", hide_index=True)
     left, right = st.columns(2)
-    left.subheader("Live ROC-AUC per batch")
+    left.subheader("ROC-AUC per batch: estimated at arrival, realised when labels land")
     left.altair_chart(_auc_chart(table), width="stretch")
     right.subheader("Feature drift (PSI) by batch")
     right.altair_chart(_drift_heatmap(judged), width="stretch")
     st.subheader("Subgroups")
-    batch = st.selectbox("Batch", list(judged), index=len(judged) - 1)
+    labelled = [batch for batch, report in judged.items() if report["realised"]]
+    if not labelled:
+        st.caption("Subgroup figures need outcomes: none of the judged batches has its labels yet.")
+        return
+    batch = st.selectbox("Batch (labels landed)", labelled, index=len(labelled) - 1)
     subgroups = pd.DataFrame(judged[batch]["subgroups"])
     if "n" in subgroups:  # text where suppressed (`<11`): one type for the column
         subgroups["n"] = subgroups["n"].astype(str)
@@ -61,14 +74,34 @@ def render() -> None:
     st.dataframe(subgroups, width="stretch", hide_index=True)
 
 
+def _row(batch: str, report: dict) -> dict:
+    summary, realised = report["summary"], report["realised"] or {}
+    estimated = summary.get("estimated") or {}
+    return {"batch": batch, "judged by version": summary["model_version"], "labels": "landed" if realised else "pending",
+            "estimated ROC-AUC": estimated.get("roc_auc"), "band low": estimated.get("roc_auc_low"),
+            "band high": estimated.get("roc_auc_high"), "realised ROC-AUC": realised.get("roc_auc"),
+            "estimate error": realised.get("estimate_error"),
+            "holdout ROC-AUC of that version": summary.get("holdout_roc_auc"), "PR-AUC": realised.get("pr_auc"),
+            "Brier": realised.get("brier"), "ECE": realised.get("ece"), "max PSI": summary.get("max_psi"),
+            "feature": summary.get("max_psi_feature"), "drift": DRIFT_LABELS.get(summary.get("drift"), "not measured"),
+            "rows": realised.get("rows", estimated.get("rows"))}
+
+
 def _auc_chart(table: pd.DataFrame) -> alt.Chart:
-    long = table.melt(id_vars=["batch", "judged by version"], value_vars=["live ROC-AUC", "holdout ROC-AUC of that version"],
-                      var_name="measured on", value_name="ROC-AUC").dropna()
-    return alt.Chart(long).mark_line(point=True).encode(
-        x=alt.X("batch:N", title="batch judged (before the model learnt from it)"),
-        y=alt.Y("ROC-AUC:Q", scale=alt.Scale(zero=False), title="ROC-AUC"),
-        color=alt.Color("measured on:N", title=None, legend=alt.Legend(orient="bottom")),
-        tooltip=["batch", "judged by version", "measured on", alt.Tooltip("ROC-AUC:Q", format=".3f")])
+    """The estimate with its 95% band at arrival, the realised figure once the labels land (a pending batch
+    has its estimate only), and the judging version's holdout figure."""
+    x = alt.X("batch:N", title="batch (judged at arrival, before the model learnt from it)")
+    band = alt.Chart(table.dropna(subset=["band low", "band high"])).mark_area(opacity=0.2).encode(
+        x=x, y=alt.Y("band low:Q", scale=alt.Scale(zero=False), title="ROC-AUC"), y2="band high:Q")
+    long = table.melt(id_vars=["batch", "judged by version", "labels"],
+                      value_vars=["estimated ROC-AUC", "realised ROC-AUC", "holdout ROC-AUC of that version"],
+                      var_name="measured", value_name="ROC-AUC").dropna(subset=["ROC-AUC"])
+    lines = alt.Chart(long).mark_line(point=True).encode(
+        x=x, y=alt.Y("ROC-AUC:Q", scale=alt.Scale(zero=False)),
+        color=alt.Color("measured:N", title=None, legend=alt.Legend(orient="bottom")),
+        strokeDash=alt.condition(alt.datum.measured == "estimated ROC-AUC", alt.value([4, 3]), alt.value([1, 0])),
+        tooltip=["batch", "judged by version", "labels", "measured", alt.Tooltip("ROC-AUC:Q", format=".3f")])
+    return band + lines
 
 
 def _drift_heatmap(judged: dict[str, dict]) -> alt.Chart:
