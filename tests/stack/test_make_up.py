@@ -274,7 +274,7 @@ def _each_database_has_its_own_role(dagster_home: Path, stack: Path) -> None:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         runs = instance.get_runs(limit=50)  # migrated (Airflow's first tick may already be in it)
-        assert all(run.job_name in {"fetch_source", "ingest_batch", "retrain"} for run in runs), runs
+        assert all(run.job_name in {"fetch_source", "ingest_batch", "land_labels", "retrain"} for run in runs), runs
     finally:
         instance.dispose()
 
