@@ -101,3 +101,54 @@ def test_the_reason_is_the_user_codes_own_error_not_dagsters_wrapper():
                                     cause)
     assert error_reason(wrapper) == "BatchStructureError: batch is empty"
     assert error_reason(SerializableErrorInfo("", [], "KeyError")) == "KeyError"
+
+
+def _judged(ledger: BatchLedger, batch: str, warnings: list[dict]) -> None:
+    ledger.record(batch, status="clean", monitoring={"model_version": 1, "drift_warnings": warnings})
+
+
+def test_a_drift_is_acknowledged_by_name_with_a_reason_and_kept_on_file(fetched):
+    from assets.release import acknowledge_drift
+
+    settings, ledger, _ = fetched
+    with pytest.raises(PipelineError, match="no batch has drift warnings yet"):
+        acknowledge_drift(settings, "payer_code", "new payer contracts", "A. Nurse")
+    _judged(ledger, "batch-001", [{"feature": "payer_code", "psi": 1.2}])
+    _judged(ledger, "batch-002", [{"feature": "payer_code", "psi": 0.8}, {"feature": "age", "psi": 0.3}])
+    with pytest.raises(PipelineError, match="reason and the name"):
+        acknowledge_drift(settings, "payer_code", "  ", "A. Nurse")
+    with pytest.raises(PipelineError, match="race does not drift in the latest judged batch .batch-002.; "
+                                            "drifting: payer_code, age"):
+        acknowledge_drift(settings, "race", "looked fine", "A. Nurse")
+    record = acknowledge_drift(settings, "payer_code", "new payer contracts", "A. Nurse")
+    assert (record["psi"], record["batch"], record["by"]) == (0.8, "batch-002", "A. Nurse")  # the latest batch's PSI
+    again = acknowledge_drift(settings, "payer_code", "still the contracts", "B. Doctor")
+    state = ledger.read()
+    assert state["drift_acks"]["payer_code"]["by"] == "B. Doctor"  # the one that counts: the latest
+    assert [r["by"] for r in state["drift_ack_log"]] == ["A. Nurse", "B. Doctor"] and again["reason"] == "still the contracts"
+
+
+def test_after_the_last_batch_each_tick_moves_the_label_clock_until_no_label_is_owed(fetched):
+    from assets.release import labels_due, record_label_failure
+
+    settings, ledger, instance = fetched
+    delayed = settings.with_(label_delay_batches=2, batch_attempts=2, batch_retry_minutes=0)
+    for _ in range(3):
+        batch = release_next_batch(delayed, instance).batch
+        ledger.record(batch, status="clean", monitoring={"model_version": None})
+    assert labels_due(delayed) == ["batch-001"] and ledger.read()["label_clock"] == 3
+    ledger.record("batch-001", labels="landed")
+    report = release_next_batch(delayed, instance)  # the feed has ended: the clock moves, batch-002 is due
+    assert report.batch is None and "due now: batch-002" in report.message and labels_due(delayed) == ["batch-002"]
+    assert record_label_failure(delayed, "batch-002", "label file unreadable") == "pending"
+    release_next_batch(delayed, instance)  # due labels that failed are retried: the clock waits for them
+    assert ledger.read()["label_clock"] == 4 and labels_due(delayed) == ["batch-002"]
+    assert record_label_failure(delayed, "batch-002", "label file unreadable") == "failed"  # visible, not owed
+    assert ledger.labels_pending() == ["batch-003"]
+    release_next_batch(delayed, instance)
+    assert labels_due(delayed) == ["batch-003"]
+    ledger.record("batch-003", labels="landed")
+    quiet = release_next_batch(delayed, instance)
+    assert "labels owed" not in quiet.message and ledger.read()["label_clock"] == 5  # nothing owed: time stands
+    reopen_batch(delayed, "batch-002")  # a fix: its labels are owed again, and due
+    assert ledger.entry("batch-002")["labels"] == "pending"
