@@ -100,15 +100,25 @@ def labels_due(settings: Settings) -> list[str]:
 
 def record_label_failure(settings: Settings, batch: str, reason: str, now: datetime | None = None) -> str:
     """Count a failed landing of `batch`'s labels, as `record_batch_failure` counts an ingest: its labels are
-    `failed` (visible in `readmit status`, no longer owed) after `batch_attempts` failures over
-    `batch_retry_minutes`; until then they stay `pending` and the next tick lands them again."""
+    `failed` (visible in `readmit status`, no longer owed, never learnt from) after `batch_attempts` failures
+    over `batch_retry_minutes`; until then they stay `pending` and the next tick lands them again. When the
+    clean labels were written and only the realised judgement fails, they end `landed`, not judged."""
     ledger = BatchLedger(_lake(settings).path())
     entry = ledger.entry(batch)
     now = now or datetime.now(timezone.utc)
     attempts = entry.get("labels_attempts", 0) + 1
     first = entry.get("labels_first_failed_at") or now.isoformat(timespec="seconds")
     spent = (now - datetime.fromisoformat(first)).total_seconds() >= settings.batch_retry_minutes * 60
-    labels = "failed" if attempts >= settings.batch_attempts and spent else "pending"
+    final = attempts >= settings.batch_attempts and spent
+    if final and entry.get("outcomes_at"):
+        # The labels themselves are in the lake (`batch_outcomes` wrote them); only the realised judgement keeps
+        # failing. As for a batch whose arrival monitoring failed, it is recorded as not judged and learnt from.
+        monitoring = {**(entry.get("monitoring") or {}), "realised": None,
+                      "realised_error": f"the realised judgement failed {attempts} times since {first}: {reason}"}
+        ledger.record(batch, labels="landed", labels_landed_at=now_iso(), labels_attempts=attempts,
+                      labels_error=reason, labels_first_failed_at=first, monitoring=monitoring)
+        return "landed"
+    labels = "failed" if final else "pending"
     ledger.record(batch, labels=labels, labels_attempts=attempts, labels_error=reason, labels_first_failed_at=first)
     return labels
 
@@ -147,7 +157,7 @@ def reopen_batch(settings: Settings, batch: str) -> None:
     ledger.record(batch, status="released", attempts=0, error=None, first_failed_at=None, monitoring_attempts=0,
                   monitoring_first_failed_at=None, retried_at=now_iso(),
                   # its encounters are cleaned again, so its labels are checked again against them (when due)
-                  labels="pending", labels_attempts=0, labels_first_failed_at=None)
+                  labels="pending", labels_attempts=0, labels_first_failed_at=None, outcomes_at=None)
 
 
 def record_batch_failure(settings: Settings, batch: str, reason: str, now: datetime | None = None) -> str:

@@ -74,7 +74,8 @@ def _monitoring(entry: dict) -> dict | None:
     if recorded is None:
         return None
     summary = {key: recorded.get(key) for key in SUMMARY_KEYS}
-    for extra in ("holdout_roc_auc", "prediction_psi", "max_subgroup_gap", "positive_rate", "rows", "note", "error"):
+    for extra in ("holdout_roc_auc", "prediction_psi", "max_subgroup_gap", "positive_rate", "rows", "note", "error",
+                  "realised_error"):
         if recorded.get(extra) is not None:
             summary[extra] = recorded[extra]
     estimated = recorded.get("estimated")

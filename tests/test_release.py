@@ -152,3 +152,21 @@ def test_after_the_last_batch_each_tick_moves_the_label_clock_until_no_label_is_
     assert "labels owed" not in quiet.message and ledger.read()["label_clock"] == 5  # nothing owed: time stands
     reopen_batch(delayed, "batch-002")  # a fix: its labels are owed again, and due
     assert ledger.entry("batch-002")["labels"] == "pending"
+
+
+def test_labels_that_landed_but_cannot_be_judged_are_learnt_from_not_lost(fetched):
+    """The clean labels are in the lake and only the realised judgement keeps failing (MLflow down): after the
+    attempts the labels count as landed, the batch as not judged on them, so the retrain is not held forever."""
+    from assets.release import record_label_failure
+
+    settings, ledger, instance = fetched
+    attempts = settings.with_(batch_attempts=2, batch_retry_minutes=0)
+    release_next_batch(attempts, instance)
+    ledger.record("batch-001", status="clean", monitoring={"model_version": 1}, outcomes_at="2026-12-02T00:00:00+00:00")
+    assert record_label_failure(attempts, "batch-001", "tracking server went away") == "pending"
+    assert record_label_failure(attempts, "batch-001", "tracking server went away") == "landed"
+    entry = ledger.entry("batch-001")
+    assert entry["labels"] == "landed" and entry["monitoring"]["realised"] is None
+    assert "failed 2 times" in entry["monitoring"]["realised_error"] and retrain_owed(attempts) == ["batch-001"]
+    reopen_batch(attempts, "batch-001")
+    assert ledger.entry("batch-001")["outcomes_at"] is None and ledger.entry("batch-001")["labels"] == "pending"

@@ -194,7 +194,8 @@ def judge_arrival(key: str, clean: pd.DataFrame, predictions: pd.DataFrame, regi
     # Death or hospice discharges cannot be readmitted: left out, exactly as from the holdout and the realised figures.
     scored = clean.loc[~clean["death_or_hospice"].to_numpy(bool)]
     risk = predictions.set_index("encounter_id")["predicted_risk"].reindex(scored["encounter_id"].to_numpy()).to_numpy(float)
-    summary["estimated"] = estimate_at_arrival(key, risk, version, registry, lake, state)
+    # No encounter that could be readmitted (all quarantined, or all death/hospice): nothing to estimate.
+    summary["estimated"] = estimate_at_arrival(key, risk, version, registry, lake, state) if len(risk) else None
     reference = registry.load_document(details.run_id, REFERENCE_PROFILE) if details.run_id else None
     psi = {}
     if reference is None:
