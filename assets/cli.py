@@ -109,7 +109,7 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     with tqdm(desc="batches", unit="batch") as bar:
         while True:
             report = tick(settings, instance, defs, log_level=_level(args))
-            if report.batch is None and not report.labels:  # every batch in and no label owed
+            if report.batch is None and not report.labels and not _labels_owed(settings):  # all in, none owed
                 bar.write(report.message)
                 break
             if report.batch is None:
@@ -131,6 +131,13 @@ def _drift(settings: Settings, args: argparse.Namespace) -> int:
     print(f"{record['feature']}: drift acknowledged by {record['by']} at PSI {record['psi']:.3f} ({record['batch']}); "
           f"it warns again above {record['warns_again_above']:.3f}")
     return 0
+
+
+def _labels_owed(settings: Settings) -> list[str]:
+    from assets.encounters.batches import BatchLedger
+    from assets.resources.lake import Lake
+
+    return BatchLedger(Lake(root=settings.lake, s3_endpoint_url=settings.s3_endpoint_url).path()).labels_pending()
 
 
 def _status(settings: Settings, args: argparse.Namespace) -> int:

@@ -157,7 +157,10 @@ def reopen_batch(settings: Settings, batch: str) -> None:
     ledger.record(batch, status="released", attempts=0, error=None, first_failed_at=None, monitoring_attempts=0,
                   monitoring_first_failed_at=None, retried_at=now_iso(),
                   # its encounters are cleaned again, so its labels are checked again against them (when due)
-                  labels="pending", labels_attempts=0, labels_first_failed_at=None, outcomes_at=None)
+                  labels="pending", labels_attempts=0, labels_first_failed_at=None)
+    # What the earlier run found is no longer true of the batch: judged again at arrival, labelled again.
+    ledger.forget(batch, "monitoring", "outcomes_at", "labels_landed_at", "label_rows", "labels_quarantined",
+                  "label_quarantine_reasons", "encounters_unlabelled", "labels_error")
 
 
 def record_batch_failure(settings: Settings, batch: str, reason: str, now: datetime | None = None) -> str:

@@ -130,11 +130,14 @@ class BatchLedger:
         """Pending labels whose time has come: batch b's land `delay` ticks of the label clock after b.
 
         The clock (`label_clock`) moves once per batch released and, after the last one, once per tick
-        that still owes labels (`release_next_batch`), so a delay is counted in ticks of the feed."""
+        that still owes labels (`release_next_batch`), so a delay is counted in ticks of the feed. A batch
+        whose arrival judgement is still owed is not due: the realised judgement needs the arrival one."""
         state = self.read() if state is None else state
         clock = state.get("label_clock", 0)
         entries = {b["id"]: b for b in state["batches"]}
-        return [b for b in self.labels_pending(state) if entries[b].get("released_tick", 0) + delay <= clock]
+        # Judged at arrival first (or recorded as not judged): labels never overtake the arrival judgement.
+        return [b for b in self.labels_pending(state) if entries[b].get("released_tick", 0) + delay <= clock
+                and "monitoring" in entries[b]]
 
     def clean_batches(self) -> list[str]:
         """Batches whose clean rows are on disk: data first, ledger second, so the ledger never lies."""
@@ -149,6 +152,15 @@ class BatchLedger:
             state["batches"].append(entry)
             state["batches"].sort(key=lambda e: e["id"])
         entry.update(fields)
+        self.write(state)
+
+    def forget(self, batch: str, *fields: str) -> None:
+        """Remove `fields` from the entry of `batch` (what a re-run makes untrue)."""
+        state = self.read()
+        for entry in state["batches"]:
+            if entry["id"] == batch:
+                for name in fields:
+                    entry.pop(name, None)
         self.write(state)
 
     def describe_source(self, **fields) -> None:

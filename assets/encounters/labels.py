@@ -47,10 +47,13 @@ def parse_labels(payload: bytes) -> pd.DataFrame:
                                   f"its header is {header_line[:200].decode('utf-8', 'replace')!r}")
     positions = [header.index(c) for c in LABEL_COLUMNS]
     rows = []
-    for number, line in enumerate(body.split(b"\n"), start=2):
+    lines = body.split(b"\n")
+    for number, line in enumerate(lines, start=2):
         line = line.rstrip(b"\r")
         if not line.strip():
-            continue  # the file's last newline, or a blank line: no label on it
+            if number - 2 < len(lines) - 1:  # a blank line inside the file: quarantined, never skipped
+                rows.append(("", "", number, "the line is empty"))
+            continue  # after the file's last newline: no line there
         try:
             fields = line.decode("utf-8").split(",")
         except UnicodeDecodeError:
@@ -112,8 +115,10 @@ def _join(first: str, second: str) -> str:
 
 
 def with_labels(clean: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
-    """The clean encounters that have a clean label, with it: `LabelledEncounter` rows (an inner join)."""
-    return clean.merge(labels.drop(columns="batch_id"), on="encounter_id", validate="one_to_one")
+    """The clean encounters that have a clean label, with it: `LabelledEncounter` rows (an inner join). A clean
+    partition written before labels had a feed of their own still carries them: the landed label wins."""
+    return clean.drop(columns=[LABEL, TARGET], errors="ignore").merge(
+        labels.drop(columns="batch_id"), on="encounter_id", validate="one_to_one")
 
 
 def labelled_encounters(raw: pd.DataFrame, batch_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:

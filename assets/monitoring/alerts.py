@@ -12,7 +12,8 @@ holdout figure: a page that no action clears teaches people to ignore pages. So 
   until its PSI grows past `ACK_GROWTH` times the acknowledged value, then it warns again.
 
 The same functions feed the Dagster checks, the ledger (`readmit status`) and the gauges Prometheus's rules
-read (observability/prometheus/rules.yml), so the three cannot disagree.
+read (`readmit_batch_page` / `readmit_labelled_batch_page` by kind, observability/prometheus/rules.yml): the
+thresholds are settings read here, never copied into a rule, so the three cannot disagree.
 """
 from __future__ import annotations
 
@@ -71,3 +72,22 @@ def realised_pages(realised_roc_auc: float | None, estimated: dict | None, holdo
 def outside_band(realised: float | None, estimated: dict | None) -> bool:
     low, high = (estimated or {}).get("roc_auc_low"), (estimated or {}).get("roc_auc_high")
     return realised is not None and low is not None and high is not None and not low <= realised <= high
+
+
+ARRIVAL_PAGES = ("prediction_drift", "estimated_drop")
+OUTCOME_PAGES = ("realised_drop", "concept_drift")
+
+
+def page_kinds(reasons: list[str]) -> set[str]:
+    """The kinds of the reasons above (what the Prometheus rules select on: the thresholds live here alone)."""
+    kinds = set()
+    for reason in reasons:
+        if reason.startswith("prediction drift"):
+            kinds.add("prediction_drift")
+        elif reason.startswith("estimated ROC-AUC"):
+            kinds.add("estimated_drop")
+        elif "concept drift" in reason:
+            kinds.add("concept_drift")
+        elif reason.startswith("realised ROC-AUC"):
+            kinds.add("realised_drop")
+    return kinds

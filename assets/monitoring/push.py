@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
+from assets.monitoring.alerts import ARRIVAL_PAGES, OUTCOME_PAGES, page_kinds
 from assets.monitoring.drift import DRIFT_LEVELS, RISK
 from assets.settings import Settings
 
@@ -48,8 +49,13 @@ def push_batch_gauges(url: str, batch: str, report: dict, log, auth: tuple[str, 
     for key in ESTIMATED:
         gauge(f"readmit_batch_estimated_{key}", f"Estimated {key} of the production model on the latest batch, "
               "from its probabilities alone (assets/monitoring/estimate.py).", (summary.get("estimated") or {}).get(key))
-    gauge("readmit_batch_pages", "How many reasons to page the latest batch gave at arrival (assets/monitoring/alerts.py).",
-          len(summary.get("pages") or []) if summary["model_version"] is not None else None)
+    if summary["model_version"] is not None:
+        kinds = page_kinds(summary.get("pages") or [])
+        page = Gauge("readmit_batch_page", "1 when the latest batch gives this reason to page at arrival "
+                     "(assets/monitoring/alerts.py decides, with the thresholds of the settings).",
+                     [*labels, "kind"], registry=registry)
+        for kind in ARRIVAL_PAGES:
+            page.labels(**labels, kind=kind).set(int(kind in kinds))
     level = summary.get("drift_unacknowledged")
     if level is not None:
         gauge("readmit_batch_drift_level", "0 none, 1 warn, 2 alarm: the largest PSI of a feature no one has "
@@ -88,6 +94,11 @@ def push_outcome_gauges(url: str, batch: str, summary: dict, log, auth: tuple[st
                 "max_subgroup_gap", "estimate_error"):
         gauge(f"readmit_labelled_batch_{key}", f"Realised {key} of the judging version on the latest labelled batch.",
               realised.get(key))
+    kinds = page_kinds(summary.get("pages") or [])
+    page = Gauge("readmit_labelled_batch_page", "1 when the latest labelled batch gives this reason to page "
+                 "(assets/monitoring/alerts.py).", [*labels, "kind"], registry=registry)
+    for kind in OUTCOME_PAGES:
+        page.labels(**labels, kind=kind).set(int(kind in kinds))
     estimated = summary.get("estimated") or {}
     for key in ("roc_auc", "roc_auc_low", "roc_auc_high"):
         gauge(f"readmit_labelled_batch_estimated_{key}", f"The estimate's {key} for that batch, made at its arrival.",
@@ -111,6 +122,9 @@ def push_release_gauges(settings: Settings, batch: str, first_released_at: str |
               registry=registry).set(first)
     Gauge("readmit_batch_interval_seconds", "How often a batch is released (READMIT_BATCH_INTERVAL_SECONDS).",
           registry=registry).set(settings.batch_interval_seconds)
+    Gauge("readmit_label_delay_batches", "Ticks after its batch a batch's labels land (READMIT_LABEL_DELAY_BATCHES): "
+          "the first 1 + this many batches arrive before any model exists.",
+          registry=registry).set(settings.label_delay_batches)
     Gauge("readmit_monitoring_stale_intervals", "Intervals without a monitoring push, batches still arriving, "
           "before ReadmitMonitoringStale (READMIT_MONITORING_STALE_INTERVALS).",
           registry=registry).set(settings.monitoring_stale_intervals)

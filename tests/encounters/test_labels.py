@@ -95,7 +95,7 @@ def test_undecodable_and_blank_lines():
     raw = parse_labels(b"encounter_id,readmitted\n1,NO\n\n2,\xff\xfe\n3,<30\n")
     clean, quarantine = clean_labels(raw, "batch-001", pd.Series([1, 2, 3]), pd.Series([]))
     assert clean["encounter_id"].tolist() == [1, 3]
-    assert quarantine["reason"].tolist() == ["line is not UTF-8 text"]
+    assert quarantine["reason"].tolist() == ["the line is empty", "line is not UTF-8 text"]  # none skipped
 
 
 def test_a_file_without_both_columns_fails_whole():

@@ -91,3 +91,12 @@ def test_an_acknowledged_drift_is_quiet_until_it_grows():
     loud = ranked_drift({"payer_code": 1.0 * ACK_GROWTH + 0.01}, None, 0.1, ack)[0]
     assert quiet["acknowledged"] and quiet["acknowledged_by"] == "Dr Who"
     assert not loud["acknowledged"] and loud["acknowledged_psi"] == 1.0
+
+
+def test_every_reason_has_the_kind_a_rule_selects():
+    from assets.monitoring.alerts import page_kinds
+
+    estimated = {"roc_auc": 0.60, "roc_auc_low": 0.58, "roc_auc_high": 0.62}
+    assert page_kinds(arrival_pages(estimated, 0.68, 0.3, MARGIN, 0.25)) == {"prediction_drift", "estimated_drop"}
+    assert page_kinds(realised_pages(0.50, estimated, 0.68, MARGIN)) == {"realised_drop", "concept_drift"}
+    assert page_kinds(realised_pages(0.60, estimated, 0.68, MARGIN)) == {"realised_drop"}

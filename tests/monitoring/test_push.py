@@ -59,7 +59,8 @@ def test_batch_gauges_carry_the_batch_the_version_and_the_pipelines_login(gatewa
     assert 'readmit_batch_holdout_roc_auc{batch="batch-007",model_version="2"} 0.68' in body
     assert 'readmit_batch_number{batch="batch-007",model_version="2"} 7.0' in body
     assert 'readmit_batch_judged{batch="batch-007",model_version="2"} 1.0' in body
-    assert 'readmit_batch_pages{batch="batch-007",model_version="2"} 0.0' in body
+    assert 'readmit_batch_page{batch="batch-007",kind="prediction_drift",model_version="2"} 0.0' in body
+    assert 'readmit_batch_page{batch="batch-007",kind="estimated_drop",model_version="2"} 0.0' in body
     # payer_code (alarm) was acknowledged: the level the warning rule reads is the largest one nobody has
     assert 'readmit_batch_drift_level{batch="batch-007",model_version="2"} 1.0' in body
     assert 'readmit_batch_feature_psi{batch="batch-007",feature="age_years",model_version="2"} 0.3' in body
@@ -72,7 +73,8 @@ def test_outcome_gauges_carry_the_realised_figures_beside_the_estimate(gateway):
     url, received, _ = gateway
     summary = {"estimated": {"roc_auc": 0.655, "roc_auc_low": 0.63, "roc_auc_high": 0.68},
                "realised": {"model_version": 2, "roc_auc": 0.61, "holdout_roc_auc": 0.68, "estimate_error": 0.045,
-                            "ece": None}}
+                            "ece": None},
+               "pages": ["realised ROC-AUC 0.610 is more than 0.05 below the holdout figure 0.680"]}
     assert push_outcome_gauges(url, "batch-005", summary, log, auth=("pipeline", "s3cret")) is True
     (push,) = received
     assert push["path"] == f"/metrics/job/{OUTCOMES_JOB}"
@@ -81,6 +83,8 @@ def test_outcome_gauges_carry_the_realised_figures_beside_the_estimate(gateway):
     assert 'readmit_labelled_batch_estimated_roc_auc_low{batch="batch-005",model_version="2"} 0.63' in body
     assert 'readmit_labelled_batch_estimate_error{batch="batch-005",model_version="2"} 0.045' in body
     assert "readmit_labelled_batch_ece" not in body
+    assert 'readmit_labelled_batch_page{batch="batch-005",kind="realised_drop",model_version="2"} 1.0' in body
+    assert 'readmit_labelled_batch_page{batch="batch-005",kind="concept_drift",model_version="2"} 0.0' in body
     assert push_outcome_gauges(url, "batch-001", {"realised": None}, log, auth=("p", "q")) is False  # nothing judged
 
 
@@ -98,6 +102,7 @@ def test_release_gauges_say_when_and_how_often_from_settings(gateway):
     body = received[0]["body"]
     assert received[0]["path"] == f"/metrics/job/{RELEASE_JOB}" and received[0]["auth"].startswith("Basic ")
     assert "readmit_batch_interval_seconds 120.0" in body and "readmit_monitoring_stale_intervals 4.0" in body
+    assert "readmit_label_delay_batches 0.0" in body
     assert "readmit_batch_first_released_timestamp_seconds 1.7960832e+09" in body  # 2026-12-01T00:00Z
     assert push_release_gauges(Settings(), "batch-002", None, log) is False  # no gateway configured: nothing sent
 

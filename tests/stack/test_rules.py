@@ -56,22 +56,23 @@ def _promtool(tmp_path, case: dict) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def _pushed(job: str, name: str, value: float, batch: str = "batch-005") -> dict:
-    return {"series": f'{name}{{job="readmit-pushgateway",exported_job="{job}",batch="{batch}",model_version="4"}}',
+def _pushed(job: str, name: str, value: float, batch: str = "batch-005", **extra) -> dict:
+    labels = "".join(f',{key}="{value}"' for key, value in extra.items())
+    return {"series": f'{name}{{job="readmit-pushgateway",exported_job="{job}",batch="{batch}",model_version="4"{labels}}}',
             "values": f"{value} {value} {value}"}
+
+
+def _pages(arrival: dict, outcomes: dict) -> list[dict]:
+    """The pipeline's decisions by kind, as push.py sends them (1: page, 0: not)."""
+    return ([_pushed("readmit_monitoring", "readmit_batch_page", v, kind=k) for k, v in arrival.items()]
+            + [_pushed("readmit_outcomes", "readmit_labelled_batch_page", v, "batch-003", kind=k) for k, v in outcomes.items()])
 
 
 def test_input_drift_alone_warns_and_nothing_pages(tmp_path):
     """The real demo's situation: payer_code drifts (level 2), the estimate and the realised figure hold."""
     _promtool(tmp_path, {"interval": "1m", "input_series": [
         _pushed("readmit_monitoring", "readmit_batch_drift_level", 2),
-        _pushed("readmit_monitoring", "readmit_batch_prediction_psi", 0.04),
-        _pushed("readmit_monitoring", "readmit_batch_holdout_roc_auc", 0.68),
-        _pushed("readmit_monitoring", "readmit_batch_estimated_roc_auc_high", 0.70),
-        _pushed("readmit_outcomes", "readmit_labelled_batch_roc_auc", 0.66, "batch-003"),
-        _pushed("readmit_outcomes", "readmit_labelled_batch_holdout_roc_auc", 0.68, "batch-003"),
-        _pushed("readmit_outcomes", "readmit_labelled_batch_estimated_roc_auc_low", 0.63, "batch-003"),
-        _pushed("readmit_outcomes", "readmit_labelled_batch_estimated_roc_auc_high", 0.69, "batch-003")],
+        *_pages({"prediction_drift": 0, "estimated_drop": 0}, {"realised_drop": 0, "concept_drift": 0})],
         "alert_rule_test": [
             _expect("ReadmitInputDriftAlarm", severity="warning", batch="batch-005", model_version="4"),
             *({"eval_time": "2m", "alertname": name, "exp_alerts": []} for name in (
@@ -79,14 +80,27 @@ def test_input_drift_alone_warns_and_nothing_pages(tmp_path):
 
 
 def test_evidence_about_performance_pages(tmp_path):
-    _promtool(tmp_path, {"interval": "1m", "input_series": [
-        _pushed("readmit_monitoring", "readmit_batch_prediction_psi", 0.31),
-        _pushed("readmit_monitoring", "readmit_batch_holdout_roc_auc", 0.68),
-        _pushed("readmit_monitoring", "readmit_batch_estimated_roc_auc_high", 0.62),
-        _pushed("readmit_outcomes", "readmit_labelled_batch_roc_auc", 0.60, "batch-003"),
-        _pushed("readmit_outcomes", "readmit_labelled_batch_holdout_roc_auc", 0.68, "batch-003"),
-        _pushed("readmit_outcomes", "readmit_labelled_batch_estimated_roc_auc_low", 0.63, "batch-003"),
-        _pushed("readmit_outcomes", "readmit_labelled_batch_estimated_roc_auc_high", 0.69, "batch-003")],
+    _promtool(tmp_path, {"interval": "1m", "input_series": _pages(
+        {"prediction_drift": 1, "estimated_drop": 1}, {"realised_drop": 1, "concept_drift": 1}),
         "alert_rule_test": [
-            _expect(name, severity="page", batch=batch, model_version="4") for name, batch in (("ReadmitPredictionDrift", "batch-005"), ("ReadmitEstimatedRocAucDrop", "batch-005"),
-                                ("ReadmitLiveRocAucDrop", "batch-003"), ("ReadmitConceptDrift", "batch-003"))]})
+            _expect(name, severity="page", batch=batch, model_version="4") for name, batch in (
+                ("ReadmitPredictionDrift", "batch-005"), ("ReadmitEstimatedRocAucDrop", "batch-005"),
+                ("ReadmitLiveRocAucDrop", "batch-003"), ("ReadmitConceptDrift", "batch-003"))]})
+
+
+def _batch_series(job: str, name: str, value: float, batch: str) -> dict:
+    return {"series": f'{name}{{job="readmit-pushgateway",exported_job="{job}",batch="{batch}",model_version="none"}}',
+            "values": f"{value} {value} {value}"}
+
+
+def test_with_a_label_delay_the_first_batches_are_not_judged_without_a_ticket(tmp_path):
+    release = {"series": 'readmit_label_delay_batches{job="readmit-pushgateway",exported_job="readmit_release"}',
+               "values": "2 2 2"}
+    for number, tickets in ((3, []), (4, [{"exp_labels": {"severity": "ticket", "batch": "batch-004"},
+                                          "exp_annotations": {"summary": "batch-004 was not judged by a production model"}}])):
+        batch = f"batch-{number:03d}"
+        _promtool(tmp_path, {"interval": "1m", "input_series": [
+            release, _batch_series("readmit_monitoring", "readmit_batch_judged", 0, batch),
+            {"series": 'readmit_batch_number{job="readmit-pushgateway",exported_job="readmit_monitoring",'
+                       f'batch="{batch}",model_version="none"}}', "values": f"{number} {number} {number}"}],
+            "alert_rule_test": [{"eval_time": "2m", "alertname": "ReadmitBatchNotJudged", "exp_alerts": tickets}]})
