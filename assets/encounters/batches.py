@@ -60,8 +60,9 @@ def slice_feeds(csv_path: str | Path, plan: BatchPlan, label: str = LABEL) -> tu
     `label`, what is known at discharge) and the label feed (`encounter_id`, `label`), weeks later.
 
     Each encounter line is the source line with one field cut out, every other byte kept. A line whose
-    field count is not the header's cannot be split honestly: it goes to the encounter feed whole (where it
-    is quarantined as malformed, its text kept) and has no label line."""
+    field count is not the header's cannot be split honestly: it goes to the encounter feed whole and has
+    no label line. There it is quarantined: as malformed, its text kept, or (a line exactly one field short
+    has the encounter header's count) by the cell checks, its fields being in the wrong columns."""
     source = slice_batch(csv_path, plan)
     header, *rows = source[:-1].split(b"\n")  # slice_batch ends in exactly one newline
     names = [name.strip().strip(b'"').decode("utf-8", "replace") for name in header.rstrip(b"\r").split(b",")]
