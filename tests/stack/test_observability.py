@@ -15,7 +15,7 @@ import pytest
 import requests
 import yaml
 
-from assets.monitoring.push import push_batch_gauges, push_release_gauges
+from assets.monitoring.push import push_batch_gauges, push_outcome_gauges, push_release_gauges
 from assets.resources.registry import ModelRegistry
 from assets.settings import Settings
 
@@ -137,7 +137,13 @@ def test_every_panel_and_rule_query_returns_data(trained_settings, tmp_path):
     gateway, gateway_url = _gateway(tmp_path, logins)
     _with_logins(config, tmp_path, logins["prometheus"])
     report = json.loads((trained_settings.home / "lake" / "monitoring" / "batch-002.json").read_text())
+    # The ranked-warning series exist only for a drifting batch: this one drifts on one feature, as pushed.
+    report["summary"]["drift_warnings"] = report["summary"].get("drift_warnings") or [
+        {"feature": "age", "psi": 0.2, "importance_share": 0.1, "weight": 0.02, "acknowledged": False}]
     assert push_batch_gauges(gateway_url, "batch-002", report, logging.getLogger(), auth=("pipeline", logins["pipeline"]))
+    # Its labels landed in the same tick (delay 0): the realised figures beside its estimate.
+    assert push_outcome_gauges(gateway_url, "batch-002", report["summary"], logging.getLogger(),
+                               auth=("pipeline", logins["pipeline"]))
     pushed = next(job for job in config["scrape_configs"] if job["job_name"] == "readmit-pushgateway")
     pushed["static_configs"][0]["targets"] = [gateway_url.removeprefix("http://")]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))

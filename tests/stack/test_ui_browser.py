@@ -71,7 +71,8 @@ def test_clinician_flow_in_chromium(trained_settings, tmp_path, browser, synthet
         page.screenshot(path=str(figures_dir / "ui_batch.png"), full_page=True)  # make figures: docs/
 
         page.goto(f"{ui}/monitoring")  # batch-002 was judged by version 1 before the second retrain
-        expect(page.get_by_text("Live ROC-AUC per batch")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("ROC-AUC per batch: estimated at arrival, realised when labels land")).to_be_visible(
+            timeout=60_000)
         expect(page.get_by_text("Feature drift (PSI) by batch")).to_be_visible()
         # st.dataframe draws its cells on a canvas: the charts' and the subgroup caption's text show the batch.
         expect(page.get_by_role("img").filter(has_text="batch-002").first).to_be_visible()
