@@ -14,8 +14,8 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from assets.definitions import FETCH_JOB, LABELS, build_definitions
 from assets.pipeline import (
-    due_kind, is_fetched, is_partitioned, job_order, labels_due, open_instance, release_next_batch, reopen_batch,
-    retrain_owed, run_batch_job, run_job, tick_lock,
+    SHADOW, due_kind, is_fetched, is_partitioned, job_order, labels_due, open_instance, owed, release_next_batch,
+    reopen_batch, retrain_owed, run_batch_job, run_job, tick_lock,
 )
 from assets.settings import Settings
 
@@ -29,7 +29,8 @@ DOC = """
 Every 5 minutes: fetch the dataset if needed, **release the next batch of 15,000 encounters** as a
 Dagster partition, then run each Dagster asset job downstream of it (ingest: `raw_batch` →
 `clean_batch` → judged at arrival; land_labels: the labels due, `READMIT_LABEL_DELAY_BATCHES` ticks after
-their batch; retrain: `training_set` → `readmission_model` → `production_model`).
+their batch; retrain: `training_set` → `readmission_model` → `production_model`; review_shadow: a challenger
+served in shadow judged on live requests, under `READMIT_PROMOTION=shadow`).
 The tasks are generated from the Dagster Definitions; runs and lineage are in the Dagster UI.
 After the last batch, `release_batch` and `ingest_batch` are skipped; `land_labels` still lands the labels
 owed, and `retrain` still runs when a labelled batch has not been judged by a completed retrain (e.g.
@@ -112,7 +113,10 @@ def _run(job_name: str, partitioned: bool, make_definitions: DefinitionsFactory,
             run_id = run_batch_job(settings, defs, instance, job_name, partition)
         else:
             partition = None
-            if job_name != FETCH_JOB and ti.xcom_pull(task_ids=RELEASE_TASK) is None and not retrain_owed(settings):
+            if job_name != FETCH_JOB and due_kind(defs, job_name) == SHADOW:
+                if not owed(settings, SHADOW):
+                    raise AirflowSkipException("no challenger in shadow")
+            elif job_name != FETCH_JOB and ti.xcom_pull(task_ids=RELEASE_TASK) is None and not retrain_owed(settings):
                 raise AirflowSkipException("no new batch and no owed retrain")
             run_id = run_job(defs, instance, job_name)
     print(f"dagster run {run_id} of {job_name} succeeded" + (f" for {partition}" if partition else ""))

@@ -4,7 +4,7 @@
   on it, exactly as the DAG's `release_batch` task does.
 - `follow_up` (sensor, every 30 s): runs `fetch_source` before anything else, `land_labels` for each batch
   whose labels are due, and `retrain` whenever a labelled batch has not been judged by a completed
-  retrain, the DAG's downstream tasks in the DAG's order.
+  retrain, then `review_shadow` while a challenger is in shadow: the DAG's downstream tasks in its order.
 - `count_batch_failures` (run-failure sensor): a failed `ingest_batch` run counts against its batch, so
   after `READMIT_BATCH_ATTEMPTS` failures over `READMIT_BATCH_RETRY_MINUTES` the batch is `failed` (or, once clean, recorded as not judged) and the
   schedule moves on, as `readmit tick` and the DAG do; a failed `land_labels` run counts against the
@@ -21,7 +21,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.release import (PipelineError, error_reason, is_fetched, labels_due, record_batch_failure,
-                            record_label_failure, release_next_batch, retrain_owed, tick_lock)
+                            record_label_failure, release_next_batch, retrain_owed, shadow_owed, tick_lock)
 from assets.settings import Settings
 
 ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
@@ -29,9 +29,9 @@ ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.Dagste
 CRON = "*/5 * * * *"
 
 
-def build_automation(settings: Settings, fetch, ingest, labels, retrain) -> tuple[list, list]:
-    """(schedules, sensors) for the four jobs, bound to `settings`."""
-    job_names = [fetch.name, ingest.name, labels.name, retrain.name]
+def build_automation(settings: Settings, fetch, ingest, labels, retrain, review) -> tuple[list, list]:
+    """(schedules, sensors) for the five jobs, bound to `settings`."""
+    job_names = [fetch.name, ingest.name, labels.name, retrain.name, review.name]
 
     def busy(instance: dg.DagsterInstance) -> str | None:
         runs = instance.get_run_records(dg.RunsFilter(job_name=None, statuses=ACTIVE), limit=20)
@@ -56,7 +56,7 @@ def build_automation(settings: Settings, fetch, ingest, labels, retrain) -> tupl
         context.log.info(report.message)
         return dg.RunRequest(partition_key=report.batch, tags={"readmit/trigger": "schedule"})
 
-    @dg.sensor(name="follow_up", jobs=[fetch, labels, retrain], minimum_interval_seconds=30,
+    @dg.sensor(name="follow_up", jobs=[fetch, labels, retrain, review], minimum_interval_seconds=30,
                default_status=dg.DefaultSensorStatus.STOPPED,
                description="Fetch the dataset first; land the labels that are due; retrain when a labelled "
                            "batch has not been judged yet.")
@@ -68,6 +68,7 @@ def build_automation(settings: Settings, fetch, ingest, labels, retrain) -> tupl
                 fetched = is_fetched(settings)
                 due = labels_due(settings) if fetched else []
                 owed = retrain_owed(settings) if fetched else []
+                shadowed = shadow_owed(settings) if fetched else []
         except PipelineError as busy_elsewhere:
             return dg.SkipReason(str(busy_elsewhere))
         if not fetched:
@@ -77,7 +78,10 @@ def build_automation(settings: Settings, fetch, ingest, labels, retrain) -> tupl
         if owed:
             return dg.RunRequest(job_name=retrain.name, tags={"readmit/trigger": "sensor",
                                                               "readmit/owed": ",".join(owed)[:200]})
-        return dg.SkipReason("nothing owed: no labels are due and every labelled batch has been judged by a retrain")
+        if shadowed:
+            return dg.RunRequest(job_name=review.name, tags={"readmit/trigger": "sensor", "readmit/owed": shadowed[0]})
+        return dg.SkipReason("nothing owed: no labels are due, every labelled batch has been judged by a retrain "
+                             "and no challenger is in shadow")
 
     @dg.run_failure_sensor(name="count_batch_failures", monitored_jobs=[ingest, labels],
                            default_status=dg.DefaultSensorStatus.STOPPED,

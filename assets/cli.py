@@ -32,6 +32,18 @@ def main(argv: list[str] | None = None) -> int:
     ack.add_argument("feature", help="a model feature of the latest batch's drift warnings (readmit status)")
     ack.add_argument("--reason", required=True, help="why this drift needs no action")
     ack.add_argument("--by", required=True, help="the name of the person who reviewed it")
+    for action, text in (("approve", "serve the version awaiting approval (@candidate), after the service's own load "
+                                      "checks"),
+                         ("reject", "never serve the candidate or the challenger in shadow")):
+        decide = sub.add_parser(action, help=text + " (recorded, with who and why)")
+        decide.add_argument("version", type=int, help="the registered version (readmit status: candidate, challenger)")
+        decide.add_argument("--by", required=True, help="the name of the person who decides")
+        decide.add_argument("--reason", required=True, help="why")
+    rollback = sub.add_parser("rollback", help="move production back to the version that served before (or --to), "
+                                               "after the service's own load checks (recorded, with who and why)")
+    rollback.add_argument("--to", type=int, help="the version to serve instead of the previous one")
+    rollback.add_argument("--by", required=True, help="the name of the person who decides")
+    rollback.add_argument("--reason", required=True, help="why")
     status = sub.add_parser("status", help="batches, rows and the production model")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_parser("purge-examples", help="delete the input examples (real encounters) that models logged "
@@ -133,6 +145,31 @@ def _drift(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _decide(settings: Settings, args: argparse.Namespace) -> int:
+    """approve / reject / rollback: a person's action, with the registry's write credentials (the pipeline's)."""
+    from assets.model import promotion
+    from assets.release import tick_lock
+    from assets.resources.registry import ModelRegistry
+
+    registry = ModelRegistry.from_settings(settings)
+    check = promotion.serving_check(registry)
+    with tick_lock(settings):  # never beside a tick's gate or review, which move the same aliases
+        try:
+            if args.command == "approve":
+                record = promotion.approve(registry, args.version, args.by, args.reason, check)
+            elif args.command == "reject":
+                record = promotion.reject(registry, args.version, args.by, args.reason)
+            else:
+                record = promotion.rollback(registry, args.by, args.reason, check, to=args.to)
+        except promotion.PromotionError as err:
+            print(f"readmit {args.command}: refused: {err}", file=sys.stderr)
+            return 2
+    live = registry.production()
+    print(f"{registry.model_name} v{record['version']}: {record['transition']} by {record['by']} at {record['at']}"
+          f" ({record['reason']}); production: {f'v{live.version}' if live else 'none'}")
+    return 0
+
+
 def _labels_owed(settings: Settings) -> list[str]:
     from assets.encounters.batches import BatchLedger
     from assets.resources.lake import Lake
@@ -200,6 +237,12 @@ def _print_summary(status: dict) -> None:
     model = status["production_model"]
     print("production model: " + (f"{model['name']} v{model['version']} (ROC-AUC {model['roc_auc']:.3f})"
                                   if model else "none yet"))
+    if challenger := status.get("challenger"):
+        shadow = challenger.get("shadow") or {}
+        print(f"challenger in shadow: v{challenger['version']} ({shadow.get('requests', 0)} requests shadowed"
+              + (f"; {challenger['reason']}" if challenger.get("reason") else "") + ")")
+    if candidate := status.get("candidate"):
+        print(f"awaiting approval: v{candidate['version']} (readmit approve {candidate['version']} --by NAME --reason ...)")
 
 
 def _monitoring_cells(monitoring: dict | None) -> str:
@@ -227,7 +270,7 @@ def _level(args: argparse.Namespace) -> str:
 
 
 COMMANDS = {"fetch": _fetch, "tick": _tick, "demo": _demo, "retrain": _retrain, "retry": _retry,
-            "drift": _drift, "status": _status, "purge-examples": _purge_examples, "record-digests": _record_digests}
+            "drift": _drift, "approve": _decide, "reject": _decide, "rollback": _decide, "status": _status, "purge-examples": _purge_examples, "record-digests": _record_digests}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -5,19 +5,24 @@ import dagster as dg
 
 from assets.automation import build_automation
 from assets.graph.encounters import DatasetSource, batches, clean_batch, raw_batch, source_dataset, training_set
-from assets.graph.model import TrainingPolicy, production_model, readmission_model
+from assets.graph.model import TrainingPolicy, production_model, promotion_review, readmission_model
 from assets.graph.labels import batch_outcomes, raw_labels
 from assets.graph.monitoring import Monitoring, batch_monitoring, batch_performance, batch_predictions
 from assets.resources.lake import Lake, LakeIOManager
+from assets.model.shadow import ShadowBounds
+from assets.release import RETRAINS, SHADOW
 from assets.resources.registry import ModelRegistry
+from assets.resources.service_shadow import ServiceShadow
 from assets.settings import Settings
 
 FETCH_JOB = "fetch_source"
 INGEST_JOB = "ingest_batch"
 LABELS_JOB = "land_labels"
 RETRAIN_JOB = "retrain"
+REVIEW_JOB = "review_shadow"
 # Which partitions a partitioned job runs on in a tick (assets/release.py): the batch released, or every
-# batch whose labels are due. Read off the job by the tick, the Airflow DAG and Dagster's automation.
+# batch whose labels are due; for a job without partitions, what it is owed for (release.RETRAINS, SHADOW).
+# Read off the job by the tick, the Airflow DAG and Dagster's automation.
 DUE = "readmit/partitions"
 ARRIVAL, LABELS = "arrival", "labels"
 
@@ -25,7 +30,7 @@ ARRIVAL, LABELS = "arrival", "labels"
 def build_definitions(settings: Settings) -> dg.Definitions:
     """The whole asset graph with resources bound to `settings`."""
     lake = Lake(root=settings.lake, s3_endpoint_url=settings.s3_endpoint_url)
-    fetch, ingest, labels, retrain = jobs = [
+    fetch, ingest, labels, retrain, review = jobs = [
         dg.define_asset_job(FETCH_JOB, selection=[source_dataset],
                             description="Fetch (or reuse) the encounters dataset."),
         dg.define_asset_job(INGEST_JOB, selection=[raw_batch, clean_batch, batch_predictions, batch_monitoring],
@@ -39,14 +44,20 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                                         "encounters): checked against its encounters, then the batch judged again "
                                         "on what happened."),
         dg.define_asset_job(RETRAIN_JOB, selection=[training_set, readmission_model, production_model],
+                            metadata={DUE: RETRAINS},
                             description="Rebuild the training set from every labelled batch, then retrain."),
+        dg.define_asset_job(REVIEW_JOB, selection=[promotion_review], metadata={DUE: SHADOW},
+                            description="While a challenger is served in shadow (READMIT_PROMOTION=shadow): judge "
+                                        "how it agrees with the champion on live requests; promote it when it "
+                                        "passes, drop it when it fails."),
     ]
-    schedules, sensors = build_automation(settings, fetch, ingest, labels, retrain)
+    schedules, sensors = build_automation(settings, fetch, ingest, labels, retrain, review)
     return dg.Definitions(
         schedules=schedules,
         sensors=sensors,
         assets=[source_dataset, raw_batch, clean_batch, batch_predictions, batch_monitoring, raw_labels,
-                batch_outcomes, batch_performance, training_set, readmission_model, production_model],
+                batch_outcomes, batch_performance, training_set, readmission_model, production_model,
+                promotion_review],
         jobs=jobs,
         resources={key: fixed(resource) for key, resource in {
             "dataset": DatasetSource.from_settings(settings),
@@ -55,6 +66,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             "registry": ModelRegistry.from_settings(settings),
             "monitoring": Monitoring.from_settings(settings),
             "training": TrainingPolicy.from_settings(settings),
+            "shadow": ServiceShadow.from_settings(settings),
+            "shadow_bounds": ShadowBounds.from_settings(settings),
         }.items()},
     )
 

@@ -14,8 +14,8 @@ from assets.definitions import ARRIVAL, DUE, FETCH_JOB, LABELS, build_definition
 # The ledger side of the tick lives in assets/release.py; its names are part of this module's API too
 # (the CLI, the Airflow DAG and the tests import them from here).
 from assets.release import (  # noqa: F401
-    DONE_STATES, PipelineError, TickReport, error_reason, is_fetched, labels_due, record_batch_failure,
-    record_label_failure, release_next_batch, reopen_batch, retrain_owed, tick_lock,
+    DONE_STATES, RETRAINS, SHADOW, PipelineError, TickReport, error_reason, is_fetched, labels_due, owed,
+    record_batch_failure, record_label_failure, release_next_batch, reopen_batch, retrain_owed, tick_lock,
 )
 from assets.run_launcher import HOST_TAG, this_host
 from assets.settings import Settings
@@ -112,7 +112,7 @@ def tick(settings: Settings, instance: dg.DagsterInstance | None = None,
          defs: dg.Definitions | None = None, log_level: str = "INFO", retry: str | None = None) -> TickReport:
     """One 5-minute tick: fetch if needed, release the next batch (an unfinished one first) and ingest
     it, land the labels that are due, then retrain when some labelled batch has not been judged by a
-    completed retrain (owed work is done even when there is nothing new). `retry` re-opens a failed batch
+    completed retrain, then review a challenger in shadow (owed work is done even when there is nothing new). `retry` re-opens a failed batch
     first (`readmit retry`).
 
     The order is the graph's (ingest, then labels, then retrain), and it is the hospital's: the batch's
@@ -140,9 +140,11 @@ def tick(settings: Settings, instance: dg.DagsterInstance | None = None,
                 if due and due_kind(defs, job_name) == LABELS:
                     report.labels = due
                     report.message += f"; labels landed for {', '.join(due)}"
-            elif owed := retrain_owed(settings):
-                if report.batch is None:
-                    report.message += f"; retrained on {len(owed)} clean batch(es) not yet judged: {', '.join(owed)}"
+            elif work := owed(settings, kind := due_kind(defs, job_name)):
+                if kind == SHADOW:
+                    report.message += f"; reviewed the shadow of {', '.join(work)}"
+                elif report.batch is None:
+                    report.message += f"; retrained on {len(work)} clean batch(es) not yet judged: {', '.join(work)}"
                 runs[job_name] = run_job(defs, instance, job_name, log_level=log_level)
         report = report or TickReport(None, "no jobs to run")
         report.runs = runs

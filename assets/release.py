@@ -216,6 +216,22 @@ def retrain_owed(settings: Settings) -> list[str]:
     return BatchLedger(_lake(settings).path()).unjudged_batches()
 
 
+# What a job without partitions is owed for (its `readmit/partitions` metadata, assets/definitions.py):
+# a retrain while a labelled batch is unjudged; a shadow review while a challenger is in shadow.
+RETRAINS, SHADOW = "retrains", "shadow"
+
+
+def shadow_owed(settings: Settings) -> list[str]:
+    """The challenger the gate put in shadow and no review has settled yet (`v<N>`), if any."""
+    shadow = BatchLedger(_lake(settings).path()).read().get("shadow")
+    return [f"v{shadow['version']}"] if shadow else []
+
+
+def owed(settings: Settings, kind: str) -> list[str]:
+    """The work a job of `kind` is owed (empty: nothing, the job is skipped)."""
+    return shadow_owed(settings) if kind == SHADOW else retrain_owed(settings)
+
+
 @contextmanager
 def tick_lock(settings: Settings, timeout: float | None = None):
     """One tick at a time per Dagster instance (the CLI while Airflow runs): an exclusive `flock`.

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Mapping
+from typing import Literal, Mapping
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
@@ -45,6 +45,17 @@ class Settings(BaseSettings):
     mlflow_artifact_root: str | None = None
     model_name: str = "readmission"
     promotion_margin: float = 0.002
+    # What happens to a gate winner: `auto` serves it at once; `shadow` serves it beside the champion on a
+    # share of live requests until its agreement passes; `approve` waits for a person (`readmit approve`);
+    # `shadow+approve`: both, shadow first.
+    promotion: Literal["auto", "shadow", "approve", "shadow+approve"] = "auto"
+    shadow_share: float = Field(default=0.1, ge=0, le=1)  # share of requests the challenger also scores
+    shadow_min_requests: int = Field(default=500, ge=1)
+    shadow_min_rank_correlation: float = Field(default=0.7, ge=-1, le=1)
+    shadow_min_top_overlap: float = Field(default=0.4, ge=0, le=1)
+    shadow_max_flip_rate: float = Field(default=0.4, ge=0, le=1)
+    shadow_max_mean_abs_delta: float = Field(default=0.05, ge=0, le=1)
+    shadow_max_psi: float = Field(default=0.25, ge=0)
     api_url: str = "http://127.0.0.1:3000"
     api_key: str | None = Field(default=None, repr=False)
     # Ed25519 key files (PEM): the pipeline signs each version's digests, every loader verifies them.
@@ -114,6 +125,10 @@ class Settings(BaseSettings):
                                  "a negative margin would promote any challenger")
         if not (math.isfinite(self.batch_retry_minutes) and self.batch_retry_minutes >= 0):
             raise ValueError(f"{PREFIX}BATCH_RETRY_MINUTES must be a finite number >= 0, not {self.batch_retry_minutes!r}")
+        for name in ("shadow_share", "shadow_min_rank_correlation", "shadow_min_top_overlap", "shadow_max_flip_rate",
+                     "shadow_max_mean_abs_delta", "shadow_max_psi"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{PREFIX}{name.upper()} must be a finite number, not {getattr(self, name)!r}")
         if self.subgroup_min_rows < 1:
             raise ValueError(f"{PREFIX}SUBGROUP_MIN_ROWS must be at least 1, not {self.subgroup_min_rows!r}")
         return self

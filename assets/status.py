@@ -45,6 +45,7 @@ def release_status(lake: Lake, registry) -> dict:
         "labels_owed": BatchLedger(lake.path()).labels_pending(state),
         "drift_acknowledged": state.get("drift_acks", {}),
         "production_model": _production_model(registry),
+        **_on_the_way(registry, state),
     }
 
 
@@ -86,6 +87,25 @@ def _monitoring(entry: dict) -> dict | None:
                                                                 "acknowledged")}
                                  for row in recorded.get("drift_warnings", [])]
     return summary
+
+
+def _on_the_way(registry, state: dict) -> dict:
+    """`challenger` (in shadow, with what the last review read of its shadow record) and `candidate`
+    (awaiting a person's approval), each null when no version holds that alias."""
+    from assets.resources.registry import CANDIDATE_ALIAS, CHALLENGER_ALIAS
+
+    challenger, candidate = registry.alias(CHALLENGER_ALIAS), registry.alias(CANDIDATE_ALIAS)
+    shadow = state.get("shadow") or {}
+    return {
+        "challenger": None if challenger is None else {
+            "version": int(challenger.version), "since": shadow.get("since"),
+            "champion_version": shadow.get("champion_version"), "shadow": shadow.get("record") or {},
+            "reviewed_at": shadow.get("reviewed_at"), "reason": shadow.get("reason")},
+        "candidate": None if candidate is None else {
+            "version": int(candidate.version), "holdout_roc_auc": candidate.tags.get("holdout_roc_auc"),
+            "proposed_at": candidate.tags.get("proposed_at"), "reason": candidate.tags.get("proposed_reason")},
+        "last_shadow": state.get("last_shadow"),
+    }
 
 
 def production_model(settings: Settings) -> dict | None:

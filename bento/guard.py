@@ -20,6 +20,7 @@ from bento.contract import MAX_ENCOUNTERS, encounter_model
 
 log = logging.getLogger("readmit.requests")
 PREDICT_PATH = "/predict"
+SHADOW_PATH = "/info/shadow"
 _ERROR_DETAIL = {
     "type": "array", "title": "Error Detail",
     "items": {"type": "object", "required": ["loc", "msg", "type"], "properties": {
@@ -53,12 +54,15 @@ class RequestGuard:
             return await self.app(scope, receive, send)
         if scope["path"] == "/docs.json":
             return await self.app(scope, receive, _patching_openapi(send))
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if scope["path"] == SHADOW_PATH:  # aggregates of live traffic: for the pipeline, not for anyone
+            if not self._authorised(headers):
+                return await _reject(send, 401, "a valid bearer token is required", "authorization", "header")
+            return await self.app(scope, receive, send)
         if scope["path"] != PREDICT_PATH or scope["method"] != "POST":
             return await self.app(scope, receive, send)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        api_key, limit = self.settings.api_key, self.settings.api_max_body_bytes
-        if api_key and not hmac.compare_digest(headers.get("authorization", "").encode("latin-1"),
-                                               f"Bearer {api_key}".encode("latin-1", errors="replace")):
+        limit = self.settings.api_max_body_bytes
+        if not self._authorised(headers):
             return await _reject(send, 401, "a valid bearer token is required", "authorization", "header")
         if headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
             return await _reject(send, 415, "the body must be JSON (Content-Type: application/json)",
@@ -83,6 +87,12 @@ class RequestGuard:
                       for err_loc in err.errors(include_input=False, include_context=False, include_url=False)]
             return await _respond(send, 400, detail, f"{len(detail)} invalid field(s)")
         return await self.app(scope, _replay(body), send)
+
+
+    def _authorised(self, headers: dict) -> bool:
+        api_key = self.settings.api_key
+        return not api_key or hmac.compare_digest(headers.get("authorization", "").encode("latin-1"),
+                                                  f"Bearer {api_key}".encode("latin-1", errors="replace"))
 
 
 # No field of an encounter holds a number longer than this (ids are at most 20 digits): a longer one is

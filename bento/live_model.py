@@ -39,8 +39,12 @@ class LiveModel:
                  on_poll_failure: Callable[[Exception], None] = lambda err: None,
                  on_swap: Callable[[LoadedModel], None] = lambda loaded: None,
                  on_load_failure: Callable[[int, Exception], None] = lambda version, err: None,
-                 on_poll: Callable[[int | None], None] = lambda alias_version: None):
+                 on_poll: Callable[[int | None], None] = lambda alias_version: None,
+                 clear_when_unset: bool = False, on_clear: Callable[[], None] = lambda: None):
         self._resolve, self._load = resolve, load
+        # The production model keeps serving when its alias reads unset (a registry restored from an old
+        # backup must not take the service down); a challenger whose alias is gone stops being shadowed.
+        self._clear_when_unset, self._on_clear = clear_when_unset, on_clear
         self._on_poll_failure, self._on_swap = on_poll_failure, on_swap
         self._on_load_failure, self._on_poll = on_load_failure, on_poll
         self._lock = threading.Lock()
@@ -74,6 +78,12 @@ class LiveModel:
         self.alias_version = None if version is None else int(version.version)
         self._on_poll(self.alias_version)
         current = self.current
+        if version is None and current is not None and self._clear_when_unset:
+            with self._lock:
+                self._current = None
+            log.info("%s v%s left its alias: no longer loaded", current.name, current.version)
+            self._on_clear()
+            return True
         if version is None or (current and self.alias_version == current.version):
             return False
         if not self._due(self.alias_version):

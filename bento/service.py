@@ -10,6 +10,7 @@ import gc
 import logging
 import os
 import threading
+import time
 from http import HTTPStatus
 from typing import Annotated
 
@@ -20,12 +21,13 @@ from fastapi import FastAPI
 from pydantic import Field
 
 from assets.encounters.schemas import feature_columns
-from assets.model.compiled import for_serving
+from assets.model.compiled import ModelRefused, smoke_tested  # noqa: F401 - ModelRefused: what a load raises
 from assets.settings import Settings
 from bento.batcher import MicroBatcher
 from bento.guard import RequestGuard
 from bento.contract import MAX_ENCOUNTERS, ModelInfo, Prediction, PredictResponse, encounter_model, risk_band
 from bento.live_model import LiveModel, LoadedModel
+from bento.shadow import Shadow
 
 log = logging.getLogger("readmit.service")
 Encounter = encounter_model()
@@ -58,6 +60,19 @@ BATCH_ROWS = bentoml.metrics.Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096))
 EXPLAINED = bentoml.metrics.Counter(
     name="readmit_explanations_total", documentation="Predictions answered with their reasons (explain: true)")
+CHALLENGER_VERSION = bentoml.metrics.Gauge(
+    name="readmit_challenger_version", documentation="Version served in shadow beside production (0: none)")
+SHADOWED = bentoml.metrics.Counter(
+    name="readmit_shadow_requests_total", documentation="Requests the challenger also scored, off the request path",
+    labelnames=["version"])
+SHADOW_DROPPED = bentoml.metrics.Counter(
+    name="readmit_shadow_dropped_total", documentation="Requests drawn for shadow but dropped (the queue was full)")
+SHADOW_LATENCY = bentoml.metrics.Histogram(
+    name="readmit_shadow_latency_seconds", documentation="The challenger's scoring time per shadow batch",
+    labelnames=["version"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0))
+SHADOW_AGREEMENT = bentoml.metrics.Gauge(
+    name="readmit_shadow_agreement", documentation="How the challenger agrees with production on shadowed requests "
+    "(figure: rank_correlation, top_overlap, flip_rate, mean_abs_delta, psi)", labelnames=["version", "figure"])
 PREDICTED_RISK = bentoml.metrics.Histogram(
     name="readmit_predicted_risk", documentation="Predicted 30-day readmission probability, by model version",
     labelnames=["model_version"], buckets=(0.02, 0.05, 0.08, 0.1, 0.12, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0))
@@ -73,11 +88,6 @@ class HealthPath:
         if scope["type"] == "http" and scope["path"] == "/health":
             scope = dict(scope, path="/info/health", raw_path=b"/info/health")
         await self.app(scope, receive, send)
-
-
-class ModelRefused(RuntimeError):
-    """A version that loaded but must not serve: its predictions are not probabilities, or its serving
-    form disagrees with its pipeline."""
 
 
 class NoModelYet(BentoMLException):
@@ -98,7 +108,7 @@ class ReadmissionService:
     def __init__(self) -> None:
         from threadpoolctl import threadpool_limits
 
-        from assets.resources.registry import RegistryReader
+        from assets.resources.registry import CHALLENGER_ALIAS, RegistryReader
 
         threadpool_limits(1)  # one predict thread; OpenMP threads only fight it (docs/benchmarks.md)
         # A registry outage must show within a poll interval, not after MLflow's minutes of retries.
@@ -120,6 +130,19 @@ class ReadmissionService:
         if self.live.current is None:
             self._start_with_packed_model()
         self.live.poll_forever(self.settings.registry_poll_seconds)
+        # The challenger (READMIT_PROMOTION=shadow) is loaded with the very same checks, and scores a share of
+        # requests beside production in its own thread (bento/shadow.py); without one, nothing runs.
+        self.challenger = LiveModel(resolve=lambda: self.registry.alias(CHALLENGER_ALIAS), load=self._load,
+                                    clear_when_unset=True, on_swap=lambda loaded: CHALLENGER_VERSION.set(loaded.version),
+                                    on_clear=lambda: CHALLENGER_VERSION.set(0),
+                                    on_load_failure=lambda version, err: LOAD_FAILURES.labels(version=str(version)).inc())
+        self.shadow = Shadow(self.challenger, self.settings.shadow_share, on_scored=self._shadow_scored,
+                             on_dropped=SHADOW_DROPPED.inc)
+        self._shadow_published = 0.0
+        if self.settings.shadow_share > 0:
+            self.challenger.refresh()
+            self.challenger.poll_forever(self.settings.registry_poll_seconds)
+            self.shadow.start()
         self.batcher = MicroBatcher(self._predict_records, on_batch=BATCH_ROWS.observe)
         self.explaining = MicroBatcher(self._predict_and_explain, max_rows=256)
         self._explainer: tuple[LoadedModel | None, object] = (None, None)
@@ -134,8 +157,11 @@ class ReadmissionService:
 
     @bentoml.on_shutdown
     def _stop_polling(self) -> None:
-        """The registry poll ends with the service (a worker that stops, or an app run in a test process)."""
+        """The registry polls and the shadow end with the service (a worker that stops, or an app run in a
+        test process)."""
         self.live.stop()
+        self.challenger.stop()
+        self.shadow.stop()
 
     @bentoml.api(route="/predict")
     async def predict(
@@ -159,6 +185,7 @@ class ReadmissionService:
         else:
             probabilities, loaded = await self.batcher.submit(records)
             explanations = [None] * len(records)
+        self.shadow.offer(records, probabilities, loaded)  # never waits: the answer is production's alone
         predictions = []
         for record, probability, explanation in zip(records, probabilities, explanations):
             label = bool(probability >= loaded.threshold)
@@ -188,6 +215,26 @@ class ReadmissionService:
             "data_source": current.data_source, "threshold": current.threshold},
             "registry_poll_failures": self.live.poll_failures, "model_load_failures": self.live.load_failures,
             "production_alias_version": self.live.alias_version, "polling": self.live.polling}
+
+    @info_app.get("/shadow")
+    def shadow_record(self) -> dict:
+        """`GET /info/shadow`: the challenger in shadow and how it agrees with production (aggregates only;
+        the bearer key, when set, as for /predict). What the pipeline's review reads."""
+        return self.shadow.record()
+
+    def _shadow_scored(self, record, requests: int, seconds: float) -> None:
+        version = str(record.challenger.version)
+        SHADOWED.labels(version=version).inc(requests)
+        SHADOW_LATENCY.labels(version=version).observe(seconds)
+        now = time.monotonic()
+        if now - self._shadow_published < 1.0:  # the figures sort 20,000 pairs: at most once a second
+            return
+        self._shadow_published = now
+        figures = record.figures()
+        SHADOW_AGREEMENT.clear()
+        for figure in ("rank_correlation", "top_overlap", "flip_rate", "mean_abs_delta", "psi"):
+            if figures.get(figure) is not None:
+                SHADOW_AGREEMENT.labels(version=version, figure=figure).set(figures[figure])
 
     def _predict_records(self, records: list[dict]) -> tuple[list[float], LoadedModel]:
         loaded = self.live.current
@@ -256,25 +303,6 @@ class ReadmissionService:
         MODEL_VERSION.set(loaded.version)
         MODEL_READY.set(1)
         MODEL_SWAPS.inc()
-
-
-def smoke_tested(pipeline):
-    """The serving form of `pipeline`, once it has shown it works: on a probe of synthetic encounters
-    (never a logged example, which older versions hold as real rows) it must answer probabilities, and its
-    serving form the very same ones."""
-    import numpy as np
-
-    from assets.encounters.synthetic import generate_encounters
-
-    probe = generate_encounters(16, seed=3).reindex(columns=feature_columns())
-    model = for_serving(pipeline)
-    expected = np.asarray(pipeline.predict(probe), dtype=float)
-    served = np.asarray(model.predict(probe), dtype=float)
-    if expected.shape != (len(probe),) or not np.all((expected >= 0) & (expected <= 1)):
-        raise ModelRefused(f"its predictions on {len(probe)} example encounters are not probabilities")
-    if not np.allclose(expected, served, rtol=0, atol=1e-9):
-        raise ModelRefused("its serving form disagrees with its pipeline on the example encounters")
-    return model
 
 
 ReadmissionService.add_asgi_middleware(HealthPath)

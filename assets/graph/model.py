@@ -13,9 +13,12 @@ from assets.encounters.training import INDEX_COLUMNS, TrainingSetError, read_man
 from assets.encounters.schemas import TARGET, feature_columns
 from assets.model.hyperparameters import Hyperparameters
 from assets.model.promote import decide
+from assets.model.promotion import Policy, review_shadow, route_winner
+from assets.model.shadow import ShadowBounds
 from assets.resources.lake import Lake
 from assets.resources.model_files import DIGEST_TAG, decode
-from assets.resources.registry import DATA_SOURCE_TAG, ModelRegistry, git_commit
+from assets.resources.service_shadow import ServiceShadow
+from assets.resources.registry import CHALLENGER_ALIAS, DATA_SOURCE_TAG, ModelRegistry, git_commit
 from assets.settings import Settings
 
 
@@ -165,7 +168,7 @@ def production_model(context: dg.AssetExecutionContext, registry: dg.ResourcePar
         "holdout_rows": int(len(holdout)), "batches": batches,
         # The rules the gate applied, as settings bound them (no launch can change them), and the sha256 of
         # every file of both versions: what the API checks before it unpickles what the gate judged.
-        "policy": {"promotion_margin": registry.promotion_margin, "subgroup_margin": registry.subgroup_margin,
+        "policy": {"promotion": registry.promotion, "promotion_margin": registry.promotion_margin, "subgroup_margin": registry.subgroup_margin,
                    "subgroup_min_rows": registry.subgroup_min_rows, "train_max_rows": training.max_rows,
                    "holdout_max_rows": training.holdout_max_rows},
         "challenger_sha256": decode(challenger.tags.get(DIGEST_TAG)),
@@ -183,15 +186,80 @@ def production_model(context: dg.AssetExecutionContext, registry: dg.ResourcePar
 
         importance = permutation_importance(challenger_model, encounters, y, feature_columns())
         registry.log_figure(challenger.run_id, importance_plot(importance), "plots/feature_importance.png")
-        registry.set_production(challenger.version)
-    BatchLedger(lake.path()).describe_source(last_retrain={
+        # Better is not always enough: the policy says whether the winner serves now, in shadow first, or
+        # once a person approves (assets/model/promotion.py); each step is a transition on file.
+        placed = route_winner(registry, Policy.named(registry.promotion), int(challenger.version),
+                              int(champion.version) if champion is not None else None, reason,
+                              {"challenger_roc_auc": challenger_auc, "champion_roc_auc": champion_auc,
+                               "holdout_rows": int(len(holdout))})
+    else:
+        placed = None
+    live = registry.production()
+    ledger = BatchLedger(lake.path())
+    ledger.describe_source(last_retrain={
         "batches": batches, "finished_at": now_iso(), "challenger_version": int(challenger.version),
-        "promoted": promoted, "production_version": int((challenger if promoted else champion).version)})
-    context.log.info(reason)
-    live = challenger if promoted else champion
+        "promoted": promoted, "placed": placed, "production_version": int(live.version) if live else None})
+    if placed == CHALLENGER_ALIAS:  # the review job judges its shadow record every tick from now on
+        ledger.describe_source(shadow={"version": int(challenger.version), "since": now_iso(),
+                                       "champion_version": int(champion.version),
+                                       "released_before": ledger.released()})
+    context.log.info(reason + (f" (now {placed})" if placed and placed != "production" else ""))
     return dg.MaterializeResult(metadata={
-        "production_version": int(live.version), "promoted": promoted, "reason": reason,
+        "production_version": int(live.version) if live else 0, "promoted": promoted, "reason": reason,
+        "placed": placed or "rejected",
         "challenger_roc_auc": challenger_auc, "champion_roc_auc": champion_auc or float("nan")})
+
+
+@dg.asset(group_name="model", deps=[production_model], kinds={"mlflow"})
+def promotion_review(context: dg.AssetExecutionContext, registry: dg.ResourceParam[ModelRegistry],
+                     shadow: dg.ResourceParam[ServiceShadow], shadow_bounds: dg.ResourceParam[ShadowBounds],
+                     lake: Lake) -> dg.MaterializeResult:
+    """The challenger in shadow, judged on what the service measured of it on live requests
+    (assets/model/promotion.py `review_shadow`): promoted (or handed to a person) when it agrees with the
+    champion, dropped when it does not, left in shadow while too few requests were shadowed.
+
+    Once the labels of batches that arrived during the shadow have landed, the record also holds both
+    versions' ROC-AUC on those same encounters, with a paired bootstrap interval of the difference."""
+    ledger = BatchLedger(lake.path())
+    state = ledger.read().get("shadow") or {}
+
+    def record(version: int) -> dict | None:
+        figures = shadow.record(version)
+        if figures is None or state.get("version") != version:
+            return figures
+        return {**figures, **_paired_on_labels(registry, lake, ledger, state)}
+
+    outcome = review_shadow(registry, Policy.named(registry.promotion), shadow_bounds, record)
+    if outcome["outcome"] == "waiting":
+        ledger.describe_source(shadow={**state, "record": outcome["figures"], "reviewed_at": now_iso(),
+                                       "reason": outcome["reason"]})
+    else:  # settled (or nothing in shadow any more: a person rejected it): no review is owed
+        ledger.describe_source(shadow=None, last_shadow={**state, **outcome, "reviewed_at": now_iso()})
+    context.log.info(f"v{outcome['version']}: {outcome['outcome']}: {outcome['reason']}")
+    live = registry.production()
+    return dg.MaterializeResult(metadata={
+        "challenger_version": outcome["version"] or 0, "outcome": outcome["outcome"], "reason": outcome["reason"],
+        "production_version": int(live.version) if live else 0,
+        **{f"shadow_{k}": v for k, v in outcome["figures"].items() if isinstance(v, (int, float))}})
+
+
+def _paired_on_labels(registry: ModelRegistry, lake: Lake, ledger: BatchLedger, state: dict) -> dict:
+    """Both versions on the labelled encounters of the batches that arrived while the challenger was in
+    shadow (`paired_*`; nothing before any such label has landed)."""
+    from assets.encounters.training import labelled_rows
+    from assets.model.shadow import paired_roc_auc
+
+    before = set(state.get("released_before", []))
+    landed = [b["id"] for b in ledger.read()["batches"]
+              if b["id"] not in before and b.get("labels") == "landed"]
+    if not landed:
+        return {}
+    rows = pd.concat([labelled_rows(lake, batch) for batch in landed], ignore_index=True)
+    encounters, y = rows[feature_columns()], rows[TARGET].to_numpy(bool)
+    paired = paired_roc_auc(y, registry.load(state["champion_version"]).predict(encounters),
+                            registry.load(state["version"]).predict(encounters))
+    return {f"paired_{key}": value for key, value in paired.items() if value is not None} | {
+        "paired_batches": len(landed)}
 
 
 def _registered_in_this_run(context: dg.AssetExecutionContext, registry: ModelRegistry):

@@ -136,3 +136,27 @@ def _one_to_one(transformer) -> bool:
 
 def _are_names(columns) -> bool:
     return isinstance(columns, (list, tuple)) and bool(columns) and isinstance(columns[0], str)
+
+
+class ModelRefused(RuntimeError):
+    """A version that loaded but must not serve: its predictions are not probabilities, or its serving
+    form disagrees with its pipeline."""
+
+
+def smoke_tested(pipeline):
+    """The serving form of `pipeline`, once it has shown it works: on a probe of synthetic encounters
+    (never a logged example, which older versions hold as real rows) it must answer probabilities, and its
+    serving form the very same ones. The one check every load passes: the service's, and a person's
+    approval or rollback (assets/model/promotion.py) before the alias moves."""
+    from assets.encounters.schemas import feature_columns
+    from assets.encounters.synthetic import generate_encounters
+
+    probe = generate_encounters(16, seed=3).reindex(columns=feature_columns())
+    model = for_serving(pipeline)
+    expected = np.asarray(pipeline.predict(probe), dtype=float)
+    served = np.asarray(model.predict(probe), dtype=float)
+    if expected.shape != (len(probe),) or not np.all((expected >= 0) & (expected <= 1)):
+        raise ModelRefused(f"its predictions on {len(probe)} example encounters are not probabilities")
+    if not np.allclose(expected, served, rtol=0, atol=1e-9):
+        raise ModelRefused("its serving form disagrees with its pipeline on the example encounters")
+    return model

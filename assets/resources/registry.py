@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
 PRODUCTION_ALIAS = "production"
+# A gate winner on its way (READMIT_PROMOTION, assets/model/promotion.py): served in shadow, or awaiting a person.
+CHALLENGER_ALIAS = "challenger"
+CANDIDATE_ALIAS = "candidate"
+TRANSITION_KIND = "transition"
 # Versions loaded in this process, newest last: a registered version never changes, so the gate's load of
 # a challenger serves the next tick's monitoring of it (the CLI and demo tick in one process).
 _LOADED: "OrderedDict[tuple[str, str, str], object]" = OrderedDict()
@@ -82,14 +86,36 @@ class RegistryReader:
 
     def production(self) -> ModelVersion | None:
         """The version the `production` alias points at, or None before the first promotion."""
+        return self.alias(PRODUCTION_ALIAS)
+
+    def alias(self, name: str) -> ModelVersion | None:
+        """The version alias `name` points at, or None when it points nowhere (or the model is not registered)."""
         from mlflow.exceptions import MlflowException
 
         try:
-            return self.client().get_model_version_by_alias(self.model_name, PRODUCTION_ALIAS)
+            return self.client().get_model_version_by_alias(self.model_name, name)
         except MlflowException as err:
             if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
                 return None
             raise
+
+    def transitions(self, version: str | int | None = None) -> list[dict]:
+        """The audit trail of promotions (`ModelRegistry.record_transition`), oldest first: every record,
+        or one version's. Read from run tags, so a timeline needs no artifact download."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            experiment = self.client().get_experiment_by_name(EXPERIMENT)
+        except MlflowException:
+            return []
+        if experiment is None:
+            return []
+        query = f"tags.`readmit.kind` = '{TRANSITION_KIND}'"
+        if version is not None:
+            query += f" and tags.`readmit.model_version` = '{int(version)}'"
+        runs = self.client().search_runs([experiment.experiment_id], filter_string=query, max_results=5000,
+                                         order_by=["attributes.start_time ASC"])
+        return [_transition(run) for run in runs]
 
     def latest_version(self) -> ModelVersion | None:
         versions = self.client().search_model_versions(f"name='{self.model_name}'")
@@ -154,10 +180,11 @@ class ModelRegistry(RegistryReader):
     subgroup_min_rows: int = 500
     signing_key: str | None = None  # the pipeline signs what it registers (model_files.sign)
     min_cell: int = Settings.default("min_cell")
+    promotion: str = Settings.default("promotion")  # what a gate winner becomes (assets/model/promotion.py)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ModelRegistry":
-        return cls(tracking_uri=settings.tracking_uri, artifact_root=settings.artifact_root,
+        return cls(tracking_uri=settings.tracking_uri, artifact_root=settings.artifact_root, promotion=settings.promotion,
                    model_name=settings.model_name, promotion_margin=settings.promotion_margin,
                    subgroup_margin=settings.subgroup_margin, subgroup_min_rows=settings.subgroup_min_rows,
                    signing_key=settings.model_signing_key, verify_key=settings.model_verify_key,
@@ -277,6 +304,43 @@ class ModelRegistry(RegistryReader):
         client.set_registered_model_alias(self.model_name, PRODUCTION_ALIAS, str(version))
         client.set_model_version_tag(self.model_name, str(version), "alias_moved_at", f"{time.time():.3f}")
 
+    def set_alias(self, name: str, version: str | int) -> None:
+        self.client().set_registered_model_alias(self.model_name, name, str(version))
+
+    def clear_alias(self, name: str) -> None:
+        """Point `name` nowhere (nothing to do when it already points nowhere)."""
+        if self.alias(name) is not None:
+            self.client().delete_registered_model_alias(self.model_name, name)
+
+    def record_transition(self, version: str | int, kind: str, by: str, reason: str,
+                          figures: dict | None = None) -> dict:
+        """One step of a version's way to production (or out of it), on file twice: a run
+        (`readmit.kind=transition`, its `transition.json` and numeric figures as metrics) beside the gate's
+        decision runs, and tags on the version (`transition`, `<kind>_by`, `<kind>_at`, `<kind>_reason`)."""
+        from datetime import datetime, timezone
+
+        import mlflow
+
+        at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        record = {"version": int(version), "transition": kind, "by": by, "reason": reason, "at": at,
+                  "figures": figures or {}}
+        experiment_id = self.activate()
+        tags = {"readmit.kind": TRANSITION_KIND, "readmit.model_version": str(int(version)),
+                "readmit.transition": kind, "readmit.by": by[:250], "readmit.reason": reason[:4000],
+                "readmit.at": record["at"]}
+        with mlflow.start_run(experiment_id=experiment_id, run_name=f"{kind}-v{int(version)}", tags=tags):
+            numbers = {k: float(v) for k, v in record["figures"].items()
+                       if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            if numbers:
+                mlflow.log_metrics(numbers)
+            mlflow.log_dict(record, "transition.json")
+        client, key = self.client(), kind.replace(" ", "_")
+        client.set_model_version_tag(self.model_name, str(version), "transition", kind)
+        client.set_model_version_tag(self.model_name, str(version), f"{key}_by", by[:250])
+        client.set_model_version_tag(self.model_name, str(version), f"{key}_at", record["at"])
+        client.set_model_version_tag(self.model_name, str(version), f"{key}_reason", reason[:4000])
+        return record
+
     def record_decision(self, decision: dict, tags: dict) -> str:
         """Audit trail of the gate: a run with both scores and `decision.json`, plus version tags."""
         import mlflow
@@ -297,6 +361,13 @@ class ModelRegistry(RegistryReader):
         client.set_model_version_tag(self.model_name, version, "holdout_roc_auc",
                                      f"{decision['challenger_roc_auc']:.6f}")
         return run.info.run_id
+
+
+def _transition(run) -> dict:
+    tags, metrics = run.data.tags, run.data.metrics
+    return {"version": int(tags["readmit.model_version"]), "transition": tags.get("readmit.transition"),
+            "by": tags.get("readmit.by"), "reason": tags.get("readmit.reason"), "at": tags.get("readmit.at"),
+            "figures": dict(metrics), "run_id": run.info.run_id}
 
 
 def _model_requirements() -> list[str]:

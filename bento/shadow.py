@@ -1,0 +1,152 @@
+"""The challenger served in shadow: a share of live requests scored again by `@challenger`, off the request path.
+
+`offer()` is all a request pays: one random draw and, for the chosen share, a non-blocking put of what it
+already computed (its records and the champion's probabilities). A worker thread scores what is queued with
+the challenger, in batches, and keeps the pairs; a full queue drops the offer and counts it, so a slow or
+broken challenger can never slow, fail or change an answer. The figures (`assets/model/shadow.py`) are
+computed from the latest `max_pairs` pairs against one champion version: when the champion changes, the
+comparison starts again.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from collections import deque
+from typing import Callable
+
+import pandas as pd
+
+from assets.encounters.schemas import feature_columns
+from assets.model.shadow import shadow_figures
+from bento.live_model import LiveModel, LoadedModel
+
+log = logging.getLogger("readmit.shadow")
+
+
+class ShadowRecord:
+    """The pairs of one challenger against one champion version."""
+
+    def __init__(self, challenger: LoadedModel, champion: LoadedModel, max_pairs: int):
+        self.challenger, self.champion_version = challenger, champion.version
+        self.champion_threshold = champion.threshold
+        self.champion: deque[float] = deque(maxlen=max_pairs)
+        self.shadowed: deque[float] = deque(maxlen=max_pairs)
+        self.latencies_ms: deque[float] = deque(maxlen=max_pairs)
+        self.requests = 0
+
+    def figures(self) -> dict:
+        import numpy as np
+
+        figures = shadow_figures(np.fromiter(self.champion, float), np.fromiter(self.shadowed, float),
+                                 self.champion_threshold, self.challenger.threshold,
+                                 np.fromiter(self.latencies_ms, float))
+        return {**figures, "requests": self.requests, "pairs_kept": len(self.champion)}
+
+
+class Shadow:
+    """Scores a `share` of requests with `challenger.current`, beside the champion's answer."""
+
+    def __init__(self, challenger: LiveModel, share: float, max_pairs: int = 20_000, queue_size: int = 256,
+                 on_scored: Callable[[ShadowRecord, int, float], None] = lambda record, requests, seconds: None,
+                 on_dropped: Callable[[], None] = lambda: None, draw: Callable[[], float] = random.random):
+        self.challenger, self.share, self.max_pairs = challenger, share, max_pairs
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._on_scored, self._on_dropped, self._draw = on_scored, on_dropped, draw
+        self._lock = threading.Lock()
+        self._record: ShadowRecord | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.dropped = 0
+        self.failures = 0
+
+    def offer(self, records: list[dict], probabilities: list[float], champion: LoadedModel) -> bool:
+        """Queue one answered request for the challenger (True), or not: no challenger, not drawn, queue full."""
+        challenger = self.challenger.current
+        if challenger is None or challenger.version == champion.version or self._draw() >= self.share:
+            return False
+        try:
+            self._queue.put_nowait((records, probabilities, champion))
+        except queue.Full:
+            self.dropped += 1
+            self._on_dropped()
+            return False
+        return True
+
+    def record(self) -> dict:
+        """What `/info/shadow` answers: the challenger, the champion it is compared with, and the figures."""
+        challenger = self.challenger.current
+        with self._lock:
+            record = self._record if challenger and self._record and \
+                self._record.challenger.version == challenger.version else None
+            figures = record.figures() if record else {"requests": 0}
+        return {"challenger": None if challenger is None else {
+                    "version": challenger.version, "run_id": challenger.run_id, "threshold": challenger.threshold},
+                "champion_version": record.champion_version if record else None, "share": self.share,
+                "figures": figures, "dropped": self.dropped, "failures": self.failures}
+
+    def start(self) -> threading.Thread:
+        self._thread = threading.Thread(target=self._work, name="shadow", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def drain(self, timeout: float = 10.0) -> None:
+        """Wait until everything offered so far is scored (tests, the benchmark's end)."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                items = [self._queue.get(timeout=0.2)]
+            except queue.Empty:
+                continue
+            while len(items) < 64:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._score(items)
+            except Exception as err:  # noqa: BLE001 - a broken challenger is counted, never fatal
+                self.failures += 1
+                if self.failures == 1:
+                    log.error("the challenger failed to score shadowed requests (%s: %s)", type(err).__name__,
+                              str(err)[:300])
+            finally:
+                for _ in items:
+                    self._queue.task_done()
+
+    def _score(self, items: list) -> None:
+        challenger = self.challenger.current
+        if challenger is None:
+            return
+        records = [record for item in items for record in item[0]]
+        started = time.perf_counter()
+        scored = challenger.model.predict(pd.DataFrame.from_records(records, columns=feature_columns())).tolist()
+        seconds = time.perf_counter() - started
+        with self._lock:
+            record = self._record
+            champion = items[-1][2]
+            if record is None or record.challenger.version != challenger.version or \
+                    record.champion_version != champion.version:
+                record = self._record = ShadowRecord(challenger, champion, self.max_pairs)
+            start, matched = 0, 0
+            for records_, probabilities, answered_by in items:
+                end = start + len(records_)
+                if answered_by.version == record.champion_version:
+                    record.champion.extend(probabilities)
+                    record.shadowed.extend(scored[start:end])
+                    record.latencies_ms.append(seconds * 1000)
+                    record.requests += 1
+                    matched += 1
+                start = end
+        self._on_scored(record, matched, seconds)
