@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     # share of live requests until its agreement passes; `approve` waits for a person (`readmit approve`);
     # `shadow+approve`: both, shadow first.
     promotion: Literal["auto", "shadow", "approve", "shadow+approve"] = "auto"
+    # Who may approve, reject and roll back on the UI's Models page (comma-separated sign-in names; empty: no one,
+    # the page shows the `readmit` commands). The UI's registry account must be allowed to move aliases.
+    approvers: str = ""
     shadow_share: float = Field(default=0.1, ge=0, le=1)  # share of requests the challenger also scores
     shadow_min_requests: int = Field(default=500, ge=1)
     shadow_min_rank_correlation: float = Field(default=0.7, ge=-1, le=1)
@@ -132,6 +135,9 @@ class Settings(BaseSettings):
         if self.subgroup_min_rows < 1:
             raise ValueError(f"{PREFIX}SUBGROUP_MIN_ROWS must be at least 1, not {self.subgroup_min_rows!r}")
         return self
+
+    def approver_names(self) -> set[str]:
+        return {name.strip() for name in self.approvers.split(",") if name.strip()}
 
     def with_(self, **changes) -> "Settings":
         """A copy with some settings changed (tests, CLI flags), checked like any other."""

@@ -78,10 +78,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
+    parser.add_argument("--shadow", action="store_true",
+                        help="instead: the service with a challenger in shadow (shares 0.1 and 1.0) beside shadow off")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
     encounter = json.loads((REPO / "benchmarks" / "encounter.json").read_text())
+    if args.shadow:
+        return shadow_comparison(encounter, args)
     body = json.dumps({"encounters": [encounter]})
     explained = json.dumps({"encounters": [encounter], "explain": True})
     env = {"OMP_NUM_THREADS": "1", "READMIT_REGISTRY_POLL_SECONDS": "30"}
@@ -129,6 +133,61 @@ def main() -> None:
         print(f"c={c}: readmit / naive = {served[c]['rps'] / base[c]['rps']:.1f}x, "
               f"readmit / no-op ceiling = {served[c]['rps'] / ceiling[c]['rps']:.2f}, "
               f"explain / readmit = {explain[c]['rps'] / served[c]['rps']:.2f}")
+
+
+def shadow_comparison(encounter: dict, args) -> None:
+    """What serving a challenger in shadow costs the plain path (issue 31): the same service and load with
+    no challenger, then with the previous production version in shadow at shares 0.1 and 1.0 (the
+    challenger alias is set for the run and removed after)."""
+    import requests
+
+    from assets.resources.registry import CHALLENGER_ALIAS, ModelRegistry
+    from assets.settings import Settings
+
+    registry = ModelRegistry.from_settings(Settings.from_env())
+    live = registry.production()
+    if live is None:
+        sys.exit("no production model in READMIT_HOME: run make demo first")
+    other = next((v for v in reversed(registry.versions()) if v.version != live.version), None)
+    if other is None:
+        sys.exit("one registered version only: the shadow needs a second one (run make demo)")
+    body = json.dumps({"encounters": [encounter]})
+    shares = {"shadow off": "0", "shadow share 0.1": "0.1", "shadow share 1.0": "1.0"}
+    results: dict[str, dict[int, dict]] = {}
+    shadowed: dict[str, dict] = {}
+    registry.set_alias(CHALLENGER_ALIAS, other.version)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            logs = Path(tmp)
+            for name, share in shares.items():
+                port = free_port()
+                server = Server(f"bento-{share}", [str(BIN / "bentoml"), "serve", "bento.service:ReadmissionService",
+                                                   "--host", "127.0.0.1", "--port", str(port), "--working-dir",
+                                                   str(REPO)], logs,
+                                {"OMP_NUM_THREADS": "1", "READMIT_REGISTRY_POLL_SECONDS": "30",
+                                 "READMIT_SHADOW_SHARE": share, "BENTOML_HOME": str(logs / "bentoml")})
+                url = f"http://127.0.0.1:{port}"
+                server.start(f"{url}/readyz", deadline_seconds=120)
+                try:
+                    run_wrk(f"{url}/predict", body, 8, 2, logs)  # warm-up
+                    results[name] = {c: run_wrk(f"{url}/predict", body, c, args.seconds, logs) for c in args.concurrency}
+                    shadowed[name] = requests.get(f"{url}/info/shadow", timeout=10).json()
+                finally:
+                    server.stop()
+    finally:
+        registry.clear_alias(CHALLENGER_ALIAS)
+    print(f"production v{live.version}, challenger v{other.version}; wrk on loopback, {args.seconds}s per point, "
+          "1 encounter per request, load generator on the same 2 cores")
+    print(f"{'service':<18} {'conc':>5} {'RPS':>8} {'P50 ms':>8} {'P95 ms':>8} {'P99 ms':>8} {'errors':>7} "
+          f"{'shadowed':>9} {'dropped':>8}")
+    for name, by_c in results.items():
+        for c, r in by_c.items():
+            print(f"{name:<18} {c:>5} {r['rps']:>8.1f} {r['p50']:>8.1f} {r['p95']:>8.1f} {r['p99']:>8.1f} "
+                  f"{r['errors']:>7} {shadowed[name]['figures']['requests']:>9} {shadowed[name]['dropped']:>8}")
+    off = results["shadow off"]
+    for c in args.concurrency:
+        print(f"c={c}: share 0.1 / off = {results['shadow share 0.1'][c]['rps'] / off[c]['rps']:.2f}, "
+              f"share 1.0 / off = {results['shadow share 1.0'][c]['rps'] / off[c]['rps']:.2f} (throughput)")
 
 
 if __name__ == "__main__":

@@ -11,11 +11,14 @@ from assets.status import release_status
 
 
 class Registry:
-    def __init__(self, live=None):
-        self.live = live
+    def __init__(self, live=None, **aliases):
+        self.live, self.aliases = live, aliases
 
     def production(self):
         return self.live
+
+    def alias(self, name):
+        return self.aliases.get(name)
 
 
 def _lake(tmp_path) -> Lake:
@@ -57,6 +60,23 @@ def test_status_reports_each_batch_by_counts_and_kinds_and_what_is_owed(tmp_path
     assert status["retrain_owed"] == ["batch-002"] and status["training_rows"] == 9
     assert status["planned_batches"] == 3 and status["data_source"] == "synthetic"
     assert status["production_model"] is None
+    assert status["challenger"] is None and status["candidate"] is None
+
+
+def test_status_shows_the_challenger_with_its_shadow_record_and_the_candidate(tmp_path):
+    lake = _lake(tmp_path)
+    BatchLedger(lake.path()).describe_source(shadow={
+        "version": 5, "since": "2026-12-01T00:10:00+00:00", "champion_version": 4,
+        "record": {"requests": 120, "rank_correlation": 0.93}, "reason": "120 of 500 requests shadowed so far"})
+    version = lambda number, **tags: SimpleNamespace(name="readmission", version=str(number), run_id=f"r{number}",  # noqa: E731
+                                                     tags=tags)
+    status = release_status(lake, Registry(challenger=version(5), candidate=version(
+        6, holdout_roc_auc="0.671", proposed_at="2026-12-01T00:20:00+00:00", proposed_reason="better by 0.004")))
+    assert status["challenger"] == {"version": 5, "since": "2026-12-01T00:10:00+00:00", "champion_version": 4,
+                                    "shadow": {"requests": 120, "rank_correlation": 0.93}, "reviewed_at": None,
+                                    "reason": "120 of 500 requests shadowed so far"}
+    assert status["candidate"] == {"version": 6, "holdout_roc_auc": "0.671", "proposed_at": "2026-12-01T00:20:00+00:00",
+                                   "reason": "better by 0.004"}
 
 
 def test_status_names_the_live_model_from_its_tags(tmp_path):

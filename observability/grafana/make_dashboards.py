@@ -36,6 +36,16 @@ DASHBOARDS = {
         # min, not max: one replica with no model is a replica the load balancer sends requests to in vain.
         ("Model loaded (every replica)", "bool", [f"min(readmit_model_ready{{{INSTANCE}}})"]),
         ("Registry poll failures", "short", [f"sum(readmit_registry_poll_failures_total{{{INSTANCE}}})"]),
+        # The challenger in shadow (READMIT_PROMOTION=shadow, bento/shadow.py): what the review judges.
+        ("Challenger in shadow (version; 0: none)", "none", [f"max(readmit_challenger_version{{{INSTANCE}}})"]),
+        ("Shadow agreement with production (rank correlation, top-10% overlap, flips, mean |Δp|, PSI)", "none",
+         [f"max by (version, figure) (readmit_shadow_agreement{{{INSTANCE}}})"]),
+        ("Shadowed requests per second, and dropped (queue full)", "reqps", [
+            f"sum by (version) (rate(readmit_shadow_requests_total{{{INSTANCE}}}[{RATE}]))",
+            f"sum(rate(readmit_shadow_dropped_total{{{INSTANCE}}}[{RATE}]))"]),
+        ("Challenger scoring time P50 / P99 (off the request path)", "s", [
+            f"histogram_quantile({q}, sum by (le, version) (rate(readmit_shadow_latency_seconds_bucket{{{INSTANCE}}}[{RATE}])))"
+            for q in (0.5, 0.99)]),
     ]),
     # Per-batch gauges the pipeline pushes (assets/monitoring/push.py) beside what the service observes.
     "model_health": ("readmit — model health", [

@@ -36,14 +36,16 @@ def test_schedule_retries_and_task_graph_follow_the_asset_graph():
     assert dag.catchup is False and dag.max_active_runs == 1
     assert "readmit" in dag.tags and "release the next batch" in dag.doc_md
     tasks = dag.task_dict
-    assert set(tasks) == {"fetch_source", RELEASE_TASK, "ingest_batch", "land_labels", "retrain"}
+    assert set(tasks) == {"fetch_source", RELEASE_TASK, "ingest_batch", "land_labels", "retrain", "review_shadow"}
     assert tasks[RELEASE_TASK].upstream_task_ids == {"fetch_source"}
     assert tasks["ingest_batch"].upstream_task_ids == {RELEASE_TASK}
     assert tasks["land_labels"].upstream_task_ids == {"ingest_batch"}
     assert tasks["retrain"].upstream_task_ids == {"land_labels"}
+    assert tasks["review_shadow"].upstream_task_ids == {"retrain"}
     # Owed work runs when no batch is released: labels still land and the retrain still runs after the feed.
     assert tasks["ingest_batch"].trigger_rule == "all_success"
     assert tasks["land_labels"].trigger_rule == tasks["retrain"].trigger_rule == "none_failed"
+    assert tasks["review_shadow"].trigger_rule == "none_failed"
     for task in tasks.values():
         assert task.retries == 2 and task.retry_exponential_backoff
     assert {a.name for a in tasks["ingest_batch"].outlets} == {

@@ -67,5 +67,16 @@ def service_in_process(monkeypatch, settings, **env):
             yield client
     finally:
         gc.unfreeze()  # the service freezes what it loaded; this process goes on to other tests
+        _forget_request_metrics()
     assert not any(t.name == "registry-poll" and t.is_alive() for t in threading.enumerate()), \
         "the registry poll outlived the service"
+
+
+def _forget_request_metrics() -> None:
+    """BentoML's HTTP middleware registers its request metrics on an app's first request, once per process:
+    forget them when an in-process service ends, so the next one in this test process can register its own."""
+    from prometheus_client import REGISTRY
+
+    for collector, names in list(REGISTRY._collector_to_names.items()):
+        if any(name.startswith("bentoml_") for name in names):
+            REGISTRY.unregister(collector)

@@ -34,6 +34,7 @@ class _Backend(http.server.ThreadingHTTPServer):
 
     def __init__(self):
         self.seen: list[tuple[str, str, str | None]] = []
+        self.users: list[str | None] = []  # the X-Readmit-User each request carried to the backend
         backend = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -41,6 +42,7 @@ class _Backend(http.server.ThreadingHTTPServer):
                 length = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(length)
                 backend.seen.append((self.command, self.path, self.headers.get("Authorization")))
+                backend.users.append(self.headers.get("X-Readmit-User"))
                 body = b'{"data": {"version": "test"}}'
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -192,3 +194,9 @@ def test_ui_front_asks_for_a_login_and_refuses_foreign_origins(fronts):
                     {**upload, "Origin": "http://evil.example"}, login=LOGIN) == 403
     stream = {"Upgrade": "websocket", "Connection": "Upgrade", "Origin": "http://evil.example"}
     assert _refused(port, backend, "GET", "/_stcore/stream", headers=stream, login=LOGIN) == 403
+
+
+def test_ui_front_names_the_signed_in_person_and_a_browser_cannot_claim_another(fronts):
+    port, backend = fronts["ui"]
+    assert _request(port, "GET", "/", headers={"X-Readmit-User": "chief-of-medicine"}, login=LOGIN)[0] == 200
+    assert backend.users[-1] == USER  # the approvals on the Models page are signed by the front's login

@@ -16,7 +16,7 @@ import requests
 import yaml
 
 from assets.monitoring.push import push_batch_gauges, push_outcome_gauges, push_release_gauges
-from assets.resources.registry import ModelRegistry
+from assets.resources.registry import CHALLENGER_ALIAS, ModelRegistry
 from assets.settings import Settings
 
 from observability.locust.step_load import run_step, sample_encounters
@@ -125,7 +125,11 @@ def test_dashboards_use_the_provisioned_datasource():
 
 
 def test_every_panel_and_rule_query_returns_data(trained_settings, tmp_path):
-    api_server, api = start_service(trained_settings, tmp_path)
+    # The other version in shadow, scoring every request: the shadow row's series exist.
+    registry = ModelRegistry.from_settings(trained_settings)
+    other = next(v for v in registry.versions() if v.version != registry.production().version)
+    registry.set_alias(CHALLENGER_ALIAS, other.version)
+    api_server, api = start_service(trained_settings, tmp_path, READMIT_SHADOW_SHARE="1.0")
     config = yaml.safe_load((OBS / "prometheus" / "prometheus.yml").read_text())
     config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
     config["rule_files"] = [str(RULES)]
@@ -158,7 +162,6 @@ def test_every_panel_and_rule_query_returns_data(trained_settings, tmp_path):
         result = run_step(api, users=4, seconds=15, prefix=tmp_path / "load", encounters=encounters)
         assert result["requests"] > 50 and result["failures"] == 0
         # A refused version, so the load-failure series (labelled by version) exists for its alert.
-        registry = ModelRegistry.from_settings(trained_settings)
         serving = registry.production()
         (tmp_path / "empty").mkdir()
         empty = registry.client().create_model_version(registry.model_name, source=(tmp_path / "empty").as_uri())
@@ -179,6 +182,7 @@ def test_every_panel_and_rule_query_returns_data(trained_settings, tmp_path):
     finally:
         if "serving" in locals():
             registry.set_production(serving.version)
+        registry.clear_alias(CHALLENGER_ALIAS)
         prometheus.stop()
         gateway.stop()
         api_server.stop()
