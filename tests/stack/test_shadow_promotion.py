@@ -100,7 +100,12 @@ def _register_reversed(registry: ModelRegistry, version: int) -> int:
 def test_a_retrain_winner_earns_production_in_shadow_and_a_disagreeing_one_never_does(trained_settings, tmp_path):
     home = tmp_path / "home"
     shutil.copytree(trained_settings.home, home)
-    settings = trained_settings.with_(home=home, promotion="shadow", api_key=KEY, shadow_min_requests=150)
+    # Versions trained on the small synthetic feed agree less than real ones do (measured here: rank correlation
+    # 0.64-0.73, PSI up to 2 when the winning candidate kind changes; 0.79-0.97 and <= 0.16 on the real data,
+    # docs/benchmarks.md), so this world gets looser bounds; the reversed challenger fails them all the same.
+    settings = trained_settings.with_(home=home, promotion="shadow", api_key=KEY, shadow_min_requests=150,
+                                      shadow_min_rank_correlation=0.5, shadow_min_top_overlap=0.3,
+                                      shadow_max_mean_abs_delta=0.1, shadow_max_psi=3.0)
     registry = ModelRegistry.from_settings(settings)
     registry.set_production(1)  # the champion: trained on the first batch only
     run_job(build_definitions(settings), open_instance(settings), RETRAIN_JOB)  # learns from both batches
@@ -121,7 +126,7 @@ def test_a_retrain_winner_earns_production_in_shadow_and_a_disagreeing_one_never
             assert _serving(url, winner)
         assert loop.codes and set(loop.codes) == {200}, f"client errors: {set(loop.codes)}"
         assert set(loop.versions) <= {1, winner}  # answers came from production alone, never the challenger
-        assert record["champion_version"] == 1 and record["figures"]["rank_correlation"] > 0.7
+        assert record["champion_version"] == 1 and record["figures"]["rank_correlation"] > 0.5
         assert registry.transitions(winner)[-1]["transition"] == "promoted"
 
         reversed_version = _register_reversed(registry, winner)
