@@ -51,8 +51,10 @@ class Shadow:
 
     def __init__(self, challenger: LiveModel, share: float, max_pairs: int = 20_000, queue_size: int = 256,
                  on_scored: Callable[[ShadowRecord, int, float], None] = lambda record, requests, seconds: None,
-                 on_dropped: Callable[[], None] = lambda: None, draw: Callable[[], float] = random.random):
+                 on_dropped: Callable[[], None] = lambda: None, draw: Callable[[], float] = random.random,
+                 linger_seconds: float = 0.1):
         self.challenger, self.share, self.max_pairs = challenger, share, max_pairs
+        self.linger_seconds = linger_seconds
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._on_scored, self._on_dropped, self._draw = on_scored, on_dropped, draw
         self._lock = threading.Lock()
@@ -109,9 +111,12 @@ class Shadow:
                 items = [self._queue.get(timeout=0.2)]
             except queue.Empty:
                 continue
-            while len(items) < 64:
+            # Linger to gather a batch: one challenger call per ~0.1 s, not one per request, so the worker takes
+            # the GIL from the request path rarely (a model call's fixed cost dominates a small batch).
+            until = time.monotonic() + self.linger_seconds
+            while len(items) < 64 and (left := until - time.monotonic()) > 0:
                 try:
-                    items.append(self._queue.get_nowait())
+                    items.append(self._queue.get(timeout=left))
                 except queue.Empty:
                     break
             try:
