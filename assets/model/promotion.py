@@ -79,6 +79,12 @@ def review_shadow(registry: ModelRegistry, policy: Policy, bounds: ShadowBounds,
         return {"version": None, "outcome": "none", "reason": "no challenger in shadow", "figures": {}}
     version = int(challenger.version)
     figures = shadow_record(version) or {}
+    production = registry.production()
+    compared = figures.get("champion_version")
+    if compared is not None and (production is None or int(compared) != int(production.version)):
+        # measured against a version that no longer serves (a rollback since): the service starts again
+        return {"version": version, "outcome": "waiting", "figures": {},
+                "reason": f"the shadow record compares with v{compared}, not the production version"}
     passed, why = judge_shadow(figures, bounds)
     if passed is None:
         return {"version": version, "outcome": "waiting", "reason": why, "figures": figures}

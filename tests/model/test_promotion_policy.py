@@ -99,6 +99,8 @@ def test_shadow_review_waits_promotes_on_agreement_and_drops_a_disagreeing_chall
     assert waiting["outcome"] == "waiting" and int(registry.alias(CHALLENGER_ALIAS).version) == 2
     unreachable = promotion.review_shadow(registry, Policy(shadow=True), bounds, lambda v: None)
     assert unreachable["outcome"] == "waiting"
+    stale = promotion.review_shadow(registry, Policy(shadow=True), bounds, lambda v: {**GOOD, "champion_version": 7})
+    assert stale["outcome"] == "waiting" and "not the production version" in stale["reason"]
     failed = promotion.review_shadow(registry, Policy(shadow=True), bounds, lambda v: BAD)
     assert failed["outcome"] == "failed" and "rank_correlation" in failed["reason"]
     assert registry.alias(CHALLENGER_ALIAS) is None and int(registry.production().version) == 1
