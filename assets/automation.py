@@ -21,7 +21,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.release import (PipelineError, error_reason, is_fetched, labels_due, record_batch_failure,
-                            record_label_failure, release_next_batch, retrain_owed, shadow_owed, tick_lock)
+                            record_label_failure, release_next_batch, retrain_owed, shadow_review_due, tick_lock)
 from assets.settings import Settings
 
 ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
@@ -68,7 +68,7 @@ def build_automation(settings: Settings, fetch, ingest, labels, retrain, review)
                 fetched = is_fetched(settings)
                 due = labels_due(settings) if fetched else []
                 owed = retrain_owed(settings) if fetched else []
-                shadowed = shadow_owed(settings) if fetched else []
+                shadowed = shadow_review_due(settings) if fetched else []
         except PipelineError as busy_elsewhere:
             return dg.SkipReason(str(busy_elsewhere))
         if not fetched:

@@ -227,6 +227,17 @@ def shadow_owed(settings: Settings) -> list[str]:
     return [f"v{shadow['version']}"] if shadow else []
 
 
+def shadow_review_due(settings: Settings, now: datetime | None = None) -> list[str]:
+    """`shadow_owed`, unless the last review was less than a batch interval ago: Dagster's sensor evaluates
+    every 30 s, and a review each time would keep the schedule's release waiting behind it."""
+    shadow = BatchLedger(_lake(settings).path()).read().get("shadow") or {}
+    reviewed = shadow.get("reviewed_at")
+    now = now or datetime.now(timezone.utc)
+    if reviewed and now - datetime.fromisoformat(reviewed) < timedelta(seconds=settings.batch_interval_seconds):
+        return []
+    return shadow_owed(settings)
+
+
 def owed(settings: Settings, kind: str) -> list[str]:
     """The work a job of `kind` is owed (empty: nothing, the job is skipped)."""
     return shadow_owed(settings) if kind == SHADOW else retrain_owed(settings)

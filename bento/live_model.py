@@ -92,6 +92,10 @@ class LiveModel:
             loaded = self._load(version)
         except Exception as err:  # noqa: BLE001 - a broken version is refused, never served, never fatal
             self._refuse(self.alias_version, err)
+            if self._clear_when_unset and current is not None:  # a challenger: never the one it replaced
+                with self._lock:
+                    self._current = None
+                self._on_clear()
             return False
         self._refused.pop(self.alias_version, None)
         with self._lock:

@@ -135,7 +135,7 @@ class ReadmissionService:
         self.challenger = LiveModel(resolve=lambda: self.registry.alias(CHALLENGER_ALIAS), load=self._load,
                                     clear_when_unset=True, on_swap=lambda loaded: CHALLENGER_VERSION.set(loaded.version),
                                     on_clear=lambda: CHALLENGER_VERSION.set(0),
-                                    on_load_failure=lambda version, err: LOAD_FAILURES.labels(version=str(version)).inc())
+                                    on_load_failure=self._challenger_refused)
         self.shadow = Shadow(self.challenger, self.settings.shadow_share, on_scored=self._shadow_scored,
                              on_dropped=SHADOW_DROPPED.inc)
         self._shadow_published = 0.0
@@ -221,6 +221,10 @@ class ReadmissionService:
         """`GET /info/shadow`: the challenger in shadow and how it agrees with production (aggregates only;
         the bearer key, when set, as for /predict). What the pipeline's review reads."""
         return self.shadow.record()
+
+    def _challenger_refused(self, version: int, err: Exception) -> None:
+        LOAD_FAILURES.labels(version=str(version)).inc()
+        self.shadow.refuse(version, err)
 
     def _shadow_scored(self, record, requests: int, seconds: float) -> None:
         version = str(record.challenger.version)

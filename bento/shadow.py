@@ -36,6 +36,7 @@ class ShadowRecord:
         self.shadowed: deque[float] = deque(maxlen=max_pairs)
         self.latencies_ms: deque[float] = deque(maxlen=max_pairs)
         self.requests = 0
+        self.failed_requests = 0  # requests the challenger could not score: production answered them
 
     def figures(self) -> dict:
         import numpy as np
@@ -43,11 +44,14 @@ class ShadowRecord:
         figures = shadow_figures(np.fromiter(self.champion, float), np.fromiter(self.shadowed, float),
                                  self.champion_threshold, self.challenger.threshold,
                                  np.fromiter(self.latencies_ms, float))
-        return {**figures, "requests": self.requests, "pairs_kept": len(self.champion)}
+        return {**figures, "requests": self.requests, "failed_requests": self.failed_requests,
+                "pairs_kept": len(self.champion)}
 
 
 class Shadow:
     """Scores a `share` of requests with `challenger.current`, beside the champion's answer."""
+
+    MAX_ROWS = 1_000
 
     def __init__(self, challenger: LiveModel, share: float, max_pairs: int = 20_000, queue_size: int = 256,
                  on_scored: Callable[[ShadowRecord, int, float], None] = lambda record, requests, seconds: None,
@@ -63,6 +67,7 @@ class Shadow:
         self._thread: threading.Thread | None = None
         self.dropped = 0
         self.failures = 0
+        self.refused: dict[str, str] = {}  # version -> why the service refused to load it
 
     def offer(self, records: list[dict], probabilities: list[float], champion: LoadedModel) -> bool:
         """Queue one answered request for the challenger (True), or not: no challenger, not drawn, queue full."""
@@ -87,7 +92,13 @@ class Shadow:
         return {"challenger": None if challenger is None else {
                     "version": challenger.version, "run_id": challenger.run_id, "threshold": challenger.threshold},
                 "champion_version": record.champion_version if record else None, "share": self.share,
-                "figures": figures, "dropped": self.dropped, "failures": self.failures}
+                "figures": figures, "dropped": self.dropped, "failures": self.failures,
+                "refused": dict(self.refused)}
+
+    def refuse(self, version: int, err: Exception) -> None:
+        """The challenger alias names a version the service's load checks refused: said in the record, so the
+        review fails it instead of waiting for requests it will never shadow."""
+        self.refused[str(version)] = f"{type(err).__name__}: {str(err)[:300]}"
 
     def start(self) -> threading.Thread:
         self._thread = threading.Thread(target=self._work, name="shadow", daemon=True)
@@ -113,22 +124,42 @@ class Shadow:
                 continue
             # Linger to gather a batch: one challenger call per ~0.1 s, not one per request, so the worker takes
             # the GIL from the request path rarely (a model call's fixed cost dominates a small batch).
-            until = time.monotonic() + self.linger_seconds
-            while len(items) < 64 and (left := until - time.monotonic()) > 0:
+            # At most MAX_ROWS encounters per call: a batch of large requests must not hold the GIL for long.
+            until, rows = time.monotonic() + self.linger_seconds, len(items[0][0])
+            while rows < self.MAX_ROWS and (left := until - time.monotonic()) > 0:
                 try:
                     items.append(self._queue.get(timeout=left))
                 except queue.Empty:
                     break
+                rows += len(items[-1][0])
             try:
                 self._score(items)
             except Exception as err:  # noqa: BLE001 - a broken challenger is counted, never fatal
                 self.failures += 1
+                self._failed(items)
                 if self.failures == 1:
                     log.error("the challenger failed to score shadowed requests (%s: %s)", type(err).__name__,
                               str(err)[:300])
             finally:
                 for _ in items:
                     self._queue.task_done()
+
+    def _failed(self, items: list) -> None:
+        """The requests of a batch the challenger raised on count against its record: a version that cannot
+        score some live requests must not pass its shadow on the others."""
+        challenger = self.challenger.current
+        if challenger is None:
+            return
+        with self._lock:
+            record = self._record_for(challenger, items[-1][2])
+            record.failed_requests += sum(answered_by.version == record.champion_version for *_, answered_by in items)
+
+    def _record_for(self, challenger: LoadedModel, champion: LoadedModel) -> ShadowRecord:
+        record = self._record
+        if record is None or record.challenger.version != challenger.version or \
+                record.champion_version != champion.version:
+            record = self._record = ShadowRecord(challenger, champion, self.max_pairs)
+        return record
 
     def _score(self, items: list) -> None:
         challenger = self.challenger.current
@@ -139,11 +170,7 @@ class Shadow:
         scored = challenger.model.predict(pd.DataFrame.from_records(records, columns=feature_columns())).tolist()
         seconds = time.perf_counter() - started
         with self._lock:
-            record = self._record
-            champion = items[-1][2]
-            if record is None or record.challenger.version != challenger.version or \
-                    record.champion_version != champion.version:
-                record = self._record = ShadowRecord(challenger, champion, self.max_pairs)
+            record = self._record_for(challenger, items[-1][2])
             start, matched = 0, 0
             for records_, probabilities, answered_by in items:
                 end = start + len(records_)

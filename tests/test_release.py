@@ -171,3 +171,17 @@ def test_labels_that_landed_but_cannot_be_judged_are_learnt_from_not_lost(fetche
     reopen_batch(attempts, "batch-001")
     entry = ledger.entry("batch-001")
     assert "outcomes_at" not in entry and "monitoring" not in entry and entry["labels"] == "pending"
+
+
+def test_dagsters_sensor_reviews_a_shadow_at_most_once_a_batch_interval(settings):
+    from datetime import datetime, timedelta, timezone
+
+    from assets.release import shadow_owed, shadow_review_due
+
+    ledger = BatchLedger(Lake(root=settings.lake).path())
+    assert shadow_owed(settings) == [] and shadow_review_due(settings) == []
+    reviewed = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+    ledger.describe_source(shadow={"version": 4, "reviewed_at": reviewed.isoformat()})
+    assert shadow_owed(settings) == ["v4"]  # the CLI tick and Airflow review every tick
+    assert shadow_review_due(settings, now=reviewed + timedelta(seconds=30)) == []
+    assert shadow_review_due(settings, now=reviewed + timedelta(seconds=settings.batch_interval_seconds)) == ["v4"]

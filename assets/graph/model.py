@@ -4,6 +4,8 @@ Thin wrappers: training and evaluation are pure (`train`, `evaluate`, `promote`)
 through the `ModelRegistry` resource. scikit-learn and matplotlib are imported inside the assets that
 use them: the asset graph itself is read on every Airflow DAG parse and by every ingest run.
 """
+import logging
+
 import dagster as dg
 import pandas as pd
 
@@ -192,6 +194,9 @@ def production_model(context: dg.AssetExecutionContext, registry: dg.ResourcePar
                               int(champion.version) if champion is not None else None, reason,
                               {"challenger_roc_auc": challenger_auc, "champion_roc_auc": champion_auc,
                                "holdout_rows": int(len(holdout))})
+        if placed != "production":  # the decision tag says what the winner became, not "promoted"
+            registry.client().set_model_version_tag(registry.model_name, str(challenger.version),
+                                                    "promotion_decision", f"passed the gate: {placed}")
     else:
         placed = None
     live = registry.production()
@@ -251,13 +256,18 @@ def _paired_on_labels(registry: ModelRegistry, lake: Lake, ledger: BatchLedger, 
 
     before = set(state.get("released_before", []))
     landed = [b["id"] for b in ledger.read()["batches"]
-              if b["id"] not in before and b.get("labels") == "landed"]
+              if b["id"] not in before and b.get("status") == "clean" and b.get("labels") == "landed"]
     if not landed:
         return {}
-    rows = pd.concat([labelled_rows(lake, batch) for batch in landed], ignore_index=True)
-    encounters, y = rows[feature_columns()], rows[TARGET].to_numpy(bool)
-    paired = paired_roc_auc(y, registry.load(state["champion_version"]).predict(encounters),
-                            registry.load(state["version"]).predict(encounters))
+    try:
+        rows = pd.concat([labelled_rows(lake, batch) for batch in landed], ignore_index=True)
+        encounters, y = rows[feature_columns()], rows[TARGET].to_numpy(bool)
+        paired = paired_roc_auc(y, registry.load(state["champion_version"]).predict(encounters),
+                                registry.load(state["version"]).predict(encounters))
+    except Exception as err:  # noqa: BLE001 - informative only: it never holds up the review
+        logging.getLogger(__name__).warning("the paired comparison on landed labels failed (%s: %s)",
+                                            type(err).__name__, str(err)[:300])
+        return {}
     return {f"paired_{key}": value for key, value in paired.items() if value is not None} | {
         "paired_batches": len(landed)}
 

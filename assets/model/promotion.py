@@ -17,6 +17,7 @@ the registry's write credentials, the pipeline's: the API's key opens nothing he
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -55,15 +56,16 @@ def route_winner(registry: ModelRegistry, policy: Policy, version: int, champion
     A newer winner supersedes one still in shadow or awaiting approval (it learnt from more): the older one
     is recorded as failed / rejected by the pipeline, naming its successor."""
     registry.record_transition(version, PROPOSED, PIPELINE, reason, figures)
+    # Whatever the policy is now, nothing older stays on the way: a version left waiting under another policy
+    # would otherwise be promoted (or approved) later over the newer one, never compared with it.
+    _supersede(registry, CHALLENGER_ALIAS, version, SHADOW_FAILED)
+    _supersede(registry, CANDIDATE_ALIAS, version, REJECTED)
     if policy.shadow and champion is not None:
-        _supersede(registry, CHALLENGER_ALIAS, version, SHADOW_FAILED)
-        _supersede(registry, CANDIDATE_ALIAS, version, REJECTED)
         registry.set_alias(CHALLENGER_ALIAS, version)
         registry.record_transition(version, SHADOW_STARTED, PIPELINE,
                                    f"served in shadow beside the champion v{champion}", {})
         return CHALLENGER_ALIAS
     if policy.approve:
-        _supersede(registry, CHALLENGER_ALIAS, version, SHADOW_FAILED)
         return _await_approval(registry, version)
     _promote(registry, version, PIPELINE, "no champion to shadow: " + reason if policy.shadow else reason, figures)
     return "production"
@@ -88,13 +90,16 @@ def review_shadow(registry: ModelRegistry, policy: Policy, bounds: ShadowBounds,
     passed, why = judge_shadow(figures, bounds)
     if passed is None:
         return {"version": version, "outcome": "waiting", "reason": why, "figures": figures}
+    if not _holds(registry, CHALLENGER_ALIAS, version):  # a person (or a newer winner) acted while we read
+        return {"version": version, "outcome": "none", "figures": {},
+                "reason": f"v{version} left the challenger alias during the review"}
     registry.record_transition(version, SHADOW_PASSED if passed else SHADOW_FAILED, PIPELINE, why, figures)
-    registry.clear_alias(CHALLENGER_ALIAS)
-    if passed:
-        if policy.approve:
-            _await_approval(registry, version)
-        else:
-            _promote(registry, version, PIPELINE, why, figures)
+    if passed and not policy.approve:
+        _promote(registry, version, PIPELINE, why, figures)  # the alias moves before the challenger is let go
+    elif passed:
+        _supersede(registry, CANDIDATE_ALIAS, version, REJECTED)
+        registry.set_alias(CANDIDATE_ALIAS, version)
+    registry.clear_alias(CHALLENGER_ALIAS, expected=version)
     return {"version": version, "outcome": "passed" if passed else "failed", "reason": why, "figures": figures}
 
 
@@ -103,10 +108,16 @@ def approve(registry: ModelRegistry, version: int, by: str, reason: str,
     """A person approves the `@candidate`: checked like any load, then served."""
     by, reason = _named(by), _why(reason)
     candidate = _the(registry, CANDIDATE_ALIAS, version, "approve")
+    live = registry.production()
+    if live is not None and int(live.version) > candidate:
+        raise PromotionError(f"v{candidate} is older than v{live.version} in production: it was never compared "
+                             "with it (reject it; a newer gate winner will be proposed)")
     _checked(load_check, candidate)
+    _the(registry, CANDIDATE_ALIAS, version, "approve")  # still the candidate after the (slow) load check
+    registry.set_production(candidate)  # first: a failure here leaves the candidate waiting, nothing on file
     record = registry.record_transition(candidate, APPROVED, by, reason)
-    registry.clear_alias(CANDIDATE_ALIAS)
-    _promote(registry, candidate, by, f"approved by {by}: {reason}", {})
+    registry.record_transition(candidate, PROMOTED, by, f"approved by {by}: {reason}", {})
+    registry.clear_alias(CANDIDATE_ALIAS, expected=candidate)
     return record
 
 
@@ -116,9 +127,8 @@ def reject(registry: ModelRegistry, version: int, by: str, reason: str) -> dict:
     for alias in (CANDIDATE_ALIAS, CHALLENGER_ALIAS):
         held = registry.alias(alias)
         if held is not None and int(held.version) == int(version):
-            record = registry.record_transition(version, REJECTED, by, reason)
-            registry.clear_alias(alias)
-            return record
+            registry.clear_alias(alias, expected=int(version))
+            return registry.record_transition(version, REJECTED, by, reason)
     raise PromotionError(f"version {version} is neither the candidate nor the challenger "
                          f"({_describe(registry)}): there is nothing to reject")
 
@@ -142,7 +152,12 @@ def rollback(registry: ModelRegistry, by: str, reason: str, load_check: Callable
                              "rollback returns to one of those; a new version reaches production by the gate "
                              "(and `readmit approve`)")
     _checked(load_check, target)
+    if int(registry.production().version) != int(current.version):
+        raise PromotionError(f"production moved from v{current.version} during the load check: nothing changed")
     registry.set_production(target)
+    # The version rolled back from is not "the previous production" of a later default rollback.
+    registry.client().set_model_version_tag(registry.model_name, str(current.version), "rolled_back_at",
+                                            f"{time.time():.3f}")
     return registry.record_transition(target, ROLLED_BACK, by, reason,
                                       {"from_version": int(current.version), "to_version": target})
 
@@ -161,14 +176,19 @@ def previous_production(registry: ModelRegistry, current: int) -> int | None:
     """The version that served last before `current`: every move of the alias stamps `alias_moved_at` on the
     version it moved to, so the newest stamp but the current one's is the previous production."""
     moved = [(float(v.tags["alias_moved_at"]), int(v.version)) for v in registry.versions()
-             if v.tags.get("alias_moved_at") and int(v.version) != current]
+             if v.tags.get("alias_moved_at") and int(v.version) != current
+             and float(v.tags.get("rolled_back_at") or 0) < float(v.tags["alias_moved_at"])]
     return max(moved)[1] if moved else None
 
 
 def _await_approval(registry: ModelRegistry, version: int) -> str:
-    _supersede(registry, CANDIDATE_ALIAS, version, REJECTED)
     registry.set_alias(CANDIDATE_ALIAS, version)
     return CANDIDATE_ALIAS
+
+
+def _holds(registry: ModelRegistry, alias: str, version: int) -> bool:
+    held = registry.alias(alias)
+    return held is not None and int(held.version) == int(version)
 
 
 def _promote(registry: ModelRegistry, version: int, by: str, reason: str, figures: dict) -> None:
@@ -179,8 +199,8 @@ def _promote(registry: ModelRegistry, version: int, by: str, reason: str, figure
 def _supersede(registry: ModelRegistry, alias: str, successor: int, kind: str) -> None:
     held = registry.alias(alias)
     if held is not None and int(held.version) != int(successor):
+        registry.clear_alias(alias, expected=int(held.version))
         registry.record_transition(held.version, kind, PIPELINE, f"superseded by v{successor}, a newer gate winner")
-        registry.clear_alias(alias)
 
 
 def _the(registry: ModelRegistry, alias: str, version: int, action: str) -> int:

@@ -62,7 +62,11 @@ def shadow_figures(champion: np.ndarray, challenger: np.ndarray, champion_thresh
 def judge_shadow(figures: dict, bounds: ShadowBounds) -> tuple[bool | None, str]:
     """(passed, why): None while fewer than `min_requests` were shadowed (keep shadowing), else whether
     every figure is inside its bound; `why` names each figure that is not."""
+    if figures.get("load_refused"):
+        return False, f"the service refused to load it: {figures['load_refused']}"
     n = figures.get("requests", 0)
+    if figures.get("failed_requests"):  # production answered requests this version could not score
+        return False, f"failed to score {figures['failed_requests']} of {n + figures['failed_requests']} shadowed requests"
     if n < bounds.min_requests:
         return None, f"{n} of {bounds.min_requests} requests shadowed so far"
     outside = []
@@ -98,11 +102,11 @@ def paired_roc_auc(y: np.ndarray, champion: np.ndarray, challenger: np.ndarray, 
         if y[pick].all() or not y[pick].any():
             continue
         differences.append(roc_auc_score(y[pick], challenger[pick]) - roc_auc_score(y[pick], champion[pick]))
-    low, high = np.percentile(differences, [2.5, 97.5])
+    low, high = np.percentile(differences, [2.5, 97.5]) if differences else (None, None)
     champion_auc, challenger_auc = roc_auc_score(y, champion), roc_auc_score(y, challenger)
     return {"encounters": int(len(y)), "champion_roc_auc": float(champion_auc),
             "challenger_roc_auc": float(challenger_auc), "difference": float(challenger_auc - champion_auc),
-            "difference_low": float(low), "difference_high": float(high)}
+            "difference_low": None if low is None else float(low), "difference_high": None if high is None else float(high)}
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:

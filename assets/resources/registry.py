@@ -307,9 +307,11 @@ class ModelRegistry(RegistryReader):
     def set_alias(self, name: str, version: str | int) -> None:
         self.client().set_registered_model_alias(self.model_name, name, str(version))
 
-    def clear_alias(self, name: str) -> None:
-        """Point `name` nowhere (nothing to do when it already points nowhere)."""
-        if self.alias(name) is not None:
+    def clear_alias(self, name: str, expected: int | None = None) -> None:
+        """Point `name` nowhere (nothing to do when it already points nowhere), or, with `expected`, only while
+        it still points at that version: a newer version moved there meanwhile keeps it."""
+        held = self.alias(name)
+        if held is not None and (expected is None or int(held.version) == int(expected)):
             self.client().delete_registered_model_alias(self.model_name, name)
 
     def record_transition(self, version: str | int, kind: str, by: str, reason: str,

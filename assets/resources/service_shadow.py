@@ -42,6 +42,9 @@ class ServiceShadow:
             log.warning("the service's shadow record cannot be read at %s (%s): the review waits",
                         self.api_url, err)
             return None
+        refused = (document or {}).get("refused") or {}
+        if str(int(version)) in refused:  # its load checks failed in the service: it can never be shadowed
+            return {"load_refused": refused[str(int(version))]}
         challenger = (document or {}).get("challenger") or {}
         if challenger.get("version") != int(version):
             return None

@@ -96,7 +96,8 @@ def test_a_challenger_that_raises_is_counted_and_the_worker_carries_on():
     shadow.offer([{"num_lab_procedures": 7}], [0.07], champion)
     shadow.drain()
     shadow.stop()
-    assert shadow.failures == 1 and shadow.record()["figures"]["requests"] == 1
+    figures = shadow.record()["figures"]
+    assert shadow.failures == 1 and figures["requests"] == 1 and figures["failed_requests"] == 1
 
 
 def test_a_new_champion_starts_the_comparison_again():
@@ -125,3 +126,41 @@ def test_a_challenger_whose_alias_is_gone_is_dropped():
     production = LiveModel(resolve=lambda: alias["version"], load=lambda v: _loaded(2, Scores()))
     production.adopt(_loaded(1, Scores()))
     assert production.refresh() is False and production.current.version == 1  # production keeps serving
+
+
+def test_a_refused_challenger_is_dropped_not_kept_in_place_of_its_successor():
+    alias = {"version": SimpleNamespace(version="2", name="readmission", run_id="run-2")}
+
+    def load(version):
+        if version.version == "3":
+            raise OSError("digest mismatch")
+        return _loaded(int(version.version), Scores())
+
+    refused = []
+    live = LiveModel(resolve=lambda: alias["version"], load=load, clear_when_unset=True,
+                     on_load_failure=lambda version, err: refused.append(version))
+    live.refresh()
+    alias["version"] = SimpleNamespace(version="3", name="readmission", run_id="run-3")
+    assert live.refresh() is False and live.current is None and refused == [3]
+    shadow = Shadow(live, share=1.0)
+    shadow.refuse(3, OSError("digest mismatch"))
+    assert shadow.record()["refused"] == {"3": "OSError: digest mismatch"}
+
+
+def test_a_shadow_call_holds_at_most_max_rows_encounters():
+    calls = []
+
+    class Counting(Scores):
+        def predict(self, frame):
+            calls.append(len(frame))
+            return super().predict(frame)
+
+    shadow = Shadow(_challenger(Counting()), share=1.0, queue_size=100, linger_seconds=0.5)
+    champion = _loaded(1, Scores())
+    big = [{"num_lab_procedures": 5}] * 400
+    for _ in range(5):
+        shadow.offer(big, [0.05] * 400, champion)
+    shadow.start()
+    shadow.drain()
+    shadow.stop()
+    assert sum(calls) == 2_000 and max(calls) <= Shadow.MAX_ROWS + 400

@@ -142,5 +142,41 @@ def test_rollback_returns_to_the_previous_production_only(registry):
     assert registry.transitions(1)[-1]["transition"] == "rolled back"
     registry.client().set_model_version_tag(registry.model_name, "2", DIGEST_TAG, "model/model.pkl=" + "0" * 64)
     with pytest.raises(PromotionError, match="fails the load checks"):
-        promotion.rollback(registry, "Ana", "back again", promotion.serving_check(registry))
+        promotion.rollback(registry, "Ana", "back again", promotion.serving_check(registry), to=2)
     assert int(registry.production().version) == 1
+
+
+def test_a_winner_under_any_policy_supersedes_what_waits_and_an_older_candidate_cannot_be_approved(registry):
+    promotion.route_winner(registry, Policy(approve=True), 2, 1, "better", {})
+    promotion.route_winner(registry, Policy(), 1, 2, "policy now auto", {})  # e.g. READMIT_PROMOTION changed
+    assert registry.alias(CANDIDATE_ALIAS) is None and _kinds(registry, 2)[-1] == "rejected"
+    registry.set_production(2)
+    registry.set_alias(CANDIDATE_ALIAS, 1)  # left waiting by hand, older than production
+    with pytest.raises(PromotionError, match="older than"):
+        promotion.approve(registry, 1, "Ana", "ok", passes)
+    assert int(registry.production().version) == 2
+
+
+def test_a_person_acting_during_a_review_wins(registry):
+    promotion.route_winner(registry, Policy(shadow=True), 2, 1, "better", {})
+
+    def rejected_while_reading(version):
+        promotion.reject(registry, 2, "Bo", "not this one")
+        return GOOD
+
+    outcome = promotion.review_shadow(registry, Policy(shadow=True), ShadowBounds(), rejected_while_reading)
+    assert outcome["outcome"] == "none" and int(registry.production().version) == 1
+    assert _kinds(registry, 2)[-1] == "rejected"
+    registry.set_alias(CANDIDATE_ALIAS, 2)
+    registry.clear_alias(CANDIDATE_ALIAS, expected=1)  # only while it still names the version read
+    assert int(registry.alias(CANDIDATE_ALIAS).version) == 2
+
+
+def test_two_default_rollbacks_do_not_restore_the_version_rolled_back_from(registry):
+    registry.set_production(2)
+    promotion.rollback(registry, "Ana", "v2 misbehaves", passes)
+    assert int(registry.production().version) == 1
+    with pytest.raises(PromotionError, match="only version"):
+        promotion.rollback(registry, "Ana", "again", passes)
+    promotion.rollback(registry, "Ana", "v2 fixed upstream", passes, to=2)  # named: a person's choice
+    assert int(registry.production().version) == 2

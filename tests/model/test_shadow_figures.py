@@ -65,3 +65,11 @@ def test_the_paired_comparison_sees_which_version_ranks_outcomes_better():
     assert paired["challenger_roc_auc"] > paired["champion_roc_auc"]
     assert paired["difference_low"] > 0 and paired["difference_low"] < paired["difference"] < paired["difference_high"]
     assert paired_roc_auc(np.zeros(5, bool), worse[:5], better[:5])["challenger_roc_auc"] is None
+
+
+def test_a_version_the_service_refused_or_that_failed_some_requests_fails_its_shadow():
+    figures = shadow_figures(CHAMPION, CHAMPION.copy(), 0.1, 0.1)
+    passed, why = judge_shadow({**figures, "failed_requests": 3}, ShadowBounds())
+    assert passed is False and "failed to score 3 of 4003" in why
+    passed, why = judge_shadow({"load_refused": "DigestMismatch: model.pkl"}, ShadowBounds())
+    assert passed is False and "refused to load it" in why
