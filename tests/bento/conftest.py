@@ -62,13 +62,14 @@ def service_in_process(monkeypatch, settings, **env):
     # BentoML fixes its store when it is imported: never let a model `make bento` packed into this user's
     # ~/bentoml answer for an empty registry (a `bentoml serve` of the tests gets its own BENTOML_HOME).
     monkeypatch.setattr(bento.packing, "packed_model", lambda *args, **kwargs: None)
+    before = {t for t in threading.enumerate() if t.name == "registry-poll"}  # another test's, not this one's
     try:
         with TestClient(ReadmissionService.to_asgi()) as client:
             yield client
     finally:
         gc.unfreeze()  # the service freezes what it loaded; this process goes on to other tests
         _forget_request_metrics()
-    assert not any(t.name == "registry-poll" and t.is_alive() for t in threading.enumerate()), \
+    assert not any(t.name == "registry-poll" and t.is_alive() and t not in before for t in threading.enumerate()), \
         "the registry poll outlived the service"
 
 

@@ -83,8 +83,8 @@ def test_every_version_records_the_digest_of_every_file_and_the_decision_keeps_t
         decision = mlflow.artifacts.load_dict(f"runs:/{gate.info.run_id}/decision.json")
         version = client.get_model_version(registry.model_name, str(decision["challenger_version"]))
         assert decision["challenger_sha256"] == json.loads(version.tags[DIGEST_TAG])
-        assert decision["policy"] == {"promotion_margin": 0.002, "subgroup_margin": 0.02, "subgroup_min_rows": 500,
-                                      "train_max_rows": 80_000, "holdout_max_rows": 25_000}
+        assert decision["policy"] == {"promotion": "auto", "promotion_margin": 0.002, "subgroup_margin": 0.02,
+                                      "subgroup_min_rows": 500, "train_max_rows": 80_000, "holdout_max_rows": 25_000}
 
 
 def test_another_versions_valid_pickle_in_place_of_the_production_one_is_refused(trained_settings):
