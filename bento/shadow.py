@@ -138,8 +138,9 @@ class Shadow:
                 self.failures += 1
                 self._failed(items)
                 if self.failures == 1:
-                    log.error("the challenger failed to score shadowed requests (%s: %s)", type(err).__name__,
-                              str(err)[:300])
+                    # the kind of error only: a scoring error's text can quote a request's values (patient data)
+                    log.error("the challenger failed to score shadowed requests (%s); counted against its record",
+                              type(err).__name__)
             finally:
                 for _ in items:
                     self._queue.task_done()
