@@ -8,7 +8,6 @@ import os
 # of scikit-learn; a test that measures threads sets its own.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -20,6 +19,7 @@ from hypothesis import settings as hypothesis_settings  # noqa: E402
 from assets.encounters.synthetic import generate_encounters  # noqa: E402
 from assets.pipeline import open_instance, tick  # noqa: E402
 from assets.settings import Settings  # noqa: E402
+from tests.homes import copy_home  # noqa: E402
 
 SHARED_ZIP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dataset_diabetes.zip"
 PROJECT_TOOLS = Path(__file__).resolve().parents[1] / ".tools" / "bin"
@@ -81,15 +81,64 @@ def empty_mlflow_db(tmp_path_factory) -> Path:
     return path
 
 
+def _small_world(root: Path, source: Path) -> Settings:
+    """The settings every `settings` test starts from: 3 batches (1,000, 1,000, 500) of a synthetic source."""
+    return Settings(home=root / "home", source=str(source), offline=True, batch_size=1_000)
+
+
 @pytest.fixture
-def settings(tmp_path: Path, synthetic_csv: Path, empty_mlflow_db: Path) -> Settings:
-    """Embedded settings on a 2,500-row synthetic source cut into batches of 1,000 (3 batches)."""
+def settings(request, tmp_path: Path, synthetic_csv: Path, empty_mlflow_db: Path) -> Settings:
+    """Embedded settings on a 2,500-row synthetic source cut into batches of 1,000 (3 batches).
+
+    Marked `after_ticks(n)`, the test starts from the home `n` plain ticks leave (a copy of one made once per
+    test run): what a test sets up with ticks it does not examine need not be trained again for it."""
     import shutil
 
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copyfile(empty_mlflow_db, home / "mlflow.db")
-    return Settings(home=home, source=str(synthetic_csv), offline=True, batch_size=1_000)
+    marker = request.node.get_closest_marker("after_ticks")
+    if marker:
+        copy_home(request.getfixturevalue("ticked_homes")(*marker.args), tmp_path)
+    else:
+        (tmp_path / "home").mkdir()
+        shutil.copyfile(empty_mlflow_db, tmp_path / "home" / "mlflow.db")
+    return _small_world(tmp_path, synthetic_csv)
+
+
+@pytest.fixture(scope="session")
+def ticked_homes(tmp_path_factory, synthetic_frame, empty_mlflow_db):
+    """`root(n)`: a folder whose `home` is what `n` plain ticks of the `settings` world leave.
+
+    Made once per test run (the pytest-xdist workers share them under a file lock) by ticking one home as
+    far as a test asks and copying it after each tick; `copy_home` relocates each copy, so nothing in one
+    points at another."""
+    import shutil
+
+    from filelock import FileLock
+
+    folder = _real_demo_root(tmp_path_factory.getbasetemp()) / "ticked-homes"
+    ticking = folder / "ticking"
+
+    def root(n: int) -> Path:
+        assert n >= 1, "after_ticks(n) needs n >= 1"
+        folder.mkdir(exist_ok=True)
+        with FileLock(str(folder.parent / "ticked-homes.lock")):
+            if not (folder / f"after-{n}" / "done").exists():
+                made = max((k for k in range(1, n) if (folder / f"after-{k}" / "done").exists()), default=0)
+                if not made:
+                    shutil.rmtree(ticking, ignore_errors=True)
+                    (ticking / "home").mkdir(parents=True)
+                    shutil.copyfile(empty_mlflow_db, ticking / "home" / "mlflow.db")
+                    synthetic_frame.to_csv(ticking / "diabetic_data.csv", index=False)
+                settings = _small_world(ticking, ticking / "diabetic_data.csv")
+                instance = open_instance(settings)
+                for k in range(made + 1, n + 1):
+                    tick(settings, instance)
+                    shutil.rmtree(folder / f"after-{k}", ignore_errors=True)
+                    copy_home(ticking, folder / f"after-{k}")
+                    (folder / f"after-{k}" / "done").write_text("")
+                instance.dispose()
+        return folder / f"after-{n}"
+
+    return root
 
 
 @pytest.fixture(scope="session")
@@ -201,14 +250,24 @@ def encounter(synthetic_frame) -> dict:
 
 @pytest.fixture(scope="session")
 def trained_template(tmp_path_factory) -> Settings:
-    """Two ticks on synthetic data, trained once per session: `trained_settings` hands out copies."""
-    root = tmp_path_factory.mktemp("served")
-    source = root / "diabetic_data.csv"
-    generate_encounters(4_000, seed=21).to_csv(source, index=False)
-    settings = Settings(home=root / "home", source=str(source), offline=True, batch_size=2_000)
-    instance = open_instance(settings)
-    tick(settings, instance)
-    tick(settings, instance)
+    """Two ticks on 4,000 synthetic encounters (batches of 2,000), trained once per test run (the pytest-xdist
+    workers share it under a file lock) and only ever read: `trained_settings` hands out copies."""
+    from filelock import FileLock
+
+    root = _real_demo_root(tmp_path_factory.getbasetemp()) / "served"
+    settings = Settings(home=root / "home", source=str(root / "diabetic_data.csv"), offline=True, batch_size=2_000)
+    with FileLock(str(root.parent / "served.lock")):
+        if not (root / "done").exists():
+            import shutil
+
+            shutil.rmtree(root, ignore_errors=True)  # a half-made one from a worker that died
+            root.mkdir()
+            generate_encounters(4_000, seed=21).to_csv(settings.source, index=False)
+            instance = open_instance(settings)
+            tick(settings, instance)
+            tick(settings, instance)
+            instance.dispose()
+            (root / "done").write_text("")
     return settings
 
 
@@ -216,14 +275,17 @@ def trained_template(tmp_path_factory) -> Settings:
 def trained_settings(trained_template, tmp_path_factory):
     """Embedded settings whose registry holds two versions after two ticks on synthetic data.
 
-    Each module gets its own copy of the trained home (registry, aliases, lake, Dagster instance), so a test
-    that moves the alias or registers a version cannot leak into another module, without training again.
-    Artifacts logged before the copy stay where the template wrote them (MLflow stores absolute URIs)."""
+    Each module gets its own relocated copy of the trained home (registry and its artifacts, aliases, lake,
+    Dagster instance), so a test that moves the alias, registers a version or tampers with a model's files
+    cannot leak into another module, without training again."""
     import shutil
 
-    home = tmp_path_factory.mktemp("served-copy") / "home"
-    shutil.copytree(trained_template.home, home)
-    return Settings(home=home, source=trained_template.source, offline=True, batch_size=trained_template.batch_size)
+    template_root = trained_template.home.parent
+    root = tmp_path_factory.mktemp("served-copy")
+    shutil.copyfile(trained_template.source, root / "diabetic_data.csv")
+    copy_home(template_root, root)
+    return Settings(home=root / "home", source=str(root / "diabetic_data.csv"), offline=True,
+                    batch_size=trained_template.batch_size)
 
 
 def raw_frame(rows: list[dict] | None = None, base: pd.DataFrame | None = None, n: int = 3) -> pd.DataFrame:

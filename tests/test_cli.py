@@ -103,14 +103,13 @@ def test_status_names_a_failed_batch_and_why_and_retry_reruns_it(settings, readm
     assert "batch-001: clean, 1000 clean" in retry.stdout
 
 
+@pytest.mark.after_ticks(1)
 def test_purge_examples_removes_every_logged_input_example_and_the_models_still_load(settings, readmit):
     """Models logged before issue 27 carry real encounters as their example: the user may purge them."""
     import mlflow
 
-    from assets.pipeline import open_instance, tick
     from assets.resources.registry import ModelRegistry
 
-    tick(settings, open_instance(settings), log_level="WARNING")
     registry = ModelRegistry.from_settings(settings)
     experiment = registry.activate()
     locations = [m.artifact_location for m in mlflow.search_logged_models([experiment], output_format="list")]

@@ -55,9 +55,8 @@ def _instance_holds_the_first_batch_and_its_check(instance):
         "raw": 1_000, "clean": 1_000, "quarantined": 0}
 
 
+@pytest.mark.after_ticks(2)
 def test_rerunning_a_batch_never_duplicates_rows(settings, instance):
-    tick(settings, instance)
-    tick(settings, instance)
     defs = build_definitions(settings)
     run_job(defs, instance, INGEST_JOB, "batch-001")
     run_job(defs, instance, RETRAIN_JOB)
@@ -145,8 +144,8 @@ def test_a_batch_that_keeps_failing_ends_failed_and_the_schedule_moves_on(settin
     assert status["training_rows"] == 2_000 and status["retrain_owed"] == []
 
 
+@pytest.mark.after_ticks(1)
 def test_a_clean_batch_missing_from_the_lake_is_an_error_naming_it(settings, instance):
-    tick(settings, instance)
     (settings.home / "lake" / "clean" / "batch-001.parquet").unlink()
     (settings.home / "lake" / "labelled" / "batch-001.parquet").unlink()
     with pytest.raises(PipelineError, match="batch-001's labels as landed but .*clean.*batch-001"):

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import dagster as dg
-import pytest
 from airflow.dag_processing.dagbag import DagBag
 
 from assets.airflow_dag import DAG_ID, RELEASE_TASK, build_dag

@@ -3,7 +3,6 @@ filled (one per module), and its ASGI app in the test process, for a test that n
 under settings of its own (e.g. an empty registry). `/metrics` answers only under `bentoml serve` (its
 Prometheus multiprocess folder), so a test of it starts a process."""
 import contextlib
-import os
 import sys
 import threading
 from pathlib import Path

@@ -1,5 +1,4 @@
 """Every schema rule has a passing and a failing case."""
-import pandas as pd
 import pandera.pandas as pa
 import pytest
 

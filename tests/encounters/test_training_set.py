@@ -7,7 +7,7 @@ import pytest
 
 from assets.encounters.batches import BatchLedger
 from assets.encounters.training import (
-    INDEX_COLUMNS, MANIFEST, TrainingSetError, admit_clean_batches, read_manifest, read_training_set, training_rows)
+    INDEX_COLUMNS, TrainingSetError, admit_clean_batches, read_manifest, read_training_set, training_rows)
 from assets.encounters.labels import labelled_encounters
 from assets.encounters.schemas import LABEL, TARGET
 from assets.resources.lake import Lake

@@ -70,11 +70,10 @@ def _crash_halfway_through_writing(monkeypatch, name_part: str, calls: list) -> 
     # killed in tick 2's retrain, batch-002 already clean: the next tick releases batch-003 and learns from both
     ("training set manifest", "training_set.json", 2, 3),
 ])
+@pytest.mark.after_ticks(1)
 def test_a_kill_mid_write_leaves_no_half_file_and_the_next_tick_recovers(
         settings, monkeypatch, kind, name_part, tick_number, released_after):
     instance = open_instance(settings)
-    for _ in range(tick_number - 1):
-        tick(settings, instance)
     calls: list = []
     with monkeypatch.context() as patched:
         _crash_halfway_through_writing(patched, name_part, calls)
@@ -86,9 +85,9 @@ def test_a_kill_mid_write_leaves_no_half_file_and_the_next_tick_recovers(
 
 
 @pytest.mark.parametrize("folder", ["quarantine", "clean"])
+@pytest.mark.after_ticks(1)
 def test_a_kill_while_writing_clean_data_never_leaves_the_batch_recorded_as_clean(settings, monkeypatch, folder):
     instance = open_instance(settings)
-    tick(settings, instance)
     real_write_bytes = pathlib.Path.write_bytes
     calls = []
 
@@ -151,12 +150,11 @@ def test_s3_answering_5xx_on_a_write_fails_the_tick_and_the_next_one_recovers(s3
     assert collect_status(settings)["training_rows"] == 2_000
 
 
+@pytest.mark.after_ticks(2)
 def test_mlflow_down_during_the_last_tick_is_made_good_by_the_next_tick(settings, monkeypatch):
     """MLflow down: batch-003's monitoring fails first (the batch stays clean, nothing learns from it
     unjudged); the next tick judges it and retrains on it."""
     instance = open_instance(settings)
-    tick(settings, instance)
-    tick(settings, instance)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     down = settings.with_(mlflow_tracking_uri="http://127.0.0.1:9")  # nothing listens there
@@ -176,10 +174,9 @@ def test_mlflow_down_during_the_last_tick_is_made_good_by_the_next_tick(settings
     _correct_state(settings)
 
 
+@pytest.mark.after_ticks(2)
 def test_mlflow_down_during_the_retrain_alone_is_made_good_by_the_next_tick(settings, monkeypatch):
     instance = open_instance(settings)
-    tick(settings, instance)
-    tick(settings, instance)
 
     def tracking_down(self, *args, **kwargs):
         raise ConnectionError("tracking server went away")
@@ -195,17 +192,17 @@ def test_mlflow_down_during_the_retrain_alone_is_made_good_by_the_next_tick(sett
     _correct_state(settings)
 
 
+@pytest.mark.after_ticks(1)
 def test_two_ticks_started_together_release_two_batches_and_keep_the_ledger_whole(settings):
     env = {**os.environ, "READMIT_HOME": str(settings.home), "READMIT_SOURCE": settings.source,
            "READMIT_OFFLINE": "1", "READMIT_BATCH_SIZE": str(settings.batch_size)}
-    subprocess.run([sys.executable, "-m", "assets.cli", "fetch"], env=env, cwd=REPO, check=True, timeout=300)
     ticks = [subprocess.Popen([sys.executable, "-m", "assets.cli", "tick"], env=env, cwd=REPO,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = [t.communicate(timeout=600) for t in ticks]
     assert [t.returncode for t in ticks] == [0, 0], outputs
     released = sorted(line.split()[1] for out, _ in outputs for line in out.splitlines() if line.startswith("released"))
-    assert released == ["batch-001", "batch-002"], outputs
+    assert released == ["batch-002", "batch-003"], outputs
     ledger = json.loads((settings.home / "lake" / "metadata_batch.json").read_text())
-    assert [b["id"] for b in ledger["batches"]] == ["batch-001", "batch-002"]
-    tick(settings, open_instance(settings))
+    assert [b["id"] for b in ledger["batches"]] == ["batch-001", "batch-002", "batch-003"]
+    assert "nothing to release" in tick(settings, open_instance(settings)).message
     _correct_state(settings)

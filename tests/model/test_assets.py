@@ -7,37 +7,20 @@ import pytest
 from assets.definitions import RETRAIN_JOB, build_definitions
 from assets.encounters.schemas import feature_columns
 from assets.encounters.transforms import normalise_encounters
-from assets.pipeline import open_instance, run_job, tick
+from assets.pipeline import open_instance, run_job
 from assets.resources.registry import ModelRegistry
 from assets.settings import Settings
 from assets.status import collect_status
-
-
-def _two_ticks(settings):
-    instance = open_instance(settings)
-    tick(settings, instance)
-    tick(settings, instance)
-    return instance
-
-
-@pytest.fixture
-def two_ticks(settings):
-    """Two ticks in the test's own home, for a test that changes it."""
-    return _two_ticks(settings)
+from tests.homes import copy_home
 
 
 @pytest.fixture(scope="module")
-def read_only(tmp_path_factory, synthetic_frame, empty_mlflow_db):
-    """Two ticks made once for the tests here that only read what they left (the settings fixture's shape)."""
-    import shutil
-
+def read_only(tmp_path_factory, synthetic_frame, ticked_homes):
+    """A copy of the home two ticks of the settings fixture's world leave, for the tests here that only read it."""
     root = tmp_path_factory.mktemp("two-ticks")
     synthetic_frame.to_csv(root / "diabetic_data.csv", index=False)
-    (root / "home").mkdir()
-    shutil.copyfile(empty_mlflow_db, root / "home" / "mlflow.db")
-    settings = Settings(home=root / "home", source=str(root / "diabetic_data.csv"), offline=True, batch_size=1_000)
-    _two_ticks(settings)
-    return settings
+    copy_home(ticked_homes(2), root)
+    return Settings(home=root / "home", source=str(root / "diabetic_data.csv"), offline=True, batch_size=1_000)
 
 
 def test_each_tick_registers_a_version_and_the_first_is_promoted(read_only):
@@ -56,10 +39,11 @@ def test_each_tick_registers_a_version_and_the_first_is_promoted(read_only):
     assert 0.5 < model["roc_auc"] <= 1 and status_model["run_id"] == live.run_id
 
 
-def test_retraining_on_the_same_data_does_not_promote_an_equal_model(settings, two_ticks):
+@pytest.mark.after_ticks(2)
+def test_retraining_on_the_same_data_does_not_promote_an_equal_model(settings):
     registry = ModelRegistry.from_settings(settings)
     before = registry.production().version
-    run_job(build_definitions(settings), two_ticks, RETRAIN_JOB)
+    run_job(build_definitions(settings), open_instance(settings), RETRAIN_JOB)
     latest = registry.latest_version()
     assert int(latest.version) == 3 and registry.production().version == before
     assert latest.tags["promotion_decision"] == "rejected"

@@ -5,7 +5,6 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from assets.model.card import bootstrap_intervals, model_card, weighted_metrics
 from assets.model.train import ReadmissionModel, choose_calibration
-from assets.pipeline import open_instance, tick
 from assets.resources.registry import ModelRegistry
 
 
@@ -55,10 +54,8 @@ def test_bootstrap_intervals_hold_the_estimate():
     assert 0 < intervals["roc_auc"][1] - intervals["roc_auc"][0] < 0.1
 
 
+@pytest.mark.after_ticks(2)
 def test_every_registered_version_gets_a_model_card(settings):
-    instance = open_instance(settings)
-    tick(settings, instance, log_level="WARNING")
-    tick(settings, instance, log_level="WARNING")
     registry = ModelRegistry.from_settings(settings)
     for version in registry.versions():
         card = version.description

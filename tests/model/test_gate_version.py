@@ -3,15 +3,16 @@ process registers in between is not the one judged (nor promoted)."""
 import json
 
 import mlflow
+import pytest
 
 from assets.definitions import RETRAIN_JOB, build_definitions
-from assets.pipeline import open_instance, run_job, tick
+from assets.pipeline import open_instance, run_job
 from assets.resources.registry import ModelRegistry
 
 
+@pytest.mark.after_ticks(1)  # batch 1 released, trained and promoted
 def test_a_version_registered_by_another_process_in_between_is_not_the_one_judged(settings, monkeypatch):
     instance = open_instance(settings)
-    tick(settings, instance)  # batch 1 released, trained and promoted
     registry = ModelRegistry.from_settings(settings)
     real_register, registered = ModelRegistry.register, []
 
