@@ -254,9 +254,9 @@ def trained_template(tmp_path_factory) -> Settings:
     workers share it under a file lock) and only ever read: `trained_settings` hands out copies."""
     from filelock import FileLock
 
-    root = _real_demo_root(tmp_path_factory.getbasetemp()) / "served"
+    root = _real_demo_root(tmp_path_factory.getbasetemp()) / "served-template"
     settings = Settings(home=root / "home", source=str(root / "diabetic_data.csv"), offline=True, batch_size=2_000)
-    with FileLock(str(root.parent / "served.lock")):
+    with FileLock(str(root.parent / "served-template.lock")):
         if not (root / "done").exists():
             import shutil
 

@@ -24,7 +24,8 @@ class HomeNotRelocatable(AssertionError):
 
 def copy_home(source_root: Path, target_root: Path) -> Path:
     """Copy `source_root/home` to `target_root/home`, every mention of `source_root` made `target_root`."""
-    old, new = str(source_root), str(target_root)
+    # With the separator: a target whose name extends the template's (`served`, `served-copy0`) is not a mention.
+    old, new = f"{source_root}/", f"{target_root}/"
     home = target_root / "home"
     shutil.copytree(source_root / "home", home)
     for path in sorted(p for p in home.rglob("*") if p.is_file() and not _logged_model_file(home, p)):

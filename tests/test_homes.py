@@ -34,8 +34,15 @@ def test_a_copy_names_its_own_folder_everywhere_but_in_a_logged_models_recorded_
     assert str(source).encode() not in (home / "store.db").read_bytes()  # no free page nor log keeps it
 
 
+def test_a_target_whose_name_extends_the_templates_is_copied(tmp_path):
+    source = tmp_path / "served"
+    _home(source)
+    home = copy_home(source, tmp_path / "served-copy0")  # "…/served" is a prefix of "…/served-copy0"
+    assert json.loads((home / "lake" / "ledger.json").read_text())["arrival"].startswith(f"{tmp_path}/served-copy0/")
+
+
 def test_a_binary_file_naming_the_old_folder_is_refused(tmp_path):
     source = tmp_path / "template-root"
-    _home(source, binary=b"\x80\x04\x95" + str(source).encode() + b"\xff")  # e.g. a pickle holding a path
+    _home(source, binary=b"\x80\x04\x95" + f"{source}/home/x".encode() + b"\xff")  # e.g. a pickle holding a path
     with pytest.raises(HomeNotRelocatable, match="blob.bin"):
         copy_home(source, tmp_path / "a-test")
