@@ -27,6 +27,7 @@ from assets.encounters.schemas import MEDICATIONS, NUMERIC_BOUNDS
 from assets.model.features import CATEGORICAL, FEATURES
 
 VISITS = ("number_outpatient", "number_emergency", "number_inpatient")
+SHAP_CHUNK_ROWS = 64  # rows per TreeSHAP pass: 32-100 measure the same, 2,000 at once 1.7x slower
 
 
 @dataclass
@@ -129,8 +130,19 @@ class TreeShap:
         return np.where(missing, self.node_missing_left, left)
 
     def shap_values(self, x: np.ndarray) -> np.ndarray:
-        """(rows x width) contributions; `expected + row sum = raw prediction` for every row."""
-        go_left = self.goes_left(np.asarray(x, dtype=np.float64))
+        """(rows x width) contributions; `expected + row sum = raw prediction` for every row.
+
+        Rows go through in chunks of `SHAP_CHUNK_ROWS`: each row's arithmetic is independent of the others, and
+        a chunk's (rows x leaves x depth) intermediates stay in cache, where 2,000 rows at once spill to
+        memory and take 1.7x as long (docs/benchmarks.md, "TreeSHAP in chunks")."""
+        x = np.asarray(x, dtype=np.float64)
+        if len(x) <= SHAP_CHUNK_ROWS:
+            return self._chunk_shap_values(x)
+        return np.concatenate([self._chunk_shap_values(x[start:start + SHAP_CHUNK_ROWS])
+                               for start in range(0, len(x), SHAP_CHUNK_ROWS)])
+
+    def _chunk_shap_values(self, x: np.ndarray) -> np.ndarray:
+        go_left = self.goes_left(x)
         n = len(x)
         phi = np.zeros((n, self.width))
         for depth, value, feature, zero, node, left, weights in self.groups:

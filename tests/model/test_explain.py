@@ -8,7 +8,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from assets.encounters.schemas import feature_columns
 from assets.model.compiled import for_serving
-from assets.model.explain import Explainer, TreeShap, to_input_fields
+from assets.model.explain import SHAP_CHUNK_ROWS, Explainer, TreeShap, to_input_fields
 from assets.model.hyperparameters import Hyperparameters
 from assets.model.train import train_candidates
 
@@ -62,6 +62,10 @@ def test_tree_shap_equals_brute_force_shapley_with_categorical_splits_missing_an
     phi = explainer.shap_values(rows)
     raw = model._raw_predict(raw_rows).ravel()
     np.testing.assert_allclose(explainer.expected + phi.sum(axis=1), raw, atol=1e-12)  # sklearn's own paths
+    # Rows go through in chunks: 150 rows (two whole chunks and part of a third) give each row's own values.
+    many = np.tile(rows, (6, 1))
+    assert len(many) > 2 * SHAP_CHUNK_ROWS and len(many) % SHAP_CHUNK_ROWS
+    np.testing.assert_allclose(explainer.shap_values(many), np.tile(phi, (6, 1)), atol=1e-12)
     go_left = explainer.goes_left(rows)
     for r in range(len(rows)):
         np.testing.assert_allclose(phi[r], _brute_force_shapley(predictors, rows[r], go_left[r], 4), atol=1e-12)
