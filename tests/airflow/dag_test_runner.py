@@ -1,21 +1,28 @@
 """Run `dag.test()` N times in a fresh process with an initialised AIRFLOW_HOME; print one JSON line per run.
 
 A separate process because Airflow binds its configuration and database at import time.
-Usage: python -m tests.airflow.dag_test_runner RUNS [--with-retries]
-(--with-retries keeps the DAG's own retry policy: tests/stack/test_airflow_outage.py rides out an outage on it)
+Usage: python -m tests.airflow.dag_test_runner RUNS [--with-retries [RETRY_DELAY_SECONDS]]
+(--with-retries keeps the DAG's own retry policy: its retry count and exponential back-off, from a first delay of
+RETRY_DELAY_SECONDS instead of the production 30 s when given; tests/stack/test_airflow_outage.py rides out an
+outage on it)
 """
 import json
 import sys
+from datetime import timedelta
 
 from airflow.dag_processing.dagbag import DagBag
 from airflow.utils import db
 
 
-def main(runs: int, with_retries: bool = False) -> None:
+def main(runs: int, with_retries: bool = False, retry_delay_seconds: float | None = None) -> None:
     db.initdb()
     dag = DagBag(dag_folder=None).dags["readmit_assets"]
-    for task in dag.tasks if not with_retries else ():
-        task.retries = 0  # a failure must show now, not after the production back-off
+    for task in dag.tasks:
+        if not with_retries:
+            task.retries = 0  # a failure must show now, not after the production back-off
+        elif retry_delay_seconds is not None:
+            assert task.retries >= 1 and task.retry_exponential_backoff, "the DAG's own retry policy changed"
+            task.retry_delay = timedelta(seconds=retry_delay_seconds)
     for _ in range(runs):
         run = dag.test()
         states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
@@ -23,4 +30,7 @@ def main(runs: int, with_retries: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), "--with-retries" in sys.argv[2:])
+    flags = sys.argv[2:]
+    retrying = "--with-retries" in flags
+    delay = flags[flags.index("--with-retries") + 1:][:1] if retrying else []
+    main(int(sys.argv[1]), retrying, float(delay[0]) if delay else None)
