@@ -38,19 +38,28 @@ install: $(UV) ## create .venv with every dependency group from uv.lock
 demo: install ## run the main job on the embedded default: every batch, no servers
 	umask 077 && $(RUN) readmit demo
 
-# One pytest worker per core, at most four (pytest-xdist; whole files per worker, so module fixtures are made once);
-# `uv run pytest FILE` by hand stays a single process.
+# One pytest worker per core plus one, at most four (pytest-xdist; whole files per worker, so module fixtures are
+# made once): the tests wait on processes they start and on shared templates, and a third worker on two cores
+# fills those waits (make test 388 s with two, 360 s with three: docs/benchmarks.md). `uv run pytest FILE` by
+# hand stays a single process.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n + 1 < 4 ? n + 1 : 4 )))
+
 test: install ## unit, contract and graph tests, on synthetic data (the README's test command)
-	$(RUN) pytest -m "not stack and not realdata" -n auto --maxprocesses=4 --dist loadfile
+	$(RUN) pytest -m "not stack and not realdata" -n $(TEST_WORKERS) --dist loadfile
 
 test-real: install ## the same behaviours on the real UCI data (READMIT_SOURCE; skipped where it is absent)
-	$(RUN) pytest -m "realdata and not stack" -n auto --maxprocesses=4 --dist loadfile
+	$(RUN) pytest -m "realdata and not stack" -n $(TEST_WORKERS) --dist loadfile
 
 system-packages: ## Debian packages for the stack tests (chromium, prometheus); root
 	bash scripts/system_packages.sh
 
+# The stack tests spend much of their time waiting on the servers they start (an MLflow outage, Airflow's
+# retries, a browser): one worker per core, at most four, whole files per worker (each starts its own servers
+# on free ports; PostgreSQL databases have random names). 712 s on two cores, 1,348 s of test time.
+STACK_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
+
 test-stack: install postgres system-packages ## tests against real servers on loopback (Postgres, MLflow server, moto S3)
-	$(RUN) pytest -m stack
+	$(RUN) pytest -m stack -n $(STACK_WORKERS) --dist loadfile
 
 figures: install postgres system-packages ## refresh the figures docs/ shows (end-to-end timings, UI screenshots) from a stack run
 	$(RUN) pytest -m stack tests/stack/test_end_to_end.py tests/stack/test_ui_browser.py --figures-dir docs

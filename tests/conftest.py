@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-# One OpenMP thread per test process: `make test` runs two pytest workers on two cores, and scikit-learn's
+# One OpenMP thread per test process: `make test` runs three pytest workers on two cores, and scikit-learn's
 # threads under contention make a boosted fit slower, not faster (docs/benchmarks.md). Set before any import
 # of scikit-learn; a test that measures threads sets its own.
 os.environ.setdefault("OMP_NUM_THREADS", "1")

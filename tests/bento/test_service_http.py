@@ -176,18 +176,20 @@ def test_moving_the_alias_switches_the_version_without_restart_or_errors(service
     assert errors == []
 
 
-def test_api_key_is_required_when_set_and_probes_stay_open(trained_settings, tmp_path, encounter):
-    server, url = start_service(trained_settings, tmp_path, READMIT_API_KEY="letmein")  # /metrics needs `serve`
-    try:
-        assert _predict(url, [encounter]).status_code == 401
-        assert _predict(url, [encounter], headers={"Authorization": "Bearer wrong"}).status_code == 401
-        malformed = _predict(url, [{"gender": "Robot"}])  # authorised first: a stranger learns no schema
+def test_api_key_is_required_when_set_and_probes_stay_open(trained_settings, monkeypatch, encounter):
+    """In process (the guard is the app's own middleware); `tests/stack/test_schemathesis.py` checks the same
+    probes, `/metrics` answering too, on a `bentoml serve` started with a key."""
+    with service_in_process(monkeypatch, trained_settings, READMIT_API_KEY="letmein") as client:
+        def predict(encounters, **kw):
+            return client.post("/predict", json={"encounters": encounters}, **kw)
+
+        assert predict([encounter]).status_code == 401
+        assert predict([encounter], headers={"Authorization": "Bearer wrong"}).status_code == 401
+        malformed = predict([{"gender": "Robot"}])  # authorised first: a stranger learns no schema
         assert malformed.status_code == 401 and "gender" not in malformed.text
-        assert _predict(url, [encounter], headers={"Authorization": "Bearer letmein"}).status_code == 200
-        for probe in ("/readyz", "/livez", "/metrics", "/health"):
-            assert requests.get(url + probe, timeout=5).status_code == 200, probe
-    finally:
-        server.stop()
+        assert predict([encounter], headers={"Authorization": "Bearer letmein"}).status_code == 200
+        for probe in ("/readyz", "/livez", "/health"):  # /metrics answers only under `serve`: the stack test
+            assert client.get(probe).status_code == 200, probe
 
 
 def test_not_ready_until_a_model_exists(tmp_path, monkeypatch, encounter):

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.bento.conftest import start_service
 
@@ -17,6 +18,10 @@ API_KEY = "schemathesis-key"
 def test_generated_requests_find_no_server_error_and_no_schema_violation(trained_settings, tmp_path):
     server, url = start_service(trained_settings, tmp_path, READMIT_API_KEY=API_KEY)
     try:
+        # Under a key, the probes and the scrape stay open and a request without it is refused.
+        for probe in ("/readyz", "/livez", "/metrics", "/health"):
+            assert requests.get(url + probe, timeout=10).status_code == 200, probe
+        assert requests.post(f"{url}/predict", json={"encounters": []}, timeout=10).status_code == 401
         run = subprocess.run(
             [str(Path(sys.executable).parent / "st"), "run", f"{url}/docs.json", "--checks", "all",
              "--max-examples", "300", "--seed", "20261127", "--no-color",
