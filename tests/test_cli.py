@@ -43,10 +43,16 @@ def readmit(monkeypatch, capsys):
     return run
 
 
-def test_demo_then_status_json_reports_every_batch(settings, readmit):
-    demo = _readmit(settings, "demo")  # the console script, as installed
+def test_demo_then_status_json_reports_every_batch_and_every_patient_file_it_writes_is_private(settings, readmit):
+    demo = _readmit(settings, "demo", umask=0o022)  # the console script, as installed, under a user's usual umask
     assert demo.returncode == 0, demo.stderr
     assert "3 of 3 batches, 2500 raw rows" in demo.stdout
+    # The CLI sets its own umask: what it writes of patients (arrivals, clean rows, MLflow's files) is private.
+    lake = settings.home / "lake"
+    files = [p for p in (lake / "raw").iterdir()] + [p for p in (lake / "clean").iterdir()]
+    assert files and all(p.stat().st_mode & 0o077 == 0 for p in files), [oct(p.stat().st_mode) for p in files]
+    artifacts = [p for p in (settings.home / "mlartifacts").rglob("*") if p.is_file()]
+    assert artifacts and all(p.stat().st_mode & 0o077 == 0 for p in artifacts)
     status = json.loads(readmit(settings, "status", "--json").stdout)
     assert [b["id"] for b in status["batches"]] == ["batch-001", "batch-002", "batch-003"]
     assert {"id", "raw_rows", "clean_rows", "quarantined_rows"} <= set(status["batches"][0])
@@ -65,17 +71,6 @@ def test_a_bad_variable_is_a_clear_error_naming_it(settings, readmit):
     result = readmit(settings, "status", env_extra={"READMIT_BATCH_SIZE": "twelve"})
     assert result.returncode == 1
     assert "readmit status: error: READMIT_BATCH_SIZE" in result.stderr and "'twelve'" in result.stderr
-
-
-def test_tick_before_fetch_fetches_first_and_every_patient_file_it_writes_is_private(settings):
-    result = _readmit(settings, "tick", umask=0o022)  # a user's usual umask: the CLI sets its own
-    assert result.returncode == 0, result.stderr
-    assert "released batch-001" in result.stdout
-    lake = settings.home / "lake"
-    files = [p for p in (lake / "raw").iterdir()] + [p for p in (lake / "clean").iterdir()]
-    assert files and all(p.stat().st_mode & 0o077 == 0 for p in files), [oct(p.stat().st_mode) for p in files]
-    artifacts = [p for p in (settings.home / "mlartifacts").rglob("*") if p.is_file()]
-    assert artifacts and all(p.stat().st_mode & 0o077 == 0 for p in artifacts)
 
 
 @pytest.mark.realdata

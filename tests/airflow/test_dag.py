@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import dagster as dg
+import pytest
 from airflow.dag_processing.dagbag import DagBag
 
 from assets.airflow_dag import DAG_ID, RELEASE_TASK, build_dag
@@ -82,20 +83,26 @@ def _dag_test(settings, tmp_path, runs: int) -> tuple[list[dict], str]:
     return runs_seen, output
 
 
-def test_dag_test_runs_real_ticks_that_show_in_dagster_and_release_the_next_batch(settings, tmp_path):
-    runs, output = _dag_test(settings, tmp_path, runs=2)
-    assert [r["state"] for r in runs] == ["success", "success"], output[-3000:]
-    assert "released batch-001" in output and "released batch-002" in output
+@pytest.mark.after_ticks(1)
+def test_dag_test_runs_a_real_tick_that_shows_in_dagster_and_releases_the_next_batch(settings, tmp_path):
+    """From the home one tick left (the fetch through Airflow is `test_a_failing_dagster_step...`'s first task):
+    one DAG run releases batch-002 and runs ingest, labels and the retrain as Dagster runs on the shared instance."""
     instance = open_instance(settings)
+    before = {run.run_id for run in instance.get_runs()}
+    runs, output = _dag_test(settings, tmp_path, runs=1)
+    assert [r["state"] for r in runs] == ["success"], output[-3000:]
+    assert runs[0]["tasks"]["fetch_source"] == "success" and "dataset already fetched" in output
+    assert "released batch-002" in output
     assert instance.get_dynamic_partitions("batches") == ["batch-001", "batch-002"]
-    for partition in ("batch-001", "batch-002"):
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey("clean_batch"), asset_partitions=[partition]), limit=1)
-        assert records.records, partition
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("clean_batch"), asset_partitions=["batch-002"]), limit=1)
+    assert records.records
     dagster_runs = [line.split()[2] for line in output.splitlines() if line.startswith("dagster run ")]
-    assert len(dagster_runs) == 7  # fetch once, then ingest + labels + retrain per tick (delay 0)
-    assert all(instance.get_run_by_id(run_id) for run_id in dagster_runs)
-    assert instance.get_latest_materialization_event(dg.AssetKey("production_model")) is not None
+    assert len(dagster_runs) == 3  # ingest + labels + retrain (label delay 0); the source was fetched already
+    assert {run.run_id for run in instance.get_runs()} - before == set(dagster_runs)
+    retrain = instance.get_run_by_id(dagster_runs[-1])
+    assert retrain.job_name == "retrain" and retrain.is_success
+    assert instance.get_latest_materialization_event(dg.AssetKey("production_model")).run_id == retrain.run_id
 
 
 def test_a_failing_dagster_step_fails_the_airflow_task_with_dagsters_error(settings, tmp_path):
@@ -103,6 +110,7 @@ def test_a_failing_dagster_step_fails_the_airflow_task_with_dagsters_error(setti
     arrival.parent.mkdir(parents=True)
     arrival.write_bytes(b"")  # the batch arrives empty
     runs, output = _dag_test(settings, tmp_path, runs=1)
+    assert runs[0]["tasks"]["fetch_source"] == "success" and " of fetch_source succeeded" in output  # a real fetch
     assert runs[0]["tasks"]["ingest_batch"] == "failed"
     assert runs[0]["tasks"]["retrain"] == "upstream_failed"
     assert "batch-001 cannot be read: batch is empty" in output
