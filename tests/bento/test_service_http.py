@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from assets.resources.registry import ModelRegistry
-from tests.bento.conftest import service_in_process, start_service
+from tests.bento.conftest import service_in_process
 
 
 def _predict(url, encounters, **kw):
