@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from assets.resources.published import monitoring_reports as published_reports
+from assets.resources.published import published_status
 from ui.views.shared import registry
 
 DRIFT_LABELS = {"none": "none", "warn": "WARN", "alarm": "ALARM"}
@@ -21,6 +22,16 @@ def monitoring_reports(tracking_uri: str) -> dict[str, dict]:
     return published_reports(registry())
 
 
+@st.cache_data(ttl=15, show_spinner=False)
+def label_states(tracking_uri: str) -> dict[str, dict]:
+    """Each batch's label state as the release ledger records it (the published status): `labels`
+    (pending, landed or failed) and, when the realised judgement failed for good, why. Empty before the first
+    status is published (the page then reads the state from the reports)."""
+    status = published_status(registry()) or {}
+    return {b["id"]: {"labels": b.get("labels"), "realised_error": (b.get("monitoring") or {}).get("realised_error")}
+            for b in status.get("batches", [])}
+
+
 def render() -> None:
     st.title("Monitoring")
     st.caption("Each batch is scored by the model in production when it arrives, *before* any retrain learns "
@@ -28,6 +39,7 @@ def render() -> None:
                "band), and the realised figures when the outcomes land, weeks later.")
     try:
         reports = monitoring_reports(registry().tracking_uri)
+        states = label_states(registry().tracking_uri)
     except Exception as err:  # noqa: BLE001 - registry down: say so, never a stack trace
         st.error(f"The model registry is not reachable ({type(err).__name__}). Check READMIT_MLFLOW_TRACKING_URI.")
         return
@@ -36,8 +48,11 @@ def render() -> None:
         st.info("No batch has been judged yet: the first batches train the first model; monitoring starts "
                 "with the first batch that arrives while a model is in production (`readmit tick`).")
         return
-    table = pd.DataFrame([_row(batch, report) for batch, report in judged.items()])
+    table = pd.DataFrame([_row(batch, report, states.get(batch, {})) for batch, report in judged.items()])
     pending = table.loc[table["labels"] == "pending", "batch"].tolist()
+    unjudged = [f"{batch}: {states[batch].get('realised_error') or 'not judged'}" for batch in table["batch"]
+                if states.get(batch, {}).get("labels") == "landed" and not judged[batch]["realised"]]
+    failed = table.loc[table["labels"] == "failed", "batch"].tolist()
     pages = [f"{batch}: {reason}" for batch, report in judged.items()
              for reason in (report["realised"] or {}).get("pages", report["summary"].get("pages", []))]
     if pages:
@@ -52,6 +67,12 @@ def render() -> None:
                    + ". Reviewed? `readmit drift ack FEATURE --reason ... --by NAME`.")
     if pending:
         st.info(f"Labels pending for {', '.join(pending)}: their figures are estimates until the outcomes land.")
+    if unjudged:
+        st.warning("Labels landed, but the realised judgement failed (the retrain still learns from them; "
+                   "`readmit status` has the details):\n\n" + "\n".join(f"- {line}" for line in unjudged))
+    if failed:
+        st.warning(f"Labels never landed for {', '.join(failed)}: no realised figure, and no retrain learns "
+                   "from these batches (`readmit status`).")
     st.dataframe(table, width="stretch", hide_index=True)
     left, right = st.columns(2)
     left.subheader("ROC-AUC per batch: estimated at arrival, realised when labels land")
@@ -74,10 +95,13 @@ def render() -> None:
     st.dataframe(subgroups, width="stretch", hide_index=True)
 
 
-def _row(batch: str, report: dict) -> dict:
+def _row(batch: str, report: dict, state: dict) -> dict:
+    """One batch's line; `labels` is the ledger's state when published (landed without a realised report when
+    its judgement failed), else read from the report."""
     summary, realised = report["summary"], report["realised"] or {}
     estimated = summary.get("estimated") or {}
-    return {"batch": batch, "judged by version": summary["model_version"], "labels": "landed" if realised else "pending",
+    labels = state.get("labels") or ("landed" if realised else "pending")
+    return {"batch": batch, "judged by version": summary["model_version"], "labels": labels,
             "estimated ROC-AUC": estimated.get("roc_auc"), "band low": estimated.get("roc_auc_low"),
             "band high": estimated.get("roc_auc_high"), "realised ROC-AUC": realised.get("roc_auc"),
             "estimate error": realised.get("estimate_error"),
