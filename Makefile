@@ -42,7 +42,9 @@ demo: install ## run the main job on the embedded default: every batch, no serve
 # made once): the tests wait on processes they start and on shared templates, and a third worker on two cores
 # fills those waits (make test 388 s with two, 360 s with three: docs/benchmarks.md). `uv run pytest FILE` by
 # hand stays a single process.
-TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n + 1 < 4 ? n + 1 : 4 )))
+# (nproc without the OpenMP variables, which it honours: an exported OMP_NUM_THREADS=1 is not one core.)
+CORES := $(shell env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || echo 1)
+TEST_WORKERS ?= $(shell echo $$(( $(CORES) + 1 < 4 ? $(CORES) + 1 : 4 )))
 
 test: install ## unit, contract and graph tests, on synthetic data (the README's test command)
 	$(RUN) pytest -m "not stack and not realdata" -n $(TEST_WORKERS) --dist loadfile
@@ -56,7 +58,7 @@ system-packages: ## Debian packages for the stack tests (chromium, prometheus); 
 # The stack tests spend much of their time waiting on the servers they start (an MLflow outage, Airflow's
 # retries, a browser): one worker per core, at most four, whole files per worker (each starts its own servers
 # on free ports; PostgreSQL databases have random names). 712 s on two cores, 1,348 s of test time.
-STACK_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
+STACK_WORKERS ?= $(shell echo $$(( $(CORES) < 4 ? $(CORES) : 4 )))
 
 test-stack: install postgres system-packages ## tests against real servers on loopback (Postgres, MLflow server, moto S3)
 	$(RUN) pytest -m stack -n $(STACK_WORKERS) --dist loadfile

@@ -27,7 +27,7 @@ from assets.encounters.schemas import MEDICATIONS, NUMERIC_BOUNDS
 from assets.model.features import CATEGORICAL, FEATURES
 
 VISITS = ("number_outpatient", "number_emergency", "number_inpatient")
-SHAP_CHUNK_ROWS = 64  # rows per TreeSHAP pass: 32-100 measure the same, 2,000 at once 1.7x slower
+SHAP_CHUNK_ROWS = 64  # rows per TreeSHAP pass: 32-100 rows measure within 5 %, 2,000 at once 1.8x slower
 
 
 @dataclass
@@ -134,7 +134,7 @@ class TreeShap:
 
         Rows go through in chunks of `SHAP_CHUNK_ROWS`: each row's arithmetic is independent of the others, and
         a chunk's (rows x leaves x depth) intermediates stay in cache, where 2,000 rows at once spill to
-        memory and take 1.7x as long (docs/benchmarks.md, "TreeSHAP in chunks")."""
+        memory and take 1.8x as long (docs/benchmarks.md, "TreeSHAP in chunks")."""
         x = np.asarray(x, dtype=np.float64)
         if len(x) <= SHAP_CHUNK_ROWS:
             return self._chunk_shap_values(x)

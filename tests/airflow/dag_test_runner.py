@@ -4,10 +4,10 @@ A separate process because Airflow binds its configuration and database at impor
 Usage: python -m tests.airflow.dag_test_runner RUNS [--with-retries [RETRY_DELAY_SECONDS]]
 (--with-retries keeps the DAG's own retry policy: its retry count and exponential back-off, from a first delay of
 RETRY_DELAY_SECONDS instead of the production 30 s when given; tests/stack/test_airflow_outage.py rides out an
-outage on it)
+outage on it). Each line has every task's final state and how many times it was tried.
 """
+import argparse
 import json
-import sys
 from datetime import timedelta
 
 from airflow.dag_processing.dagbag import DagBag
@@ -25,12 +25,16 @@ def main(runs: int, with_retries: bool = False, retry_delay_seconds: float | Non
             task.retry_delay = timedelta(seconds=retry_delay_seconds)
     for _ in range(runs):
         run = dag.test()
-        states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
-        print("DAGRUN " + json.dumps({"state": str(run.state), "tasks": states}), flush=True)
+        instances = run.get_task_instances()
+        print("DAGRUN " + json.dumps({"state": str(run.state), "tasks": {ti.task_id: str(ti.state) for ti in instances},
+                                      "tries": {ti.task_id: ti.try_number for ti in instances}}), flush=True)
 
 
 if __name__ == "__main__":
-    flags = sys.argv[2:]
-    retrying = "--with-retries" in flags
-    delay = flags[flags.index("--with-retries") + 1:][:1] if retrying else []
-    main(int(sys.argv[1]), retrying, float(delay[0]) if delay else None)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=int)
+    parser.add_argument("--with-retries", nargs="?", const=-1.0, default=None, type=float, metavar="SECONDS",
+                        help="keep the DAG's retries (optionally from a first delay of SECONDS)")
+    options = parser.parse_args()
+    main(options.runs, options.with_retries is not None,
+         options.with_retries if options.with_retries is not None and options.with_retries >= 0 else None)

@@ -131,22 +131,27 @@ def test_monitoring_page_takes_label_states_from_the_ledger_a_failed_judgement_i
         monkeypatch, tmp_path, empty_mlflow_db):
     """Labels that landed but whose realised judgement failed for good have no realised report: the page says
     landed (from the published status, the ledger's state) and why, never "pending"; labels that never landed
-    say failed."""
+    say failed; a realised report outranks a status published before it."""
     error = "the realised judgement failed 3 times since 2026-12-01T00:00:00+00:00: MLflow unreachable"
     reports = {"batch-002": _report(1, "none", {"age": 0.01}, realised=0.66),
                "batch-003": _report(1, "none", {"age": 0.02}),
                "batch-004": _report(1, "none", {"age": 0.02}),
-               "batch-005": _report(1, "none", {"age": 0.02})}
+               "batch-005": _report(1, "none", {"age": 0.02}),
+               "batch-006": _report(1, "none", {"age": 0.02}, realised=0.64),
+               "batch-007": _report(1, "none", {"age": 0.02})}
     status = {"batches": [{"id": "batch-002", "labels": "landed", "monitoring": {}},
                           {"id": "batch-003", "labels": "landed", "monitoring": {"realised_error": error}},
                           {"id": "batch-004", "labels": "failed", "monitoring": {}},
-                          {"id": "batch-005", "labels": "pending", "monitoring": {}}]}
+                          {"id": "batch-005", "labels": "pending", "monitoring": {}},
+                          {"id": "batch-006", "labels": "pending", "monitoring": {}},  # published before it landed
+                          {"id": "batch-007", "labels": "landed", "monitoring": {}}]}  # its report is being written
     monkeypatch.setenv("READMIT_HOME", str(_home_with_published(tmp_path, empty_mlflow_db, reports, status)))
     app = AppTest.from_function(_monitoring_page, default_timeout=60).run()
     assert not app.exception
     table = app.dataframe[0].value
-    assert table["labels"].tolist() == ["landed", "landed", "failed", "pending"]
+    assert table["labels"].tolist() == ["landed", "landed", "failed", "pending", "landed", "landed"]
     assert any("batch-003: " + error in w.value for w in app.warning)
+    assert not any("batch-007" in w.value for w in app.warning)  # in progress, not failed
     assert any("never landed for batch-004" in w.value for w in app.warning)
     assert any("Labels pending for batch-005:" in i.value and "batch-003" not in i.value for i in app.info)
 

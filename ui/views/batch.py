@@ -1,7 +1,6 @@
 """Batch scoring: a CSV of encounters through the API in chunks; rejected rows are listed, not dropped."""
 from __future__ import annotations
 
-import io
 
 import pandas as pd
 import streamlit as st

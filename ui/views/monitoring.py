@@ -32,14 +32,23 @@ def label_states(tracking_uri: str) -> dict[str, dict]:
             for b in status.get("batches", [])}
 
 
+def _label_states_or_none(tracking_uri: str) -> dict[str, dict]:
+    """`label_states`, or none when the status cannot be read (the page then reads states from the reports)."""
+    try:
+        return label_states(tracking_uri)
+    except Exception:  # noqa: BLE001 - a status document this page cannot read must not hide the reports
+        return {}
+
+
 def render() -> None:
     st.title("Monitoring")
     st.caption("Each batch is scored by the model in production when it arrives, *before* any retrain learns "
                "from it, and judged twice: an estimate from the model's own probabilities at once (with its 95% "
                "band), and the realised figures when the outcomes land, weeks later.")
     try:
+        # The status first: a batch it says landed then has its realised report in what is read after it.
+        states = _label_states_or_none(registry().tracking_uri)
         reports = monitoring_reports(registry().tracking_uri)
-        states = label_states(registry().tracking_uri)
     except Exception as err:  # noqa: BLE001 - registry down: say so, never a stack trace
         st.error(f"The model registry is not reachable ({type(err).__name__}). Check READMIT_MLFLOW_TRACKING_URI.")
         return
@@ -50,8 +59,8 @@ def render() -> None:
         return
     table = pd.DataFrame([_row(batch, report, states.get(batch, {})) for batch, report in judged.items()])
     pending = table.loc[table["labels"] == "pending", "batch"].tolist()
-    unjudged = [f"{batch}: {states[batch].get('realised_error') or 'not judged'}" for batch in table["batch"]
-                if states.get(batch, {}).get("labels") == "landed" and not judged[batch]["realised"]]
+    unjudged = [f"{batch}: {states[batch]['realised_error']}" for batch in table["batch"]
+                if states.get(batch, {}).get("realised_error") and not judged[batch]["realised"]]
     failed = table.loc[table["labels"] == "failed", "batch"].tolist()
     pages = [f"{batch}: {reason}" for batch, report in judged.items()
              for reason in (report["realised"] or {}).get("pages", report["summary"].get("pages", []))]
@@ -96,11 +105,11 @@ def render() -> None:
 
 
 def _row(batch: str, report: dict, state: dict) -> dict:
-    """One batch's line; `labels` is the ledger's state when published (landed without a realised report when
-    its judgement failed), else read from the report."""
+    """One batch's line; `labels` is landed where a realised report exists, else the ledger's state as last
+    published (landed without a report when its judgement failed for good, or failed), else pending."""
     summary, realised = report["summary"], report["realised"] or {}
     estimated = summary.get("estimated") or {}
-    labels = state.get("labels") or ("landed" if realised else "pending")
+    labels = "landed" if realised else (state.get("labels") or "pending")  # a realised report outranks a stale status
     return {"batch": batch, "judged by version": summary["model_version"], "labels": labels,
             "estimated ROC-AUC": estimated.get("roc_auc"), "band low": estimated.get("roc_auc_low"),
             "band high": estimated.get("roc_auc_high"), "realised ROC-AUC": realised.get("roc_auc"),
