@@ -272,20 +272,26 @@ def trained_template(tmp_path_factory) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def trained_settings(trained_template, tmp_path_factory):
+def trained_settings(request, tmp_path_factory, synthetic_frame):
     """Embedded settings whose registry holds two versions after two ticks on synthetic data.
 
-    Each module gets its own relocated copy of the trained home (registry and its artifacts, aliases, lake,
+    Each module gets its own relocated copy of a trained home (registry and its artifacts, aliases, lake,
     Dagster instance), so a test that moves the alias, registers a version or tampers with a model's files
-    cannot leak into another module, without training again."""
+    cannot leak into another module, without training again. `make test`'s modules copy the home two ticks of
+    the `settings` world leave (`ticked_homes(2)`, made for the `after_ticks` tests anyway); the stack tests,
+    which serve it to outside clients and a browser, copy `trained_template` (4,000 encounters)."""
     import shutil
 
-    template_root = trained_template.home.parent
     root = tmp_path_factory.mktemp("served-copy")
-    shutil.copyfile(trained_template.source, root / "diabetic_data.csv")
-    copy_home(template_root, root)
-    return Settings(home=root / "home", source=str(root / "diabetic_data.csv"), offline=True,
-                    batch_size=trained_template.batch_size)
+    if request.node.get_closest_marker("stack"):
+        template = request.getfixturevalue("trained_template")
+        shutil.copyfile(template.source, root / "diabetic_data.csv")
+        copy_home(template.home.parent, root)
+        return Settings(home=root / "home", source=str(root / "diabetic_data.csv"), offline=True,
+                        batch_size=template.batch_size)
+    synthetic_frame.to_csv(root / "diabetic_data.csv", index=False)
+    copy_home(request.getfixturevalue("ticked_homes")(2), root)
+    return _small_world(root, root / "diabetic_data.csv")
 
 
 def raw_frame(rows: list[dict] | None = None, base: pd.DataFrame | None = None, n: int = 3) -> pd.DataFrame:

@@ -2,7 +2,6 @@
 review job reads the service's shadow record over loopback HTTP and promotes or drops the challenger; the
 CLI's actions need names and reasons and refuse what they cannot do."""
 import json
-import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -90,11 +89,10 @@ def stand_in():
 
 
 @pytest.fixture
-def shadowing(trained_settings, tmp_path):
-    """A copy of the trained home with v2 in shadow beside v1, as the gate leaves it under `shadow`."""
-    home = tmp_path / "home"
-    shutil.copytree(trained_settings.home, home)
-    settings = trained_settings.with_(home=home, promotion="shadow", api_key="k-123")
+def shadowing(settings):
+    """The home the whole feed leaves (the tests are marked `after_ticks(3)`: nothing left to release or
+    retrain) with v2 in shadow beside v1, as the gate leaves it under `shadow`."""
+    settings = settings.with_(promotion="shadow", api_key="k-123")
     registry = ModelRegistry.from_settings(settings)
     registry.set_production(1)
     route_winner(registry, Policy(shadow=True), 2, 1, "better on the holdout", {})
@@ -104,6 +102,7 @@ def shadowing(trained_settings, tmp_path):
     return settings, registry
 
 
+@pytest.mark.after_ticks(3)
 @pytest.mark.parametrize("figures, promoted", [(AGREEING, True), ({**AGREEING, "rank_correlation": 0.03,
                                                                    "top_overlap": 0.09}, False)])
 def test_the_review_job_reads_the_service_over_http_and_promotes_or_drops(shadowing, stand_in, figures, promoted):
@@ -123,6 +122,7 @@ def test_the_review_job_reads_the_service_over_http_and_promotes_or_drops(shadow
     assert "review_shadow" not in tick(settings).runs  # settled: nothing owed any more
 
 
+@pytest.mark.after_ticks(3)
 def test_the_review_waits_while_the_service_is_down_wrongly_keyed_or_shadowing_another_version(shadowing, stand_in):
     settings, registry = shadowing
     server, url = stand_in
