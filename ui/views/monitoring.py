@@ -26,17 +26,12 @@ def monitoring_reports(tracking_uri: str) -> dict[str, dict]:
 def label_states(tracking_uri: str) -> dict[str, dict]:
     """Each batch's label state as the release ledger records it (the published status): `labels`
     (pending, landed or failed) and, when the realised judgement failed for good, why. Empty before the first
-    status is published (the page then reads the state from the reports)."""
-    status = published_status(registry()) or {}
-    return {b["id"]: {"labels": b.get("labels"), "realised_error": (b.get("monitoring") or {}).get("realised_error")}
-            for b in status.get("batches", [])}
-
-
-def _label_states_or_none(tracking_uri: str) -> dict[str, dict]:
-    """`label_states`, or none when the status cannot be read (the page then reads states from the reports)."""
+    status is published, or when it cannot be read: the page then reads the states from the reports."""
     try:
-        return label_states(tracking_uri)
-    except Exception:  # noqa: BLE001 - a status document this page cannot read must not hide the reports
+        status = published_status(registry()) or {}
+        return {b["id"]: {"labels": b.get("labels"), "realised_error": (b.get("monitoring") or {}).get("realised_error")}
+                for b in status.get("batches", [])}
+    except Exception:  # noqa: BLE001 - a status this page cannot read must not hide the reports
         return {}
 
 
@@ -47,7 +42,7 @@ def render() -> None:
                "band), and the realised figures when the outcomes land, weeks later.")
     try:
         # The status first: a batch it says landed then has its realised report in what is read after it.
-        states = _label_states_or_none(registry().tracking_uri)
+        states = label_states(registry().tracking_uri)
         reports = monitoring_reports(registry().tracking_uri)
     except Exception as err:  # noqa: BLE001 - registry down: say so, never a stack trace
         st.error(f"The model registry is not reachable ({type(err).__name__}). Check READMIT_MLFLOW_TRACKING_URI.")
