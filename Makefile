@@ -33,7 +33,7 @@ $(UV):
 	mkdir -p $(TOOLS)/bin && ln -sf ../uv-venv/bin/uv $(TOOLS)/bin/uv && ln -sf ../uv-venv/bin/uvx $(TOOLS)/bin/uvx
 
 install: $(UV) ## create .venv with every dependency group from uv.lock
-	$(UV) sync --frozen --all-groups
+	$(UV) sync --frozen --all-groups --compile-bytecode
 
 demo: install ## run the main job on the embedded default: every batch, no servers
 	umask 077 && $(RUN) readmit demo

@@ -19,7 +19,7 @@ import dagster as dg
 from assets.graph.encounters import batches
 from assets.encounters.batches import BatchLedger, now_iso, plan_batches
 from assets.monitoring.quality import SUMMARY_KEYS as MONITORING_KEYS
-from assets.monitoring.push import push_batch_gauges, push_release_gauges, pushgateway_auth
+from assets.monitoring.push import push_batch_gauges, push_outcomes_not_judged, push_release_gauges, pushgateway_auth
 from assets.resources.lake import Lake
 from assets.settings import Settings
 
@@ -117,9 +117,13 @@ def record_label_failure(settings: Settings, batch: str, reason: str, now: datet
                       "realised_error": f"the realised judgement failed {attempts} times since {first}: {reason}"}
         ledger.record(batch, labels="landed", labels_landed_at=now_iso(), labels_attempts=attempts,
                       labels_error=reason, labels_first_failed_at=first, monitoring=monitoring)
-        return "landed"
-    labels = "failed" if final else "pending"
-    ledger.record(batch, labels=labels, labels_attempts=attempts, labels_error=reason, labels_first_failed_at=first)
+        labels = "landed"
+    else:
+        labels = "failed" if final else "pending"
+        ledger.record(batch, labels=labels, labels_attempts=attempts, labels_error=reason, labels_first_failed_at=first)
+    if final and settings.pushgateway_url:  # readmit_labelled_batch_judged 0: ReadmitOutcomesNotJudged fires for it
+        push_outcomes_not_judged(settings.pushgateway_url, batch, labels, (entry.get("monitoring") or {}).get(
+            "model_version"), logging.getLogger(__name__), pushgateway_auth(settings))
     return labels
 
 

@@ -141,6 +141,34 @@ def ticked_homes(tmp_path_factory, synthetic_frame, empty_mlflow_db):
     return root
 
 
+@pytest.fixture
+def gateway():
+    """A loopback Pushgateway stand-in: 200 to everything, or `status` when set; `received` holds each push."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received, state = [], {"status": 200}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_PUT(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+            received.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+            self.send_response(state["status"])
+            self.end_headers()
+
+        do_POST = do_PUT
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", received, state
+    server.shutdown()
+    server.server_close()
+
+
 @pytest.fixture(scope="session")
 def real_source() -> str:
     """The real UCI data (READMIT_SOURCE or the shared copy); these tests skip only where it is absent."""

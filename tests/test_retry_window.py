@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from assets.encounters.batches import BatchLedger
-from assets.release import record_batch_failure, release_next_batch, retry_note
+from assets.release import record_batch_failure, record_label_failure, release_next_batch, retry_note
 from assets.resources.lake import Lake
 from assets.settings import Settings
 
@@ -104,35 +104,35 @@ def test_every_numeric_variable_that_is_not_a_number_names_itself():
             Settings.from_env({variable: "twelve"})
 
 
-def test_a_batch_that_ends_not_judged_says_so_to_the_pushgateway(settings):
+def test_a_batch_that_ends_not_judged_says_so_to_the_pushgateway(settings, gateway):
     """readmit_batch_judged 0 for the batch: what the ReadmitBatchNotJudged rule fires on."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    url, pushed, _ = gateway
+    watched = settings.with_(pushgateway_url=url)
+    _ledger(watched, status="clean")
+    record_batch_failure(watched, "batch-001", "registry unreachable", now=START)
+    assert pushed == []  # inside the window: nothing is decided yet
+    for minutes in (31, 32):
+        record_batch_failure(watched, "batch-001", "registry unreachable", now=START + timedelta(minutes=minutes))
+    assert len(pushed) == 1 and "/job/readmit_monitoring" in pushed[0]["path"]
+    assert 'readmit_batch_judged{batch="batch-001",model_version="none"} 0.0' in pushed[0]["body"]
 
-    pushed = []
 
-    class Gateway(BaseHTTPRequestHandler):
-        def do_PUT(self):
-            pushed.append((self.path, self.rfile.read(int(self.headers["Content-Length"])).decode()))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        watched = settings.with_(pushgateway_url=f"http://127.0.0.1:{server.server_address[1]}")
-        _ledger(watched, status="clean")
-        record_batch_failure(watched, "batch-001", "registry unreachable", now=START)
-        assert pushed == []  # inside the window: nothing is decided yet
-        for minutes in (31, 32):
-            record_batch_failure(watched, "batch-001", "registry unreachable", now=START + timedelta(minutes=minutes))
-    finally:
-        server.shutdown()
-    assert len(pushed) == 1 and "/job/readmit_monitoring" in pushed[0][0]
-    assert 'readmit_batch_judged{batch="batch-001",model_version="none"} 0.0' in pushed[0][1]
+@pytest.mark.parametrize("landed", [False, True], ids=["labels failed", "realised judgement failed"])
+def test_outcomes_that_will_never_be_judged_say_so_to_the_pushgateway(settings, gateway, landed):
+    """readmit_labelled_batch_judged 0, with the labels' final state: what ReadmitOutcomesNotJudged fires on.
+    Labels that never land and labels that landed but could not be judged both leave a batch nobody judges."""
+    url, pushed, _ = gateway
+    watched = settings.with_(pushgateway_url=url)
+    _ledger(watched, status="clean", monitoring={"model_version": 3},
+            **({"outcomes_at": START.isoformat()} if landed else {}))
+    for minutes in (0, 31):
+        assert record_label_failure(watched, "batch-001", "label file unreadable",
+                                    now=START + timedelta(minutes=minutes)) == "pending"
+        assert pushed == []  # not final yet: the next tick lands them again
+    state = record_label_failure(watched, "batch-001", "label file unreadable", now=START + timedelta(minutes=32))
+    assert state == ("landed" if landed else "failed")
+    assert len(pushed) == 1 and "/job/readmit_outcomes" in pushed[0]["path"]
+    assert f'readmit_labelled_batch_judged{{batch="batch-001",model_version="3",state="{state}"}} 0.0' in pushed[0]["body"]
 
 
 def test_readmit_status_says_since_when_a_batch_fails(settings):

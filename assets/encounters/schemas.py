@@ -192,11 +192,15 @@ class CleanEncounter(pa.DataFrameModel):
         ordered = False
 
 
-class LabelledEncounter(CleanEncounter):
-    """A clean encounter with the label that landed for it: what the training set holds."""
+class Outcome(pa.DataFrameModel):
+    """What happened after discharge: the fields a landed label adds (one definition, two contracts below)."""
 
     readmitted: Series[Text] = pa.Field(isin=READMITTED_VALUES)
     readmitted_30d: Series[bool] = pa.Field(description="readmitted within 30 days (readmitted == '<30')")
+
+
+class LabelledEncounter(CleanEncounter, Outcome):
+    """A clean encounter with the label that landed for it: what the training set holds."""
 
 
 class RawLabel(pa.DataFrameModel):
@@ -209,12 +213,10 @@ class RawLabel(pa.DataFrameModel):
         strict = False  # extra columns are tolerated and dropped, as on the encounter feed
 
 
-class CleanLabel(pa.DataFrameModel):
+class CleanLabel(Outcome):
     """The label of one known, clean encounter of the batch: one per encounter, never two that disagree."""
 
     encounter_id: Series[int] = pa.Field(unique=True, ge=1)
-    readmitted: Series[Text] = pa.Field(isin=READMITTED_VALUES)
-    readmitted_30d: Series[bool] = pa.Field(description="readmitted within 30 days (readmitted == '<30')")
     batch_id: Series[Text] = pa.Field(description="the batch whose encounters this label is about")
 
     class Config:

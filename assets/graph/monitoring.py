@@ -33,7 +33,8 @@ from assets.settings import Settings
 REFERENCE_PROFILE = "reference_profile.json"
 REFERENCE_BATCHES = 3  # labelled batches whose held-out patients recalibrate the estimate: ~9,000 rows
 ESTIMATE_KEYS = ("roc_auc", "roc_auc_low", "roc_auc_high", "pr_auc", "pr_auc_low", "pr_auc_high", "positive_rate",
-                 "positive_rate_low", "positive_rate_high", "brier", "rows", "recalibrated_on", "reference_rows")
+                 "positive_rate_low", "positive_rate_high", "brier", "brier_low", "brier_high", "rows", "recalibrated_on",
+                 "reference_rows")
 
 
 class Monitoring(dg.ConfigurableResource):

@@ -146,7 +146,9 @@ def estimate_performance(scores: np.ndarray, reference: tuple[np.ndarray, np.nda
         "roc_auc": expected_roc_auc(scores, probabilities), **_band("roc_auc", realised),
         "pr_auc": _finite_mean(average_precision), **_band("pr_auc", average_precision),
         "positive_rate": float(probabilities.mean()), **_band("positive_rate", positive_rate),
-        "brier": float(np.mean(probabilities * (1 - probabilities))),
+        # The served scores' Brier, not the corrected probabilities': E[(s - y)^2] with y ~ Bernoulli(p).
+        "brier": float(np.mean(scores ** 2 + probabilities * (1 - 2 * scores))),
+        **_band("brier", ((labels - scores) ** 2).mean(axis=1)),
         "rows": int(len(scores)), "recalibrated_on": int(reference_rows), "reference_rows": int(looked_at),
         "draws": int(draws),
     }

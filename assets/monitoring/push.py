@@ -19,6 +19,8 @@ from assets.settings import Settings
 JOB = "readmit_monitoring"
 OUTCOMES_JOB = "readmit_outcomes"
 RELEASE_JOB = "readmit_release"
+OUTCOMES_JUDGED = ("1 when the latest labelled batch was judged on its outcomes, 0 when it never will be "
+                   "(state: labels failed, or landed with the realised judgement failed).")
 ESTIMATED = ("roc_auc", "roc_auc_low", "roc_auc_high", "pr_auc", "positive_rate", "positive_rate_low",
              "positive_rate_high", "recalibrated_on")
 
@@ -90,6 +92,8 @@ def push_outcome_gauges(url: str, batch: str, summary: dict, log, auth: tuple[st
             Gauge(name, documentation, list(labels), registry=registry).labels(**labels).set(float(value))
 
     gauge("readmit_labelled_batch_timestamp_seconds", "When the latest batch's labels landed.", time.time())
+    Gauge("readmit_labelled_batch_judged", OUTCOMES_JUDGED, [*labels, "state"], registry=registry).labels(
+        **labels, state="judged").set(1)
     for key in ("roc_auc", "pr_auc", "brier", "ece", "holdout_roc_auc", "positive_rate", "mean_risk", "rows",
                 "max_subgroup_gap", "estimate_error"):
         gauge(f"readmit_labelled_batch_{key}", f"Realised {key} of the judging version on the latest labelled batch.",
@@ -103,6 +107,21 @@ def push_outcome_gauges(url: str, batch: str, summary: dict, log, auth: tuple[st
     for key in ("roc_auc", "roc_auc_low", "roc_auc_high"):
         gauge(f"readmit_labelled_batch_estimated_{key}", f"The estimate's {key} for that batch, made at its arrival.",
               estimated.get(key))
+    return _push(url, OUTCOMES_JOB, registry, log, auth)
+
+
+def push_outcomes_not_judged(url: str, batch: str, state: str, model_version, log,
+                             auth: tuple[str, str] | None = None) -> bool:
+    """Say that `batch`'s outcomes will not be judged: its labels `failed` to land for good, or they `landed`
+    and the realised judgement failed for good (`record_label_failure`). What ReadmitOutcomesNotJudged fires on:
+    without it a batch nobody will ever judge looks, on the dashboards, like a batch still waiting."""
+    from prometheus_client import CollectorRegistry, Gauge
+
+    registry = CollectorRegistry()
+    labels = {"batch": batch, "model_version": "none" if model_version is None else str(model_version), "state": state}
+    Gauge("readmit_labelled_batch_timestamp_seconds", "When the latest batch's labels landed (or were given up on).",
+          list(labels), registry=registry).labels(**labels).set(time.time())
+    Gauge("readmit_labelled_batch_judged", OUTCOMES_JUDGED, list(labels), registry=registry).labels(**labels).set(0)
     return _push(url, OUTCOMES_JOB, registry, log, auth)
 
 

@@ -58,6 +58,22 @@ def test_on_calibrated_scores_the_estimate_is_the_mean_realised_figure_and_the_b
     assert estimate["pr_auc_low"] < estimate["pr_auc"] < estimate["pr_auc_high"]
 
 
+def test_the_brier_estimate_is_the_served_scores_expected_brier_and_its_band_covers_fresh_outcomes():
+    """Served scores that overstate risk, recalibrated on labelled outcomes: the estimate is the Brier of the
+    scores as served (what the realised judgement measures), not of the corrected probabilities."""
+    rng = np.random.default_rng(11)
+    truth, _ = _batch(rng)
+    served = truth ** 0.6
+    ref_truth, ref_labels = _batch(rng)
+    estimate = estimate_performance(served, reference=(ref_truth ** 0.6, ref_labels), seed=4)
+    realised = np.array([np.mean((served - (rng.random(len(truth)) < truth)) ** 2) for _ in range(200)])
+    assert estimate["brier"] == pytest.approx(realised.mean(), abs=0.002)
+    assert estimate["brier"] > np.mean(truth * (1 - truth)) + 0.005  # a miscalibrated score pays for it
+    covered = np.mean((realised >= estimate["brier_low"]) & (realised <= estimate["brier_high"]))
+    assert 0.9 <= covered <= 1.0, covered
+    assert estimate["brier_low"] < estimate["brier"] < estimate["brier_high"]
+
+
 def test_a_drifted_calibration_is_corrected_by_the_labels_that_have_landed():
     """The served scores overstate risk (a population that moved): the raw estimate is off; recalibrated on
     an earlier labelled batch of the same drift, it is back on the realised figure."""

@@ -2,8 +2,6 @@
 labels alert rules read, the pipeline's login, and a gateway that is down or refuses never fails a batch."""
 import base64
 import logging
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -11,31 +9,6 @@ from assets.monitoring.push import JOB, OUTCOMES_JOB, RELEASE_JOB, push_batch_ga
 from assets.settings import Settings
 
 log = logging.getLogger("test-push")
-
-
-@pytest.fixture
-def gateway():
-    """A loopback Pushgateway stand-in: 200 to everything, or `status` when set; `received` holds each push."""
-    received, state = [], {"status": 200}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_PUT(self):
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
-            received.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-            self.send_response(state["status"])
-            self.end_headers()
-
-        do_POST = do_PUT
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", received, state
-    server.shutdown()
-    server.server_close()
 
 
 REPORT = {"summary": {"model_version": 2, "roc_auc": None, "ece": None, "max_psi": 0.3, "drift": "alarm",
@@ -83,6 +56,7 @@ def test_outcome_gauges_carry_the_realised_figures_beside_the_estimate(gateway):
     assert 'readmit_labelled_batch_estimated_roc_auc_low{batch="batch-005",model_version="2"} 0.63' in body
     assert 'readmit_labelled_batch_estimate_error{batch="batch-005",model_version="2"} 0.045' in body
     assert "readmit_labelled_batch_ece" not in body
+    assert 'readmit_labelled_batch_judged{batch="batch-005",model_version="2",state="judged"} 1.0' in body
     assert 'readmit_labelled_batch_page{batch="batch-005",kind="realised_drop",model_version="2"} 1.0' in body
     assert 'readmit_labelled_batch_page{batch="batch-005",kind="concept_drift",model_version="2"} 0.0' in body
     assert push_outcome_gauges(url, "batch-001", {"realised": None}, log, auth=("p", "q")) is False  # nothing judged

@@ -104,3 +104,17 @@ def test_with_a_label_delay_the_first_batches_are_not_judged_without_a_ticket(tm
             {"series": 'readmit_batch_number{job="readmit-pushgateway",exported_job="readmit_monitoring",'
                        f'batch="{batch}",model_version="none"}}', "values": f"{number} {number} {number}"}],
             "alert_rule_test": [{"eval_time": "2m", "alertname": "ReadmitBatchNotJudged", "exp_alerts": tickets}]})
+
+
+def test_outcomes_that_will_never_be_judged_raise_a_ticket_and_judged_ones_do_not(tmp_path):
+    def judged(state: str, value: int, batch: str) -> dict:
+        return {"series": 'readmit_labelled_batch_judged{job="readmit-pushgateway",exported_job="readmit_outcomes",'
+                          f'batch="{batch}",model_version="4",state="{state}"}}', "values": f"{value} {value} {value}"}
+
+    _promtool(tmp_path, {"interval": "1m", "input_series": [judged("failed", 0, "batch-003"), judged("landed", 0, "batch-004")],
+                         "alert_rule_test": [{"eval_time": "2m", "alertname": "ReadmitOutcomesNotJudged", "exp_alerts": [
+                             {"exp_labels": {"severity": "ticket", "batch": batch, "state": state},
+                              "exp_annotations": _summary("ReadmitOutcomesNotJudged", {"batch": batch, "state": state})}
+                             for batch, state in (("batch-003", "failed"), ("batch-004", "landed"))]}]})
+    _promtool(tmp_path, {"interval": "1m", "input_series": [judged("judged", 1, "batch-005")],
+                         "alert_rule_test": [{"eval_time": "2m", "alertname": "ReadmitOutcomesNotJudged", "exp_alerts": []}]})
