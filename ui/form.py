@@ -5,7 +5,6 @@ from dataclasses import dataclass
 import pandas as pd
 
 from assets.encounters.schemas import FIELD_LABELS as LABELS, MEDICATIONS, MISSING, UNKNOWN, ColumnSpec, column_specs
-from assets.encounters.source import read_id_descriptions as id_descriptions  # noqa: F401 - the form's API
 
 GROUPS = {
     "Patient": ["age", "gender", "race", "weight", "payer_code"],

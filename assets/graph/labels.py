@@ -19,7 +19,7 @@ from assets.encounters.batches import BatchLedger, now_iso, slice_feeds
 from assets.encounters.labels import clean_labels, parse_labels
 from assets.encounters.schemas import TARGET, label_structure
 from assets.encounters.transforms import BatchStructureError, reason_kinds
-from assets.graph.encounters import DatasetSource, batches, clean_batch, plan_for, source_dataset
+from assets.graph.encounters import DatasetSource, batches, plan_for, source_dataset
 from assets.resources.lake import Lake, checked_batch_key
 
 with warnings.catch_warnings():  # dagster-pandera is marked beta; its API is what we rely on

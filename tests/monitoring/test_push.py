@@ -3,8 +3,6 @@ labels alert rules read, the pipeline's login, and a gateway that is down or ref
 import base64
 import logging
 
-import pytest
-
 from assets.monitoring.push import JOB, OUTCOMES_JOB, RELEASE_JOB, push_batch_gauges, push_outcome_gauges, push_release_gauges
 from assets.settings import Settings
 

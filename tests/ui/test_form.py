@@ -5,7 +5,8 @@ import pandas as pd
 from streamlit.testing.v1 import AppTest
 
 from assets.encounters.schemas import MEDICATIONS, column_specs
-from ui.form import GROUPS, build_fields, encounter_from_form, id_descriptions, most_common_values
+from assets.encounters.source import read_id_descriptions as id_descriptions
+from ui.form import GROUPS, build_fields, encounter_from_form, most_common_values
 
 APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
 
