@@ -22,6 +22,7 @@ from assets.monitoring.quality import SUMMARY_KEYS as MONITORING_KEYS
 from assets.monitoring.push import push_batch_gauges, push_outcomes_not_judged, push_release_gauges, pushgateway_auth
 from assets.resources.lake import Lake
 from assets.settings import Settings
+from assets.status import publish, status_changed, status_unpublished
 
 DONE_STATES = {"clean", "failed"}
 
@@ -52,6 +53,7 @@ def release_next_batch(settings: Settings, instance: dg.DagsterInstance) -> Tick
     state = ledger.read()
     if "total_rows" not in state:
         raise PipelineError("the dataset has not been fetched: run the fetch_source job (readmit fetch) first")
+    republish_status(settings, state)
     owed = set(ledger.monitoring_owed(state))
     unfinished = [b for b in state["batches"] if b.get("status") not in DONE_STATES or b["id"] in owed]
     if unfinished:
@@ -78,6 +80,27 @@ def release_next_batch(settings: Settings, instance: dg.DagsterInstance) -> Tick
     first = (state["batches"][:1] or [{"released_at": now_iso()}])[0].get("released_at")
     push_release_gauges(settings, batch, first, logging.getLogger(__name__))
     return TickReport(batch, message)
+
+
+def republish_status(settings: Settings, state: dict) -> bool:
+    """Publish the release status again when the ledger changed since it was last published (`status_changed`).
+    Every ticker releases first, so a change is shown by the next tick even when no run follows it: after the
+    feed has ended, the last labels failing for good. A registry that cannot be reached is logged and tried
+    again at the next tick; the tick goes on."""
+    if not status_unpublished(state):
+        return False
+    from assets.encounters.source import read_id_descriptions
+    from assets.graph.encounters import DatasetSource
+    from assets.resources.registry import ModelRegistry
+
+    try:
+        descriptions = read_id_descriptions(DatasetSource.from_settings(settings).info().ids_mapping_path)
+        publish(_lake(settings), ModelRegistry.from_settings(settings), descriptions)
+    except Exception as err:  # noqa: BLE001 - whatever the registry raised, the tick is not the place to fail
+        logging.getLogger(__name__).warning(f"the release status could not be published again "
+                                            f"({type(err).__name__}: {str(err)[:300]}): the next tick tries again")
+        return False
+    return True
 
 
 def _labels_after_feed(ledger: BatchLedger, state: dict, delay: int) -> str:
@@ -121,6 +144,7 @@ def record_label_failure(settings: Settings, batch: str, reason: str, now: datet
     else:
         labels = "failed" if final else "pending"
         ledger.record(batch, labels=labels, labels_attempts=attempts, labels_error=reason, labels_first_failed_at=first)
+    status_changed(ledger)
     if final and settings.pushgateway_url:  # readmit_labelled_batch_judged 0: ReadmitOutcomesNotJudged fires for it
         push_outcomes_not_judged(settings.pushgateway_url, batch, labels, (entry.get("monitoring") or {}).get(
             "model_version"), logging.getLogger(__name__), pushgateway_auth(settings))
@@ -148,6 +172,7 @@ def acknowledge_drift(settings: Settings, feature: str, reason: str, by: str) ->
               "by": by, "at": now_iso(), "warns_again_above": warnings[feature]["psi"] * ACK_GROWTH}
     ledger.describe_source(drift_acks={**state.get("drift_acks", {}), feature: record},
                            drift_ack_log=[*state.get("drift_ack_log", []), record])
+    status_changed(ledger)
     return record
 
 
@@ -165,6 +190,7 @@ def reopen_batch(settings: Settings, batch: str) -> None:
     # What the earlier run found is no longer true of the batch: judged again at arrival, labelled again.
     ledger.forget(batch, "monitoring", "outcomes_at", "labels_landed_at", "label_rows", "labels_quarantined",
                   "label_quarantine_reasons", "encounters_unlabelled", "labels_error")
+    status_changed(ledger)
 
 
 def record_batch_failure(settings: Settings, batch: str, reason: str, now: datetime | None = None) -> str:
@@ -193,6 +219,7 @@ def record_batch_failure(settings: Settings, batch: str, reason: str, now: datet
             fields["monitoring"] = {**{key: None for key in MONITORING_KEYS}, "error": reason,
                                     "note": f"monitoring failed {attempts} times since {first}: this batch was not judged"}
         ledger.record(batch, **fields)
+        status_changed(ledger)
         if final and settings.pushgateway_url:  # readmit_batch_judged 0: ReadmitBatchNotJudged fires for it
             push_batch_gauges(settings.pushgateway_url, batch, {"summary": fields["monitoring"], "psi": {}},
                               logging.getLogger(__name__), pushgateway_auth(settings))
@@ -200,6 +227,7 @@ def record_batch_failure(settings: Settings, batch: str, reason: str, now: datet
     status = "failed" if final else entry.get("status", "released")
     ledger.record(batch, status=status, attempts=attempts, error=reason, first_failed_at=first,
                   **({"failed_at": now.isoformat(timespec="seconds")} if final else {}))
+    status_changed(ledger)
     return status
 
 

@@ -9,7 +9,7 @@ from assets.settings import Settings
 
 # The contract's estimate at arrival (issue #30); the lake's monitoring JSON keeps the whole estimate.
 ESTIMATED_KEYS = ("roc_auc", "roc_auc_low", "roc_auc_high", "pr_auc", "positive_rate", "positive_rate_low",
-                  "positive_rate_high", "recalibrated_on", "model_version")
+                  "positive_rate_high", "brier", "brier_low", "brier_high", "recalibrated_on", "model_version")
 
 
 def collect_status(settings: Settings) -> dict:
@@ -53,7 +53,22 @@ def publish(lake: Lake, registry, id_descriptions: dict | None = None) -> None:
     """Publish the release status (and the public ID descriptions) for readers without the lake (the UI)."""
     from assets.resources.published import publish_status
 
+    ledger = BatchLedger(lake.path())
+    revision = ledger.read().get("status_revision", 0)  # read first: a change made meanwhile stays unpublished
     publish_status(registry, {**release_status(lake, registry), "id_descriptions": id_descriptions or {}})
+    if ledger.read().get("published_revision", 0) < revision:
+        ledger.describe_source(published_revision=revision)
+
+
+def status_changed(ledger: BatchLedger) -> None:
+    """Say that the ledger changed outside the runs that publish the status (a failure counted, a drift
+    acknowledged, a batch reopened): the next tick republishes it (`release.republish_status`), so the UI
+    never shows labels as pending that failed for good after the feed had ended, nor an acknowledgement missing."""
+    ledger.describe_source(status_revision=ledger.read().get("status_revision", 0) + 1)
+
+
+def status_unpublished(state: dict) -> bool:
+    return state.get("status_revision", 0) > state.get("published_revision", 0)
 
 
 def _labels(entry: dict) -> dict:

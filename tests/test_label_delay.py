@@ -120,6 +120,8 @@ def test_each_batch_is_estimated_at_arrival_and_realised_when_its_labels_land(de
     assert final["labels"] == "landed"
     monitoring = final["monitoring"]
     assert monitoring["estimated"]["roc_auc"] == pytest.approx(estimated["roc_auc"])  # the arrival figure, kept
+    published = monitoring["estimated"]  # readmit status --json carries the Brier estimate with its band
+    assert published["brier_low"] <= published["brier"] <= published["brier_high"]
     realised = monitoring["realised"]
     assert realised["model_version"] == estimated["model_version"]
     assert monitoring["roc_auc"] == realised["roc_auc"] is not None  # the flat fields are the realised figures

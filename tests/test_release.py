@@ -185,3 +185,35 @@ def test_dagsters_sensor_reviews_a_shadow_at_most_once_a_batch_interval(settings
     assert shadow_owed(settings) == ["v4"]  # the CLI tick and Airflow review every tick
     assert shadow_review_due(settings, now=reviewed + timedelta(seconds=30)) == []
     assert shadow_review_due(settings, now=reviewed + timedelta(seconds=settings.batch_interval_seconds)) == ["v4"]
+
+
+@pytest.mark.after_ticks(3)
+def test_a_change_made_outside_a_run_is_published_by_the_next_tick_even_when_nothing_else_runs(settings, caplog,
+                                                                                             tmp_path):
+    """The feed has ended: the last labels failing for good is shown on the UI (the published status) by the
+    next tick's release, which has nothing to release; a registry that cannot be reached then is retried."""
+    from assets.release import record_label_failure
+    from assets.resources.published import published_status
+    from assets.resources.registry import RegistryReader
+
+    ledger, reader = BatchLedger(Lake(root=settings.lake).path()), RegistryReader.from_settings(settings)
+    instance = dg.DagsterInstance.ephemeral()
+    ledger.record("batch-003", labels="pending", outcomes_at=None)
+    final = settings.with_(batch_attempts=1, batch_retry_minutes=0)
+    assert record_label_failure(final, "batch-003", "label file unreadable") == "failed"
+
+    def published(batch: str) -> str:
+        return next(b["labels"] for b in published_status(reader)["batches"] if b["id"] == batch)
+
+    assert published("batch-003") == "landed"  # what the last run published: no longer true
+    (tmp_path / "a-file").write_text("")  # a store under a file: no registry can be opened there
+    unreachable = settings.with_(mlflow_tracking_uri=f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}")
+    assert "nothing to release" in release_next_batch(unreachable, instance).message  # the tick goes on
+    assert "could not be published again" in caplog.text and published("batch-003") == "landed"
+    release_next_batch(settings, instance)
+    assert published("batch-003") == "failed"
+    state = ledger.read()
+    assert state["published_revision"] == state["status_revision"]  # nothing left to publish: no write next tick
+    reopen_batch(settings, "batch-003")  # a person retries it: the UI says pending again at the next tick
+    release_next_batch(settings, instance)
+    assert published("batch-003") == "pending"
