@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 DIGEST_TAG = "readmit.model_sha256"  # a version tag: {relative path: sha256} of every file, as JSON
@@ -50,14 +51,27 @@ def decode(recorded: str | None) -> dict[str, str] | None:
     return digests
 
 
+def discard_bytecode(folder: str | Path) -> None:
+    """Remove every `__pycache__` folder under `folder`, before its files are checked and loaded.
+
+    A plain `mlflow.pyfunc.load_model` of a local store imports the model's code where it lies, and Python
+    caches that code's bytecode beside it: the registered folder then holds files no digest covers, and every
+    checked load refused the version. Bytecode is derived from the `.py` files the digests cover, so it is
+    dropped rather than trusted (a planted one would run instead of its checked source) and recompiled."""
+    for cache in sorted(Path(folder).rglob("__pycache__"), reverse=True):
+        if cache.is_dir() and not cache.is_symlink():
+            shutil.rmtree(cache)
+
+
 def verify_folder(folder: str | Path, recorded: str | dict | None, what: str) -> dict[str, str]:
-    """The folder's digests when they equal `recorded` exactly (same files, same bytes); else
-    `DigestMismatch` naming the first files that differ. A version without recorded digests is refused:
+    """The folder's digests when they equal `recorded` exactly (same files, same bytes, its bytecode caches
+    discarded first); else `DigestMismatch` naming the first files that differ. A version without recorded digests is refused:
     removing the tag must not be a way around the check."""
     expected = decode(recorded) if not isinstance(recorded, dict) else recorded
     if not expected:
         raise DigestMismatch(f"digest mismatch: {what} has no recorded sha256 of its files ({DIGEST_TAG}); "
                              "refused before unpickling (readmit record-digests VERSION stamps a trusted one)")
+    discard_bytecode(folder)
     actual = file_digests(folder)
     if actual != expected:
         changed = sorted(p for p in expected.keys() & actual.keys() if expected[p] != actual[p])

@@ -62,6 +62,39 @@ def test_a_folder_verifies_only_with_the_same_files_and_bytes(tmp_path):
         verify_folder(tmp_path / "m", recorded, "m")
 
 
+def test_bytecode_a_loader_cached_beside_the_code_is_discarded_never_loaded_and_a_bare_pyc_is_refused(tmp_path):
+    """A plain MLflow load of a local store imports the model's code in place and Python caches its bytecode
+    there: the version must still load (the cache is dropped, not trusted), and nothing else may be added."""
+    import importlib.util
+    import py_compile
+    import subprocess
+    import sys
+
+    model = tmp_path / "m"
+    (model / "code" / "pkg").mkdir(parents=True)
+    (model / "code" / "pkg" / "__init__.py").write_text("")
+    (model / "code" / "pkg" / "scoring.py").write_text("ANSWER = 'checked source'\n")
+    recorded = file_digests(model)
+    # What a loader leaves: a real import, bytecode written (the test's environment may forbid it)
+    subprocess.run([sys.executable, "-c", "import pkg.scoring"], cwd=model / "code", check=True,
+                   env={"PATH": os.environ["PATH"], "PYTHONPATH": str(model / "code")})
+    cached = model / "code" / "pkg" / "__pycache__"
+    assert any(cached.glob("scoring.*.pyc"))
+    # ... and one planted with a valid header would run instead of the checked source: it goes too
+    planted = model / "evil.py"
+    planted.write_text("ANSWER = 'planted'\n")
+    py_compile.compile(str(planted), cfile=str(next(cached.glob("scoring.*.pyc"))))
+    planted.unlink()
+    assert verify_folder(model, recorded, "m") == recorded and not cached.exists()
+    spec = importlib.util.spec_from_file_location("scoring_checked", model / "code" / "pkg" / "scoring.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.ANSWER == "checked source"
+    (model / "code" / "pkg" / "helper.pyc").write_bytes(b"\x00")  # sourceless bytecode is importable: refused
+    with pytest.raises(DigestMismatch, match="unexpected: code/pkg/helper.pyc"):
+        verify_folder(model, recorded, "m")
+
+
 @pytest.mark.parametrize("recorded", [None, "", "not json", "[]", "{}", '{"model.pkl": 1}'])
 def test_a_folder_without_readable_digests_is_refused(tmp_path, recorded):
     (tmp_path / "model.pkl").write_bytes(b"model")
