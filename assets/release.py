@@ -19,7 +19,8 @@ import dagster as dg
 from assets.graph.encounters import batches
 from assets.encounters.batches import BatchLedger, now_iso, plan_batches
 from assets.monitoring.quality import SUMMARY_KEYS as MONITORING_KEYS
-from assets.monitoring.push import push_batch_gauges, push_outcomes_not_judged, push_release_gauges, pushgateway_auth
+from assets.monitoring.push import (forget_outcomes_not_judged, push_batch_gauges, push_outcomes_not_judged,
+                                   push_release_gauges, pushgateway_auth)
 from assets.resources.lake import Lake
 from assets.settings import Settings
 from assets.status import publish, status_changed, status_unpublished
@@ -53,7 +54,6 @@ def release_next_batch(settings: Settings, instance: dg.DagsterInstance) -> Tick
     state = ledger.read()
     if "total_rows" not in state:
         raise PipelineError("the dataset has not been fetched: run the fetch_source job (readmit fetch) first")
-    republish_status(settings, state)
     owed = set(ledger.monitoring_owed(state))
     unfinished = [b for b in state["batches"] if b.get("status") not in DONE_STATES or b["id"] in owed]
     if unfinished:
@@ -65,8 +65,10 @@ def release_next_batch(settings: Settings, instance: dg.DagsterInstance) -> Tick
         released = {b["id"] for b in state["batches"]}
         plans = [p for p in plan_batches(state["total_rows"], settings.batch_size) if p.id not in released]
         if not plans:
-            return TickReport(None, f"all {len(released)} batches are already in: nothing to release"
-                                    + _labels_after_feed(ledger, state, settings.label_delay_batches))
+            message = (f"all {len(released)} batches are already in: nothing to release"
+                       + _labels_after_feed(ledger, state, settings.label_delay_batches))
+            republish_status(settings, ledger.read())
+            return TickReport(None, message)
         batch = plans[0].id
         clock = state.get("label_clock", 0) + 1  # a tick of the feed: labels owed for `delay` ticks come closer
         ledger.describe_source(label_clock=clock)
@@ -82,12 +84,19 @@ def release_next_batch(settings: Settings, instance: dg.DagsterInstance) -> Tick
     return TickReport(batch, message)
 
 
+# While the status is republished, an MLflow server that does not answer fails the attempt at once: its client's
+# default (7 retries with back-off, 120 s a request) would hold the tick lock for minutes, every tick of an outage.
+REPUBLISH_MLFLOW_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+
+
 def republish_status(settings: Settings, state: dict) -> bool:
     """Publish the release status again when the ledger changed since it was last published (`status_changed`).
-    Every ticker releases first, so a change is shown by the next tick even when no run follows it: after the
-    feed has ended, the last labels failing for good. A registry that cannot be reached is logged and tried
-    again at the next tick; the tick goes on."""
-    if not status_unpublished(state):
+
+    Called when a tick has no batch to release: a released batch's own runs publish it anyway, and after the
+    feed has ended nothing else would show a change (the last labels failing for good) on the UI. The
+    attempt is bounded (`REPUBLISH_MLFLOW_ENV`); a registry that cannot be reached is logged and tried again
+    at the next tick, and the tick goes on."""
+    if not status_unpublished(_lake(settings), state):
         return False
     from assets.encounters.source import read_id_descriptions
     from assets.graph.encounters import DatasetSource
@@ -95,12 +104,28 @@ def republish_status(settings: Settings, state: dict) -> bool:
 
     try:
         descriptions = read_id_descriptions(DatasetSource.from_settings(settings).info().ids_mapping_path)
-        publish(_lake(settings), ModelRegistry.from_settings(settings), descriptions)
+        with _environment(REPUBLISH_MLFLOW_ENV):
+            publish(_lake(settings), ModelRegistry.from_settings(settings), descriptions)
     except Exception as err:  # noqa: BLE001 - whatever the registry raised, the tick is not the place to fail
         logging.getLogger(__name__).warning(f"the release status could not be published again "
                                             f"({type(err).__name__}: {str(err)[:300]}): the next tick tries again")
         return False
     return True
+
+
+@contextmanager
+def _environment(values: dict[str, str]):
+    """`values` set in the environment for the block (MLflow reads its request settings from it per request)."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _labels_after_feed(ledger: BatchLedger, state: dict, delay: int) -> str:
@@ -145,9 +170,12 @@ def record_label_failure(settings: Settings, batch: str, reason: str, now: datet
         labels = "failed" if final else "pending"
         ledger.record(batch, labels=labels, labels_attempts=attempts, labels_error=reason, labels_first_failed_at=first)
     status_changed(ledger)
-    if final and settings.pushgateway_url:  # readmit_labelled_batch_judged 0: ReadmitOutcomesNotJudged fires for it
-        push_outcomes_not_judged(settings.pushgateway_url, batch, labels, (entry.get("monitoring") or {}).get(
-            "model_version"), logging.getLogger(__name__), pushgateway_auth(settings))
+    version = (entry.get("monitoring") or {}).get("model_version")
+    # readmit_labelled_batch_judged 0: ReadmitOutcomesNotJudged fires for it. A batch no model answered at
+    # arrival (the feed's first ones) had nothing to judge on its outcomes: no ticket.
+    if final and settings.pushgateway_url and version is not None:
+        push_outcomes_not_judged(settings.pushgateway_url, batch, labels, version, logging.getLogger(__name__),
+                                 pushgateway_auth(settings))
     return labels
 
 
@@ -191,6 +219,9 @@ def reopen_batch(settings: Settings, batch: str) -> None:
     ledger.forget(batch, "monitoring", "outcomes_at", "labels_landed_at", "label_rows", "labels_quarantined",
                   "label_quarantine_reasons", "encounters_unlabelled", "labels_error")
     status_changed(ledger)
+    if settings.pushgateway_url:  # its outcomes will be judged again: ReadmitOutcomesNotJudged resolves
+        forget_outcomes_not_judged(settings.pushgateway_url, batch, logging.getLogger(__name__),
+                                   pushgateway_auth(settings))
 
 
 def record_batch_failure(settings: Settings, batch: str, reason: str, now: datetime | None = None) -> str:

@@ -1,11 +1,15 @@
 """What `readmit status` reports: batches from the ledger, rows in the training set, the live model."""
 from __future__ import annotations
 
+import json
+
 from assets.encounters.batches import BatchLedger
 from assets.encounters.training import training_rows
 from assets.monitoring.quality import SUMMARY_KEYS
 from assets.resources.lake import Lake
 from assets.settings import Settings
+
+PUBLISHED_REVISION = "metadata_published.json"  # which ledger revision the published status reflects
 
 # The contract's estimate at arrival (issue #30); the lake's monitoring JSON keeps the whole estimate.
 ESTIMATED_KEYS = ("roc_auc", "roc_auc_low", "roc_auc_high", "pr_auc", "positive_rate", "positive_rate_low",
@@ -53,22 +57,29 @@ def publish(lake: Lake, registry, id_descriptions: dict | None = None) -> None:
     """Publish the release status (and the public ID descriptions) for readers without the lake (the UI)."""
     from assets.resources.published import publish_status
 
-    ledger = BatchLedger(lake.path())
-    revision = ledger.read().get("status_revision", 0)  # read first: a change made meanwhile stays unpublished
+    revision = BatchLedger(lake.path()).read().get("status_revision", 0)  # first: a later change stays unpublished
     publish_status(registry, {**release_status(lake, registry), "id_descriptions": id_descriptions or {}})
-    if ledger.read().get("published_revision", 0) < revision:
-        ledger.describe_source(published_revision=revision)
+    if published_revision(lake) < revision:
+        # Its own file, not the ledger: a run publishing outside the tick lock never rewrites the ledger.
+        lake.write_bytes(json.dumps({"revision": revision}).encode(), PUBLISHED_REVISION)
 
 
 def status_changed(ledger: BatchLedger) -> None:
     """Say that the ledger changed outside the runs that publish the status (a failure counted, a drift
-    acknowledged, a batch reopened): the next tick republishes it (`release.republish_status`), so the UI
-    never shows labels as pending that failed for good after the feed had ended, nor an acknowledgement missing."""
+    acknowledged, a batch reopened): the next tick with nothing to release publishes it again
+    (`release.republish_status`), so after the feed has ended the UI does not go on showing labels as pending
+    that failed for good."""
     ledger.describe_source(status_revision=ledger.read().get("status_revision", 0) + 1)
 
 
-def status_unpublished(state: dict) -> bool:
-    return state.get("status_revision", 0) > state.get("published_revision", 0)
+def published_revision(lake: Lake) -> int:
+    """The ledger's `status_revision` the published status last reflected (0: none recorded)."""
+    path = lake.path(PUBLISHED_REVISION)
+    return int(json.loads(path.read_text()).get("revision", 0)) if path.exists() else 0
+
+
+def status_unpublished(lake: Lake, state: dict) -> bool:
+    return state.get("status_revision", 0) > published_revision(lake)
 
 
 def _labels(entry: dict) -> dict:

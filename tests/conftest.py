@@ -19,7 +19,7 @@ from hypothesis import settings as hypothesis_settings  # noqa: E402
 from assets.encounters.synthetic import generate_encounters  # noqa: E402
 from assets.pipeline import open_instance, tick  # noqa: E402
 from assets.settings import Settings  # noqa: E402
-from tests.homes import copy_home  # noqa: E402
+from tests.homes import copy_home, forget_artifact_locations  # noqa: E402
 
 SHARED_ZIP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dataset_diabetes.zip"
 PROJECT_TOOLS = Path(__file__).resolve().parents[1] / ".tools" / "bin"
@@ -130,6 +130,7 @@ def ticked_homes(tmp_path_factory, synthetic_frame, empty_mlflow_db):
                     synthetic_frame.to_csv(ticking / "diabetic_data.csv", index=False)
                 settings = _small_world(ticking, ticking / "diabetic_data.csv")
                 instance = open_instance(settings)
+                forget_artifact_locations()  # the copies made since the last tick share the template's run ids
                 for k in range(made + 1, n + 1):
                     tick(settings, instance)
                     shutil.rmtree(folder / f"after-{k}", ignore_errors=True)
@@ -152,11 +153,12 @@ def gateway():
     class Handler(BaseHTTPRequestHandler):
         def do_PUT(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
-            received.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+            received.append({"method": self.command, "path": self.path, "auth": self.headers.get("Authorization"),
+                             "body": body})
             self.send_response(state["status"])
             self.end_headers()
 
-        do_POST = do_PUT
+        do_POST = do_DELETE = do_PUT
 
         def log_message(self, *args):
             pass

@@ -45,11 +45,11 @@ def copy_home(source_root: Path, target_root: Path) -> Path:
             if p.is_file() and not _logged_model_file(home, p) and old.encode() in p.read_bytes()]
     if left:
         raise HomeNotRelocatable(f"still naming {old}: {left}")
-    _forget_artifact_locations()
+    forget_artifact_locations()
     return home
 
 
-def _forget_artifact_locations() -> None:
+def forget_artifact_locations() -> None:
     """MLflow caches where each run's artifacts live for the whole process, keyed by run id alone
     (`_artifact_repos_cache`), and every copy of a home has its template's run ids. Without this, a run
     written in a copy (the release status, a batch's realised figures) was written into the folder of the

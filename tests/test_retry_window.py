@@ -118,9 +118,12 @@ def test_a_batch_that_ends_not_judged_says_so_to_the_pushgateway(settings, gatew
 
 
 @pytest.mark.parametrize("landed", [False, True], ids=["labels failed", "realised judgement failed"])
-def test_outcomes_that_will_never_be_judged_say_so_to_the_pushgateway(settings, gateway, landed):
-    """readmit_labelled_batch_judged 0, with the labels' final state: what ReadmitOutcomesNotJudged fires on.
-    Labels that never land and labels that landed but could not be judged both leave a batch nobody judges."""
+def test_outcomes_that_will_never_be_judged_say_so_to_the_pushgateway_until_a_retry(settings, gateway, landed):
+    """readmit_labelled_batch_judged 0, with the labels' final state, in a group of the batch's own (pushing it
+    must not replace the latest judged batch's gauges): what ReadmitOutcomesNotJudged fires on, until
+    `readmit retry` reopens the batch and deletes the group."""
+    from assets.release import reopen_batch
+
     url, pushed, _ = gateway
     watched = settings.with_(pushgateway_url=url)
     _ledger(watched, status="clean", monitoring={"model_version": 3},
@@ -131,8 +134,20 @@ def test_outcomes_that_will_never_be_judged_say_so_to_the_pushgateway(settings, 
         assert pushed == []  # not final yet: the next tick lands them again
     state = record_label_failure(watched, "batch-001", "label file unreadable", now=START + timedelta(minutes=32))
     assert state == ("landed" if landed else "failed")
-    assert len(pushed) == 1 and "/job/readmit_outcomes" in pushed[0]["path"]
-    assert f'readmit_labelled_batch_judged{{batch="batch-001",model_version="3",state="{state}"}} 0.0' in pushed[0]["body"]
+    (push,) = pushed
+    assert push["method"] == "PUT" and push["path"] == "/metrics/job/readmit_outcomes_not_judged/batch/batch-001"
+    assert f'readmit_labelled_batch_judged{{model_version="3",state="{state}"}} 0.0' in push["body"]
+    reopen_batch(watched, "batch-001")
+    assert pushed[1]["method"] == "DELETE" and pushed[1]["path"] == push["path"]
+
+
+def test_labels_of_a_batch_no_model_answered_raise_no_ticket_when_they_fail(settings, gateway):
+    """The feed's first batches arrive before any model: their outcomes had nothing to judge."""
+    url, pushed, _ = gateway
+    watched = settings.with_(pushgateway_url=url, batch_attempts=1, batch_retry_minutes=0)
+    _ledger(watched, status="clean", monitoring={"model_version": None})
+    assert record_label_failure(watched, "batch-001", "label file unreadable", now=START) == "failed"
+    assert pushed == []
 
 
 def test_readmit_status_says_since_when_a_batch_fails(settings):

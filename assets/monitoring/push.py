@@ -18,9 +18,10 @@ from assets.settings import Settings
 
 JOB = "readmit_monitoring"
 OUTCOMES_JOB = "readmit_outcomes"
+NOT_JUDGED_JOB = "readmit_outcomes_not_judged"  # one group per batch whose outcomes were given up on
 RELEASE_JOB = "readmit_release"
-OUTCOMES_JUDGED = ("1 when the latest labelled batch was judged on its outcomes, 0 when it never will be "
-                   "(state: labels failed, or landed with the realised judgement failed).")
+OUTCOMES_JUDGED = ("0: the batch's outcomes will never be judged (state: its labels failed, or landed with the "
+                   "realised judgement failed), until readmit retry reopens it.")
 ESTIMATED = ("roc_auc", "roc_auc_low", "roc_auc_high", "pr_auc", "positive_rate", "positive_rate_low",
              "positive_rate_high", "recalibrated_on")
 
@@ -92,8 +93,6 @@ def push_outcome_gauges(url: str, batch: str, summary: dict, log, auth: tuple[st
             Gauge(name, documentation, list(labels), registry=registry).labels(**labels).set(float(value))
 
     gauge("readmit_labelled_batch_timestamp_seconds", "When the latest batch's labels landed.", time.time())
-    Gauge("readmit_labelled_batch_judged", OUTCOMES_JUDGED, [*labels, "state"], registry=registry).labels(
-        **labels, state="judged").set(1)
     for key in ("roc_auc", "pr_auc", "brier", "ece", "holdout_roc_auc", "positive_rate", "mean_risk", "rows",
                 "max_subgroup_gap", "estimate_error"):
         gauge(f"readmit_labelled_batch_{key}", f"Realised {key} of the judging version on the latest labelled batch.",
@@ -114,15 +113,32 @@ def push_outcomes_not_judged(url: str, batch: str, state: str, model_version, lo
                              auth: tuple[str, str] | None = None) -> bool:
     """Say that `batch`'s outcomes will not be judged: its labels `failed` to land for good, or they `landed`
     and the realised judgement failed for good (`record_label_failure`). What ReadmitOutcomesNotJudged fires on:
-    without it a batch nobody will ever judge looks, on the dashboards, like a batch still waiting."""
+    without it a batch nobody will ever judge looks, on the dashboards, like a batch still waiting.
+
+    A group of its own per batch (`job=readmit_outcomes_not_judged`, `batch`): pushing it never replaces the
+    latest judged batch's gauges (their pages would resolve), and it stays until `readmit retry` reopens the
+    batch (`forget_outcomes_not_judged`)."""
     from prometheus_client import CollectorRegistry, Gauge
 
     registry = CollectorRegistry()
-    labels = {"batch": batch, "model_version": "none" if model_version is None else str(model_version), "state": state}
-    Gauge("readmit_labelled_batch_timestamp_seconds", "When the latest batch's labels landed (or were given up on).",
+    labels = {"model_version": "none" if model_version is None else str(model_version), "state": state}
+    Gauge("readmit_labelled_batch_given_up_timestamp_seconds", "When the batch's outcomes were given up on.",
           list(labels), registry=registry).labels(**labels).set(time.time())
     Gauge("readmit_labelled_batch_judged", OUTCOMES_JUDGED, list(labels), registry=registry).labels(**labels).set(0)
-    return _push(url, OUTCOMES_JOB, registry, log, auth)
+    return _push(url, NOT_JUDGED_JOB, registry, log, auth, grouping_key={"batch": batch})
+
+
+def forget_outcomes_not_judged(url: str, batch: str, log, auth: tuple[str, str] | None = None) -> bool:
+    """Delete `batch`'s not-judged group: it was reopened, so its outcomes will be judged again."""
+    from prometheus_client import delete_from_gateway
+
+    try:
+        delete_from_gateway(url, job=NOT_JUDGED_JOB, grouping_key={"batch": batch}, timeout=5,
+                            handler=_handler(auth))
+    except OSError as err:
+        log.warning(f"could not delete the {NOT_JUDGED_JOB} gauges of {batch} at {url}: {err}")
+        return False
+    return True
 
 
 def push_release_gauges(settings: Settings, batch: str, first_released_at: str | None, log) -> bool:
@@ -157,8 +173,8 @@ def pushgateway_auth(settings: Settings) -> tuple[str, str] | None:
     return None
 
 
-def _push(url: str, job: str, registry, log, auth: tuple[str, str] | None) -> bool:
-    from prometheus_client import push_to_gateway
+def _handler(auth: tuple[str, str] | None):
+    """prometheus_client's request handler with the pipeline's login (`auth`, else the environment's)."""
     from prometheus_client.exposition import basic_auth_handler, default_handler
 
     if auth is None:
@@ -169,8 +185,15 @@ def _push(url: str, job: str, registry, log, auth: tuple[str, str] | None) -> bo
             return default_handler(url, method, timeout, headers, data)
         return basic_auth_handler(url, method, timeout, headers, data, auth[0], auth[1])
 
+    return handler
+
+
+def _push(url: str, job: str, registry, log, auth: tuple[str, str] | None, grouping_key: dict | None = None) -> bool:
+    from prometheus_client import push_to_gateway
+
     try:
-        push_to_gateway(url, job=job, registry=registry, timeout=5, handler=handler)
+        push_to_gateway(url, job=job, registry=registry, timeout=5, handler=_handler(auth),
+                        grouping_key=grouping_key)
     except OSError as err:  # urllib's HTTPError (a refused login: 401) is an OSError too
         log.warning(f"could not push {job} gauges to {url}: {err}")
         return False

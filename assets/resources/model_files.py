@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import stat
 from pathlib import Path
 
 DIGEST_TAG = "readmit.model_sha256"  # a version tag: {relative path: sha256} of every file, as JSON
@@ -57,10 +59,34 @@ def discard_bytecode(folder: str | Path) -> None:
     A plain `mlflow.pyfunc.load_model` of a local store imports the model's code where it lies, and Python
     caches that code's bytecode beside it: the registered folder then holds files no digest covers, and every
     checked load refused the version. Bytecode is derived from the `.py` files the digests cover, so it is
-    dropped rather than trusted (a planted one would run instead of its checked source) and recompiled."""
+    dropped rather than trusted (a planted one would run instead of its checked source) and recompiled.
+    A folder that cannot be cleaned (read-only) is a mismatch, never an unexplained error."""
     for cache in sorted(Path(folder).rglob("__pycache__"), reverse=True):
         if cache.is_dir() and not cache.is_symlink():
-            shutil.rmtree(cache)
+            try:
+                shutil.rmtree(cache)
+            except OSError as err:
+                raise DigestMismatch(f"digest mismatch: bytecode in {cache} cannot be removed before the "
+                                     f"check ({err}); refused before unpickling") from err
+
+
+def discarded_bytecode(folder: str | Path) -> str | Path:
+    """`folder` with its bytecode caches removed: what digests are recorded from (a store a plain load has
+    cached bytecode in must not have those files recorded as the version's)."""
+    discard_bytecode(folder)
+    return folder
+
+
+def _refuse_links(folder: Path, what: str) -> None:
+    """A symbolic link (or anything but a plain file or folder) in a model folder is refused: a linked folder
+    is neither digested nor cleaned, and its files would still be imported. MLflow's downloads copy files."""
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        for name in dirs + files:
+            path = Path(root) / name
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode) or not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                raise DigestMismatch(f"digest mismatch: {what} holds {path.relative_to(folder).as_posix()}, which "
+                                     "is not a plain file or folder; refused before unpickling")
 
 
 def verify_folder(folder: str | Path, recorded: str | dict | None, what: str) -> dict[str, str]:
@@ -71,6 +97,7 @@ def verify_folder(folder: str | Path, recorded: str | dict | None, what: str) ->
     if not expected:
         raise DigestMismatch(f"digest mismatch: {what} has no recorded sha256 of its files ({DIGEST_TAG}); "
                              "refused before unpickling (readmit record-digests VERSION stamps a trusted one)")
+    _refuse_links(Path(folder), what)
     discard_bytecode(folder)
     actual = file_digests(folder)
     if actual != expected:

@@ -62,10 +62,18 @@ def test_a_folder_verifies_only_with_the_same_files_and_bytes(tmp_path):
         verify_folder(tmp_path / "m", recorded, "m")
 
 
+def _import_in_a_fresh_process(code: Path, module: str) -> str:
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", f"import {module}; print({module}.ANSWER)"], cwd=code, check=True,
+                          capture_output=True, text=True, env={"PATH": os.environ["PATH"], "PYTHONPATH": str(code),
+                                                               "PYTHONDONTWRITEBYTECODE": "1"}).stdout.strip()
+
+
 def test_bytecode_a_loader_cached_beside_the_code_is_discarded_never_loaded_and_a_bare_pyc_is_refused(tmp_path):
     """A plain MLflow load of a local store imports the model's code in place and Python caches its bytecode
     there: the version must still load (the cache is dropped, not trusted), and nothing else may be added."""
-    import importlib.util
     import py_compile
     import subprocess
     import sys
@@ -75,23 +83,40 @@ def test_bytecode_a_loader_cached_beside_the_code_is_discarded_never_loaded_and_
     (model / "code" / "pkg" / "__init__.py").write_text("")
     (model / "code" / "pkg" / "scoring.py").write_text("ANSWER = 'checked source'\n")
     recorded = file_digests(model)
-    # What a loader leaves: a real import, bytecode written (the test's environment may forbid it)
+    # What a loader leaves: a real import that writes its bytecode (the test's environment may forbid it)
     subprocess.run([sys.executable, "-c", "import pkg.scoring"], cwd=model / "code", check=True,
                    env={"PATH": os.environ["PATH"], "PYTHONPATH": str(model / "code")})
     cached = model / "code" / "pkg" / "__pycache__"
     assert any(cached.glob("scoring.*.pyc"))
-    # ... and one planted with a valid header would run instead of the checked source: it goes too
-    planted = model / "evil.py"
+    # A planted one that Python loads without looking at the source (PEP 552, unchecked hash) ...
+    planted = tmp_path / "evil.py"
     planted.write_text("ANSWER = 'planted'\n")
-    py_compile.compile(str(planted), cfile=str(next(cached.glob("scoring.*.pyc"))))
-    planted.unlink()
+    py_compile.compile(str(planted), cfile=str(next(cached.glob("scoring.*.pyc"))),
+                       invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    assert _import_in_a_fresh_process(model / "code", "pkg.scoring") == "planted"
+    # ... is gone once the folder is checked, and the checked source is what runs
     assert verify_folder(model, recorded, "m") == recorded and not cached.exists()
-    spec = importlib.util.spec_from_file_location("scoring_checked", model / "code" / "pkg" / "scoring.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.ANSWER == "checked source"
+    assert _import_in_a_fresh_process(model / "code", "pkg.scoring") == "checked source"
     (model / "code" / "pkg" / "helper.pyc").write_bytes(b"\x00")  # sourceless bytecode is importable: refused
     with pytest.raises(DigestMismatch, match="unexpected: code/pkg/helper.pyc"):
+        verify_folder(model, recorded, "m")
+
+
+@pytest.mark.parametrize("link", ["__pycache__", "code/pkg", "code/pkg/scoring.py"])
+def test_a_symbolic_link_anywhere_in_a_model_folder_is_refused(tmp_path, link):
+    """A linked folder is neither digested nor cleaned, and its files would still be imported."""
+    model = tmp_path / "m"
+    (model / "code" / "pkg").mkdir(parents=True)
+    (model / "code" / "pkg" / "scoring.py").write_text("ANSWER = 1\n")
+    recorded = file_digests(model)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "scoring.py").write_text("ANSWER = 1\n")
+    target = model / "code" / "pkg" / "__pycache__" if link == "__pycache__" else model / link
+    if target.exists():
+        target.unlink() if target.is_file() else __import__("shutil").rmtree(target)
+    target.symlink_to(elsewhere / "scoring.py" if link.endswith(".py") else elsewhere)
+    with pytest.raises(DigestMismatch, match="not a plain file or folder"):
         verify_folder(model, recorded, "m")
 
 

@@ -106,15 +106,15 @@ def test_with_a_label_delay_the_first_batches_are_not_judged_without_a_ticket(tm
             "alert_rule_test": [{"eval_time": "2m", "alertname": "ReadmitBatchNotJudged", "exp_alerts": tickets}]})
 
 
-def test_outcomes_that_will_never_be_judged_raise_a_ticket_and_judged_ones_do_not(tmp_path):
-    def judged(state: str, value: int, batch: str) -> dict:
-        return {"series": 'readmit_labelled_batch_judged{job="readmit-pushgateway",exported_job="readmit_outcomes",'
-                          f'batch="{batch}",model_version="4",state="{state}"}}', "values": f"{value} {value} {value}"}
+def test_outcomes_that_will_never_be_judged_raise_a_ticket_and_another_jobs_gauge_does_not(tmp_path):
+    def judged(state: str, batch: str, job: str = "readmit_outcomes_not_judged") -> dict:
+        return {"series": f'readmit_labelled_batch_judged{{job="readmit-pushgateway",exported_job="{job}",'
+                          f'batch="{batch}",model_version="4",state="{state}"}}', "values": "0 0 0"}
 
-    _promtool(tmp_path, {"interval": "1m", "input_series": [judged("failed", 0, "batch-003"), judged("landed", 0, "batch-004")],
+    _promtool(tmp_path, {"interval": "1m", "input_series": [judged("failed", "batch-003"), judged("landed", "batch-004")],
                          "alert_rule_test": [{"eval_time": "2m", "alertname": "ReadmitOutcomesNotJudged", "exp_alerts": [
                              {"exp_labels": {"severity": "ticket", "batch": batch, "state": state},
                               "exp_annotations": _summary("ReadmitOutcomesNotJudged", {"batch": batch, "state": state})}
                              for batch, state in (("batch-003", "failed"), ("batch-004", "landed"))]}]})
-    _promtool(tmp_path, {"interval": "1m", "input_series": [judged("judged", 1, "batch-005")],
+    _promtool(tmp_path, {"interval": "1m", "input_series": [judged("failed", "batch-005", job="readmit_outcomes")],
                          "alert_rule_test": [{"eval_time": "2m", "alertname": "ReadmitOutcomesNotJudged", "exp_alerts": []}]})
