@@ -22,7 +22,7 @@ from assets.monitoring.quality import SUMMARY_KEYS as MONITORING_KEYS
 from assets.monitoring.push import (forget_outcomes_not_judged, push_batch_gauges, push_outcomes_not_judged,
                                    push_release_gauges, pushgateway_auth)
 from assets.resources.lake import Lake
-from assets.settings import Settings
+from assets.settings import Settings, temporary_environment
 from assets.status import publish, status_changed, status_unpublished
 
 DONE_STATES = {"clean", "failed"}
@@ -104,28 +104,13 @@ def republish_status(settings: Settings, state: dict) -> bool:
 
     try:
         descriptions = read_id_descriptions(DatasetSource.from_settings(settings).info().ids_mapping_path)
-        with _environment(REPUBLISH_MLFLOW_ENV):
+        with temporary_environment(REPUBLISH_MLFLOW_ENV):
             publish(_lake(settings), ModelRegistry.from_settings(settings), descriptions)
     except Exception as err:  # noqa: BLE001 - whatever the registry raised, the tick is not the place to fail
         logging.getLogger(__name__).warning(f"the release status could not be published again "
                                             f"({type(err).__name__}: {str(err)[:300]}): the next tick tries again")
         return False
     return True
-
-
-@contextmanager
-def _environment(values: dict[str, str]):
-    """`values` set in the environment for the block (MLflow reads its request settings from it per request)."""
-    before = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _labels_after_feed(ledger: BatchLedger, state: dict, delay: int) -> str:

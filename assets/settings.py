@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal, Mapping
 
@@ -200,3 +201,19 @@ def _named(problem: dict) -> str:
     name = str(problem["loc"][0])
     variable = "DAGSTER_HOME" if name == "dagster_home_dir" else PREFIX + name.upper()
     return f"{variable}: {problem['msg'].lower()}, not {problem.get('input')!r}"
+
+
+@contextmanager
+def temporary_environment(values: Mapping[str, str]):
+    """`values` set in this process's environment for the block, then restored: for a library (MLflow) that
+    reads a credential or a request setting from the environment at each call and takes no argument for it."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

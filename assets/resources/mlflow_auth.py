@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from assets.settings import temporary_environment
+
 AUTH_APP = "basic-auth"
 AUTHORIZATION_FUNCTION = "assets.resources.mlflow_auth:authenticate_creators_only"
 CREATE_PATHS = ("/mlflow/experiments/create", "/mlflow/registered-models/create")
@@ -71,9 +73,8 @@ def provision(tracking_uri: str, admin: Account, pipeline: Account, api: Account
 
     from assets.resources.registry import EXPERIMENT
 
-    previous = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
-    os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = admin.username, admin.password
-    try:
+    admin_login = {"MLFLOW_TRACKING_USERNAME": admin.username, "MLFLOW_TRACKING_PASSWORD": admin.password}
+    with temporary_environment(admin_login):
         client = get_app_client(AUTH_APP, tracking_uri=tracking_uri)
         for account in (pipeline, api):
             try:
@@ -94,12 +95,6 @@ def provision(tracking_uri: str, admin: Account, pipeline: Account, api: Account
             except MlflowException as err:
                 if err.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def main() -> None:
