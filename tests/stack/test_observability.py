@@ -14,7 +14,7 @@ import pytest
 import requests
 import yaml
 
-from assets.monitoring.push import push_batch_gauges, push_outcome_gauges, push_release_gauges
+from assets.monitoring.push import push_batch_gauges, push_outcome_gauges, push_outcomes_not_judged, push_release_gauges
 from assets.resources.registry import CHALLENGER_ALIAS, ModelRegistry
 from assets.settings import Settings
 
@@ -147,6 +147,10 @@ def test_every_panel_and_rule_query_returns_data(trained_settings, tmp_path):
     # Its labels landed in the same tick (delay 0): the realised figures beside its estimate.
     assert push_outcome_gauges(gateway_url, "batch-002", report["summary"], logging.getLogger(),
                                auth=("pipeline", logins["pipeline"]))
+    # An earlier batch whose labels failed for good: its own group, which must leave batch-002's realised
+    # gauges (queried below) in place.
+    assert push_outcomes_not_judged(gateway_url, "batch-001", "failed", 1, logging.getLogger(),
+                                    auth=("pipeline", logins["pipeline"]))
     pushed = next(job for job in config["scrape_configs"] if job["job_name"] == "readmit-pushgateway")
     pushed["static_configs"][0]["targets"] = [gateway_url.removeprefix("http://")]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
