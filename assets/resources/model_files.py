@@ -53,14 +53,15 @@ def decode(recorded: str | None) -> dict[str, str] | None:
     return digests
 
 
-def discard_bytecode(folder: str | Path) -> None:
+def discard_bytecode(folder: str | Path) -> str | Path:
     """Remove every `__pycache__` folder under `folder`, before its files are checked and loaded.
 
     A plain `mlflow.pyfunc.load_model` of a local store imports the model's code where it lies, and Python
     caches that code's bytecode beside it: the registered folder then holds files no digest covers, and every
     checked load refused the version. Bytecode is derived from the `.py` files the digests cover, so it is
     dropped rather than trusted (a planted one would run instead of its checked source) and recompiled.
-    A folder that cannot be cleaned (read-only) is a mismatch, never an unexplained error."""
+    A folder that cannot be cleaned (read-only) is a mismatch, never an unexplained error. Returns `folder`:
+    digests are recorded from a cleaned download too (`ModelRegistry.register`, `record_digests`)."""
     for cache in sorted(Path(folder).rglob("__pycache__"), reverse=True):
         if cache.is_dir() and not cache.is_symlink():
             try:
@@ -68,12 +69,6 @@ def discard_bytecode(folder: str | Path) -> None:
             except OSError as err:
                 raise DigestMismatch(f"digest mismatch: bytecode in {cache} cannot be removed before the "
                                      f"check ({err}); refused before unpickling") from err
-
-
-def discarded_bytecode(folder: str | Path) -> str | Path:
-    """`folder` with its bytecode caches removed: what digests are recorded from (a store a plain load has
-    cached bytecode in must not have those files recorded as the version's)."""
-    discard_bytecode(folder)
     return folder
 
 

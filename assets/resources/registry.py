@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from assets.resources.model_files import (DIGEST_TAG, SIGNATURE_TAG, discarded_bytecode, encode, file_digests, sign,
+from assets.resources.model_files import (DIGEST_TAG, SIGNATURE_TAG, discard_bytecode, encode, file_digests, sign,
                                           statement, verify_folder, verify_signature)
 from assets.settings import REPO_ROOT, Settings
 
@@ -242,7 +242,7 @@ class ModelRegistry(RegistryReader):
 
         self.activate()
         with tempfile.TemporaryDirectory() as folder:
-            digests = file_digests(discarded_bytecode(mlflow.artifacts.download_artifacts(model_uri, dst_path=folder)))
+            digests = file_digests(discard_bytecode(mlflow.artifacts.download_artifacts(model_uri, dst_path=folder)))
         version = mlflow.register_model(model_uri, self.model_name, tags={**tags, DIGEST_TAG: encode(digests)})
         self._sign(version.version, encode(digests))
         return self.client().get_model_version(self.model_name, str(version.version))
@@ -254,7 +254,7 @@ class ModelRegistry(RegistryReader):
 
         self.activate()
         with tempfile.TemporaryDirectory() as folder:
-            digests = file_digests(discarded_bytecode(mlflow.artifacts.download_artifacts(
+            digests = file_digests(discard_bytecode(mlflow.artifacts.download_artifacts(
                 f"models:/{self.model_name}/{version}", dst_path=folder)))
         self.client().set_model_version_tag(self.model_name, str(version), DIGEST_TAG, encode(digests))
         self._sign(version, encode(digests))
