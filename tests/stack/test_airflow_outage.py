@@ -37,23 +37,25 @@ def test_mlflow_down_during_airflows_retries_loses_nothing(settings, tmp_path):
            # a refused connection fails the attempt at once (MLflow's client would retry for minutes itself)
            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
     mlflow.start(health, deadline_seconds=180)
+    runner = _DagRuns(env, ["plain", "retries", "plain"], tmp_path / "runner.log")
     try:
-        first, _ = _dag_runs(env, with_retries=False)
-        assert first == ["success"], first
+        first = runner.next()
+        assert first["state"] == "success", first
         mlflow.stop()  # down for the whole next DAG run
         started = time.monotonic()
-        during, tries = _dag_runs(env, with_retries=True)
+        during = runner.next()
         elapsed = time.monotonic() - started
         mlflow.start(health, deadline_seconds=180)
-        assert during == ["failed"] and tries[0]["ingest_batch"] == 3, (during, tries)  # an attempt and two retries
+        assert during["state"] == "failed" and during["tries"]["ingest_batch"] == 3, during  # an attempt, two retries
         assert elapsed >= RETRY_DELAY_SECONDS * 3, elapsed  # the back-off was waited out (5-10 s, then 10-20 s)
         entry = collect_status(served)["batches"][1]
         # Counted, yet not the end of the batch: its clean rows are kept, and it is not recorded "not judged".
         assert entry["id"] == "batch-002" and entry["status"] == "clean" and entry["monitoring"] is None, entry
-        after, _ = _dag_runs(env, with_retries=False)
-        assert after == ["success"], after
+        after = runner.next()
+        assert after["state"] == "success", after
         status = collect_status(served)  # while the server answers (the status names the production version)
     finally:
+        runner.close()
         mlflow.stop()
     judged = status["batches"][1]["monitoring"]
     assert judged["model_version"] is not None and judged["roc_auc"] is not None, judged  # judged, not skipped
@@ -62,11 +64,30 @@ def test_mlflow_down_during_airflows_retries_loses_nothing(settings, tmp_path):
     assert status["retrain_owed"] == []
 
 
-def _dag_runs(env: dict, with_retries: bool) -> tuple[list[str], list[dict]]:
-    """Each DAG run's final state, and how many times each of its tasks was tried."""
-    done = subprocess.run([sys.executable, "-m", "tests.airflow.dag_test_runner", "1",
-                           *(["--with-retries", str(RETRY_DELAY_SECONDS)] if with_retries else [])],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-    runs = [json.loads(line.split("DAGRUN ", 1)[1]) for line in done.stdout.splitlines() if "DAGRUN " in line]
-    assert runs, (done.stdout + done.stderr)[-3000:]
-    return [run["state"].split(".")[-1].lower() for run in runs], [run["tries"] for run in runs]
+class _DagRuns:
+    """One runner process for every DAG run of the test (each start costs Airflow's and Dagster's imports,
+    `initdb` and a DAG parse): `next()` starts the next run of `plan` and returns its final state and how many
+    times each task was tried."""
+
+    def __init__(self, env: dict, plan: list[str], log: Path):
+        self.log = log
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.airflow.dag_test_runner", "--plan", ",".join(plan),
+             "--with-retries", str(RETRY_DELAY_SECONDS), "--step"],
+            cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log.open("wb"), text=True)
+        self.started = 0
+
+    def next(self) -> dict:
+        if self.started:
+            self.process.stdin.write("next\n")
+            self.process.stdin.flush()
+        self.started += 1
+        for line in self.process.stdout:  # the runner's own output ends each run with its DAGRUN line
+            if line.startswith("DAGRUN "):
+                run = json.loads(line.split("DAGRUN ", 1)[1])
+                return {"state": run["state"].split(".")[-1].lower(), "tries": run["tries"]}
+        raise AssertionError(f"the runner ended before run {self.started}:\n{self.log.read_text()[-3000:]}")
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=60)
