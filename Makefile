@@ -14,6 +14,11 @@ RUN := $(UV) run --frozen
 # PYTHONDONTWRITEBYTECODE (CI images do) made each process compile every module it imports again: importing the
 # pipeline took 13.7 s instead of 5.5 s in each test worker, server, CLI and Airflow task (docs/benchmarks.md).
 unexport PYTHONDONTWRITEBYTECODE
+# No process make starts reports usage to a vendor (MLflow 3's client, BentoML's CLI and server do by default;
+# assets/settings.py NO_TELEMETRY). Set one to opt in.
+export MLFLOW_DISABLE_TELEMETRY ?= true
+export BENTOML_DO_NOT_TRACK ?= true
+export DO_NOT_TRACK ?= true
 DAGSTER_PORT ?= 3070
 API_PORT ?= 3000
 # The project version names the Bento and the API image built from it (k8s/base/api.yaml runs that tag).

@@ -10,7 +10,7 @@ import sys
 from tqdm import tqdm
 
 from assets.encounters.source import DatasetError
-from assets.settings import Settings
+from assets.settings import Settings, without_telemetry
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Lake files, raw arrivals, predictions and MLflow artifacts hold patient data: private to this user.
     os.umask(0o077)
+    without_telemetry()
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

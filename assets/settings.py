@@ -203,6 +203,18 @@ def _named(problem: dict) -> str:
     return f"{variable}: {problem['msg'].lower()}, not {problem.get('input')!r}"
 
 
+# MLflow 3 starts a telemetry client on `import mlflow`, and BentoML's CLI and server report usage, both by
+# default. A clinical platform sends nothing anywhere it was not told to: every way readmit starts a process
+# sets these (the Makefile, the images, the `readmit` command); a user may still opt in by setting them.
+NO_TELEMETRY = {"MLFLOW_DISABLE_TELEMETRY": "true", "BENTOML_DO_NOT_TRACK": "true", "DO_NOT_TRACK": "true"}
+
+
+def without_telemetry() -> None:
+    """Turn vendors' usage reporting off in this process unless the user chose otherwise; before MLflow's import."""
+    for name, value in NO_TELEMETRY.items():
+        os.environ.setdefault(name, value)
+
+
 @contextmanager
 def temporary_environment(values: Mapping[str, str]):
     """`values` set in this process's environment for the block, then restored: for a library (MLflow) that
