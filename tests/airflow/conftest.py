@@ -1,9 +1,13 @@
-"""Airflow reads AIRFLOW_HOME when first imported: give the test process a throwaway one."""
+"""Airflow reads AIRFLOW_HOME when first imported: give the test process a throwaway one (removed at exit)."""
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="airflow-home-"))
+if "AIRFLOW_HOME" not in os.environ:
+    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="airflow-home-")
+    atexit.register(shutil.rmtree, os.environ["AIRFLOW_HOME"], ignore_errors=True)
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "airflow" / "dags")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
