@@ -15,7 +15,7 @@ RUN := $(UV) run --frozen
 # pipeline took 13.7 s instead of 5.5 s in each test worker, server, CLI and Airflow task (docs/benchmarks.md).
 unexport PYTHONDONTWRITEBYTECODE
 # No process make starts reports usage to a vendor (MLflow 3's client, BentoML's CLI and server do by default;
-# assets/settings.py NO_TELEMETRY). Set one to opt in.
+# assets/settings.py NO_TELEMETRY). To opt in, set them false in the shell (MLflow needs both of its two).
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export BENTOML_DO_NOT_TRACK ?= true
 export DO_NOT_TRACK ?= true

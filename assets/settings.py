@@ -205,7 +205,8 @@ def _named(problem: dict) -> str:
 
 # MLflow 3 starts a telemetry client on `import mlflow`, and BentoML's CLI and server report usage, both by
 # default. A clinical platform sends nothing anywhere it was not told to: every way readmit starts a process
-# sets these (the Makefile, the images, the `readmit` command); a user may still opt in by setting them.
+# sets these (the Makefile, make up, the images, the `readmit` command). To opt in, set them in the shell:
+# MLflow stays off while either of its two (`MLFLOW_DISABLE_TELEMETRY`, `DO_NOT_TRACK`) says true.
 NO_TELEMETRY = {"MLFLOW_DISABLE_TELEMETRY": "true", "BENTOML_DO_NOT_TRACK": "true", "DO_NOT_TRACK": "true"}
 
 

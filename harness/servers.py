@@ -23,7 +23,9 @@ class Server:
     def __init__(self, name: str, command: list[str], log_dir: Path, env: dict | None = None,
                  cwd: Path | None = None):
         self.name, self.command, self.cwd = name, command, cwd
-        self.env = {**os.environ, **(env or {})}
+        from assets.settings import NO_TELEMETRY
+
+        self.env = {**NO_TELEMETRY, **os.environ, **(env or {})}  # a benchmark's servers report to no vendor either
         self.log_path = log_dir / f"{name}.log"
         self.process: subprocess.Popen | None = None
 

@@ -10,6 +10,9 @@
 # processes that use it (scripts/run_with.sh and the env files under $READMIT_HOME/stack/env).
 set -euo pipefail
 umask 077  # the lake, raw arrivals, MLflow artifacts, logs and secrets: files 0600, folders 0700
+# No usage reports to vendors from any service (MLflow 3 and BentoML report by default: assets/settings.py NO_TELEMETRY).
+export MLFLOW_DISABLE_TELEMETRY="${MLFLOW_DISABLE_TELEMETRY:-true}" BENTOML_DO_NOT_TRACK="${BENTOML_DO_NOT_TRACK:-true}" \
+  DO_NOT_TRACK="${DO_NOT_TRACK:-true}"
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 : "${READMIT_HOME:=$repo/.readmit}"
 : "${MLFLOW_PORT:=5000}" "${DAGSTER_PORT:=3070}" "${AIRFLOW_PORT:=8080}" "${API_PORT:=3000}" "${UI_PORT:=8501}" "${PROMETHEUS_PORT:=9090}"

@@ -7,6 +7,11 @@ import os
 # threads under contention make a boosted fit slower, not faster (docs/benchmarks.md). Set before any import
 # of scikit-learn; a test that measures threads sets its own.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# No vendor hears from a test run either, by hand (`uv run pytest`) or under make: before MLflow's import, which
+# starts its telemetry client, and inherited by every process a test starts (servers, the CLI, Airflow).
+from assets.settings import without_telemetry  # noqa: E402
+
+without_telemetry()
 
 import subprocess  # noqa: E402
 import sys  # noqa: E402

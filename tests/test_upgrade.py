@@ -3,7 +3,9 @@
 That release recorded no `labels` in its ledger and kept each batch's labels inside its clean partition; its
 arrivals were judged on their own labels. Today's code must land those labels, keep the judgements already
 made, estimate the next arrival, and learn from every encounter once, without a step by hand.
-The old home is written by the old code itself, taken from the repository's history (`git archive`)."""
+The old home is written by the old code itself, taken from the repository's history (`git archive`), run in
+today's environment (today's uv.lock: the dependencies of that release and this one are the same)."""
+import io
 import json
 import subprocess
 import sys
@@ -14,6 +16,7 @@ import pytest
 from assets.encounters.training import read_training_set
 from assets.pipeline import open_instance, tick
 from assets.resources.lake import Lake
+from assets.settings import NO_TELEMETRY
 from assets.status import collect_status
 from tests.conftest import PROJECT_TOOLS
 
@@ -22,16 +25,17 @@ BEFORE_LABEL_FEED = "00b880751dd40b21eea3eedade57eab669ae5d75"  # the parent of 
 
 
 def _old_release(folder):
-    """The old release's `assets` package, unpacked from git (skipped in a copy of the code without history)."""
+    """The old release's `assets` package, unpacked from git (skipped in a copy of the code without that
+    history: a shallow clone, an exported tarball)."""
     archive = subprocess.run(["git", "archive", "--format=tar", BEFORE_LABEL_FEED, "assets"], cwd=REPO,
                              capture_output=True, timeout=120)
     if archive.returncode != 0:
-        pytest.skip(f"no git history to take the old release from: {archive.stderr.decode()[-300:]}")
+        pytest.skip(f"this copy has no commit {BEFORE_LABEL_FEED[:8]} (a shallow clone?): "
+                    f"{archive.stderr.decode()[-300:]}")
     folder.mkdir()
-    archive_path = folder / "old.tar"
-    archive_path.write_bytes(archive.stdout)
-    with tarfile.open(archive_path) as tar:
-        tar.extractall(folder, filter="data")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        # Our own history, but extracted safely where the Python has the filter (3.11.4 on; Debian's is 3.11.2).
+        tar.extractall(folder, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     return folder
 
 
@@ -39,7 +43,8 @@ def test_a_home_from_before_the_label_feed_ticks_on_with_every_judgement_and_row
     old = _old_release(tmp_path / "old-release")
     env = {"READMIT_HOME": str(settings.home), "READMIT_SOURCE": settings.source, "READMIT_OFFLINE": "1",
            "READMIT_BATCH_SIZE": str(settings.batch_size), "PYTHONPATH": str(old), "OMP_NUM_THREADS": "1",
-           "PATH": str(PROJECT_TOOLS) + ":/usr/bin:/bin", "HOME": str(tmp_path)}
+           "PATH": str(PROJECT_TOOLS) + ":/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path),
+           **NO_TELEMETRY}  # the old release predates `without_telemetry`
     two_ticks = "import sys; from assets.cli import main; sys.exit(main(['tick']) or main(['tick']))"
     done = subprocess.run([sys.executable, "-c", two_ticks], cwd=old, env=env, capture_output=True, text=True,
                           timeout=600)

@@ -8,6 +8,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 if "AIRFLOW_HOME" not in os.environ:
     os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="airflow-home-")
-    atexit.register(shutil.rmtree, os.environ["AIRFLOW_HOME"], ignore_errors=True)
+    # Only by this process: a forked child that exits normally runs the parent's exit hooks too.
+    atexit.register(lambda owner=os.getpid(), home=os.environ["AIRFLOW_HOME"]:
+                    os.getpid() == owner and shutil.rmtree(home, ignore_errors=True))
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "airflow" / "dags")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"

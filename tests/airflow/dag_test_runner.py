@@ -24,8 +24,8 @@ def main(plan: list[str], retry_delay_seconds: float | None = None, step: bool =
     dag = DagBag(dag_folder=None).dags["readmit_assets"]
     policy = {task.task_id: (task.retries, task.retry_delay) for task in dag.tasks}
     for number, mode in enumerate(plan):
-        if step and number:
-            sys.stdin.readline()
+        if step and number and not sys.stdin.readline():
+            return  # the caller is gone: no run is wanted any more
         for task in dag.tasks:
             retries, delay = policy[task.task_id]
             if mode == "plain":

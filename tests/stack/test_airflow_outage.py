@@ -6,8 +6,10 @@ instead of recording it "not judged". The outage ends when the retries have all 
 a slow machine cannot let a retry reach the server and make the test pass without testing the retries."""
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from harness.servers import Server, free_port
 pytestmark = pytest.mark.stack
 REPO = Path(__file__).resolve().parents[2]
 RETRY_DELAY_SECONDS = 5
+RUN_DEADLINE_SECONDS = 900  # one DAG run, retries and back-off included, on two loaded cores
 
 
 def test_mlflow_down_during_airflows_retries_loses_nothing(settings, tmp_path):
@@ -37,8 +40,9 @@ def test_mlflow_down_during_airflows_retries_loses_nothing(settings, tmp_path):
            # a refused connection fails the attempt at once (MLflow's client would retry for minutes itself)
            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
     mlflow.start(health, deadline_seconds=180)
-    runner = _DagRuns(env, ["plain", "retries", "plain"], tmp_path / "runner.log")
+    runner = None
     try:
+        runner = _DagRuns(env, ["plain", "retries", "plain"], tmp_path / "runner.log")
         first = runner.next()
         assert first["state"] == "success", first
         mlflow.stop()  # down for the whole next DAG run
@@ -55,8 +59,11 @@ def test_mlflow_down_during_airflows_retries_loses_nothing(settings, tmp_path):
         assert after["state"] == "success", after
         status = collect_status(served)  # while the server answers (the status names the production version)
     finally:
-        runner.close()
-        mlflow.stop()
+        try:
+            if runner is not None:
+                runner.close()
+        finally:
+            mlflow.stop()
     judged = status["batches"][1]["monitoring"]
     assert judged["model_version"] is not None and judged["roc_auc"] is not None, judged  # judged, not skipped
     assert all(b["clean_rows"] + b["quarantined_rows"] == b["raw_rows"] for b in status["batches"])
@@ -67,27 +74,52 @@ def test_mlflow_down_during_airflows_retries_loses_nothing(settings, tmp_path):
 class _DagRuns:
     """One runner process for every DAG run of the test (each start costs Airflow's and Dagster's imports,
     `initdb` and a DAG parse): `next()` starts the next run of `plan` and returns its final state and how many
-    times each task was tried."""
+    times each task was tried, within `RUN_DEADLINE_SECONDS`. Everything the runner prints goes to `log`."""
 
     def __init__(self, env: dict, plan: list[str], log: Path):
         self.log = log
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.airflow.dag_test_runner", "--plan", ",".join(plan),
-             "--with-retries", str(RETRY_DELAY_SECONDS), "--step"],
-            cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log.open("wb"), text=True)
+        with log.open("ab") as errors:  # appends, as the copy of its output does: neither overwrites the other
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tests.airflow.dag_test_runner", "--plan", ",".join(plan),
+                 "--with-retries", str(RETRY_DELAY_SECONDS), "--step"],
+                cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True)
+        self.lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
         self.started = 0
+
+    def _read(self) -> None:
+        """Copy the runner's output into the log (task logs included) and hand each line on; None at its end."""
+        with self.log.open("a") as copy:
+            for line in self.process.stdout:
+                copy.write(line)
+                copy.flush()
+                self.lines.put(line)
+        self.lines.put(None)
 
     def next(self) -> dict:
         if self.started:
-            self.process.stdin.write("next\n")
-            self.process.stdin.flush()
+            try:
+                self.process.stdin.write("next\n")
+                self.process.stdin.flush()
+            except BrokenPipeError:
+                raise AssertionError(f"the runner ended before run {self.started + 1}:\n{self._tail()}") from None
         self.started += 1
-        for line in self.process.stdout:  # the runner's own output ends each run with its DAGRUN line
-            if line.startswith("DAGRUN "):
+        deadline = time.monotonic() + RUN_DEADLINE_SECONDS
+        while True:
+            try:
+                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.001))
+            except queue.Empty:
+                raise AssertionError(f"run {self.started} did not end in {RUN_DEADLINE_SECONDS} s:\n{self._tail()}") from None
+            if line is None:
+                raise AssertionError(f"the runner ended before run {self.started} did:\n{self._tail()}")
+            if "DAGRUN " in line:  # a task's log line may end without a newline just before it
                 run = json.loads(line.split("DAGRUN ", 1)[1])
                 return {"state": run["state"].split(".")[-1].lower(), "tries": run["tries"]}
-        raise AssertionError(f"the runner ended before run {self.started}:\n{self.log.read_text()[-3000:]}")
+
+    def _tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
 
     def close(self) -> None:
         self.process.kill()
         self.process.wait(timeout=60)
+        self.process.stdin.close()

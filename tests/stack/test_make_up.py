@@ -2,7 +2,7 @@
 each printed URL answers (a login page or 401 is an answer; a 404 or 5xx is a wrong URL); every surface refuses
 a request without its login and serves one with it; Dagster refuses a cross-site mutation even with the login
 (a browser sends basic auth on its own); each process holds only the credentials it uses; what the stack writes
-is private to its user; then `make down` stops everything it started."""
+is private to its user; no process reports usage to a vendor; then `make down` stops everything it started."""
 import json
 import os
 import re
@@ -14,6 +14,7 @@ import psycopg2
 import pytest
 import requests
 
+from assets.settings import NO_TELEMETRY
 from harness.servers import free_port
 
 pytestmark = pytest.mark.stack
@@ -36,7 +37,8 @@ def test_make_up_asks_for_a_login_everywhere_and_keeps_each_credential_where_it_
            # so is an MLflow registry of the caller's (mlflow.set_registry_uri exports one: the CI failure)
            "MLFLOW_REGISTRY_URI": f"sqlite:///{tmp_path / 'callers-registry.db'}",
            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'callers-registry.db'}"}
-    for name in ("DAGSTER_HOME", "READMIT_API_KEY", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+    # Nor are the caller's telemetry settings (tests/conftest.py sets them): up.sh must set them itself.
+    for name in ("DAGSTER_HOME", "READMIT_API_KEY", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", *NO_TELEMETRY):
         env.pop(name, None)
     url = {name: f"http://127.0.0.1:{env[name + '_PORT']}" for name in
            ("MLFLOW", "DAGSTER", "AIRFLOW", "API", "UI", "PROMETHEUS", "PUSHGATEWAY", "ALERTMANAGER", "ALERT_SINK")}
@@ -230,6 +232,14 @@ def _each_process_holds_only_its_credentials(stack: Path, logins: dict) -> None:
                 if entry not in entries:
                     assert value.encode() not in environ, (entry, process, cmdline[:120], "holds a credential")
     assert seen > 10
+    # Every service starts with vendors' usage reports off: read at each one's own shell (scripts/run_with.sh),
+    # which every process of the service inherits from (a process that sets its title, as Airflow's do,
+    # overwrites the block /proc shows, so its own environment cannot be read back).
+    for entry, pid in started.items():
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        variables = dict(item.split(b"=", 1) for item in environ.split(b"\0") if b"=" in item)
+        missing = [name for name, value in NO_TELEMETRY.items() if variables.get(name.encode()) != value.encode()]
+        assert not missing, (entry, "reports usage to a vendor", missing)
 
 
 def _secrets_are_never_printed(output: str, stack: Path) -> None:
