@@ -7,7 +7,9 @@ For every batch judged at arrival, from the lake (`predictions/`, `outcomes/`, `
 - `pipeline`: what the pipeline recorded at arrival (`monitoring.estimated`);
 - `holdout-N`: recalibrated (Platt) on the judging version's scores of the held-out patients of the N most
   recent labelled batches (patients held out by the fixed hash rule are out-of-sample for every version),
-  always, or only when those labels reject the served calibration (`-if-rejected`).
+  always, or only when those labels reject the served calibration (`-if-rejected`);
+- `holdout-3-weighted`: the same reference, importance-weighted toward the batch's own inputs (a domain
+  classifier's density ratio, clipped at 20) before the Platt fit: measured and not adopted (docs/benchmarks.md).
 
 Run: `READMIT_HOME=... uv run python -m benchmarks.estimate`. Results: docs/benchmarks.md.
 """
@@ -32,7 +34,7 @@ def main() -> None:
     registry = RegistryReader.from_settings(settings)
     state = BatchLedger(lake.path()).read()
     delay = settings.label_delay_batches
-    variants = ["as served", "pipeline", "holdout-1", "holdout-3", "holdout-3-if-rejected"]
+    variants = ["as served", "pipeline", "holdout-1", "holdout-3", "holdout-3-if-rejected", "holdout-3-weighted"]
     errors: dict[str, list[float]] = {name: [] for name in variants}
     inside: dict[str, list[bool]] = {name: [] for name in variants}
     print(f"label delay {delay}; realised ROC-AUC and each estimate's error (inside its band: *)")
@@ -55,6 +57,8 @@ def main() -> None:
             if count == 3:
                 estimates["holdout-3-if-rejected"] = estimate_performance(scores, reference=reference, when="rejected",
                                                                           seed=seed)
+                estimates["holdout-3-weighted"] = _weighted_estimate(lake, entry["id"], model, landed[-count:], scores,
+                                                                     seed)
         cells = []
         for name in variants:
             estimate = estimates[name]
@@ -90,6 +94,55 @@ def _held_out(lake: Lake, model, batches: list[str]) -> tuple[np.ndarray, np.nda
         return None
     held_out = pd.concat(frames, ignore_index=True)
     return model.predict(held_out[feature_columns()]), held_out[TARGET].to_numpy(bool)
+
+
+def _weighted_estimate(lake: Lake, batch: str, model, landed: list[str], scores: np.ndarray, seed: int) -> dict:
+    """`holdout-3` with each reference patient weighted by how much more like the batch's patients than the
+    reference's own they are: p/(1-p) of a logistic domain classifier (reference 0, batch 1) on the model's
+    inputs, clipped at 20, in a weighted Platt fit whose covariance counts the effective rows (sum w)^2/sum w^2."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from assets.model.features import CATEGORICAL, NUMERIC, prepare_features
+    from assets.monitoring import estimate
+
+    frames = [split_training_set(lake.read_frame("labelled", f"{b}.parquet"))[1] for b in landed
+              if lake.path("labelled", f"{b}.parquet").exists()]
+    if not frames:
+        return {}
+    held_out = pd.concat(frames, ignore_index=True)
+    clean = lake.read_frame("clean", f"{batch}.parquet")
+    clean = clean.loc[~clean["death_or_hospice"].to_numpy(bool)]
+    inputs = [prepare_features(frame[feature_columns()]) for frame in (held_out, clean)]
+    both = pd.concat(inputs, ignore_index=True).astype({column: str for column in CATEGORICAL})
+    side = np.r_[np.zeros(len(inputs[0])), np.ones(len(inputs[1]))]
+    domain = make_pipeline(ColumnTransformer([("categorical", OneHotEncoder(handle_unknown="ignore", min_frequency=20),
+                                               CATEGORICAL), ("numeric", StandardScaler(), NUMERIC)]),
+                           LogisticRegression(C=0.1, max_iter=500)).fit(both, side)
+    p = domain.predict_proba(both.iloc[: len(inputs[0])])[:, 1]
+    weights = np.clip(p / (1 - p) * len(inputs[0]) / len(inputs[1]), 0, 20)
+    reference_scores, labels = model.predict(held_out[feature_columns()]), held_out[TARGET].to_numpy(float)
+    effective = weights.sum() ** 2 / (weights ** 2).sum()
+    weights = weights * effective / weights.sum()
+    design = np.column_stack([np.ones(len(reference_scores)), estimate._logit(reference_scores)])
+    theta = np.zeros(2)
+    for _ in range(50):
+        fitted = estimate._sigmoid(design @ theta)
+        hessian = design.T @ (design * (weights * fitted * (1 - fitted))[:, None])
+        step = np.linalg.solve(hessian, design.T @ (weights * (labels - fitted)))
+        theta = theta + step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    fitted = estimate._sigmoid(design @ theta)
+    hessian = design.T @ (design * (weights * fitted * (1 - fitted))[:, None])
+    calibration = estimate.Recalibration(float(theta[0]), float(theta[1]), np.linalg.inv(hessian), int(effective))
+    original, estimate.recalibrate = estimate.recalibrate, lambda *_: calibration
+    try:
+        return estimate.estimate_performance(scores, reference=(reference_scores, labels.astype(bool)), seed=seed)
+    finally:
+        estimate.recalibrate = original
 
 
 if __name__ == "__main__":
