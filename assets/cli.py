@@ -149,7 +149,7 @@ def _drift(settings: Settings, args: argparse.Namespace) -> int:
 def _decide(settings: Settings, args: argparse.Namespace) -> int:
     """approve / reject / rollback: a person's action, with the registry's write credentials (the pipeline's)."""
     from assets.model import promotion
-    from assets.release import tick_lock
+    from assets.release import publish_after_a_decision, tick_lock
     from assets.resources.registry import ModelRegistry
 
     registry = ModelRegistry.from_settings(settings)
@@ -165,6 +165,7 @@ def _decide(settings: Settings, args: argparse.Namespace) -> int:
         except promotion.PromotionError as err:
             print(f"readmit {args.command}: refused: {err}", file=sys.stderr)
             return 2
+        publish_after_a_decision(settings)
     live = registry.production()
     print(f"{registry.model_name} v{record['version']}: {record['transition']} by {record['by']} at {record['at']}"
           f" ({record['reason']}); production: {f'v{live.version}' if live else 'none'}")

@@ -113,6 +113,16 @@ def republish_status(settings: Settings, state: dict) -> bool:
     return True
 
 
+def publish_after_a_decision(settings: Settings) -> bool:
+    """A person's action changed what the status says (a version approved, rejected, rolled back): record the
+    change and publish the status at once, so the UI shows the new production version now, not after the next
+    tick that publishes. Bounded as a republish; a registry that cannot be reached leaves it to the next tick
+    with nothing to release. Call it holding the tick lock (the ledger has one writer at a time)."""
+    ledger = BatchLedger(_lake(settings).path())
+    status_changed(ledger)
+    return republish_status(settings, ledger.read())
+
+
 def _labels_after_feed(ledger: BatchLedger, state: dict, delay: int) -> str:
     """After the last batch, a tick that still owes labels moves the label clock on, so the last batches'
     labels land `delay` ticks after them as every other batch's do; a tick that owes none does nothing."""

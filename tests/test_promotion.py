@@ -12,6 +12,7 @@ from assets.encounters.batches import BatchLedger
 from assets.model.promotion import Policy, route_winner
 from assets.pipeline import open_instance, tick
 from assets.resources.lake import Lake
+from assets.resources.published import published_status
 from assets.resources.registry import CANDIDATE_ALIAS, CHALLENGER_ALIAS, ModelRegistry
 from assets.status import collect_status
 
@@ -47,6 +48,9 @@ def test_under_approve_nothing_serves_until_a_named_person_approves(settings, en
     assert main(["approve", "2", "--by", "Ana Lima", "--reason", "card and subgroups reviewed"]) == 0
     assert "approved by Ana Lima" in capsys.readouterr().out
     assert int(registry.production().version) == 2 and registry.alias(CANDIDATE_ALIAS) is None
+    # What the UI reads says so at once, not after the next tick that publishes the status.
+    published = published_status(registry)
+    assert published["production_model"]["version"] == 2 and published["candidate"] is None, published["candidate"]
     assert main(["rollback", "--by", "Ana", "--reason", "undo"]) == 2  # v2 is the only version that served
     assert main(["rollback", "--to", "1", "--by", "Ana", "--reason", "undo"]) == 2  # v1 never served
     assert "never served" in capsys.readouterr().err
