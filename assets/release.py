@@ -115,12 +115,22 @@ def republish_status(settings: Settings, state: dict) -> bool:
 
 def publish_after_a_decision(settings: Settings) -> bool:
     """A person's action changed what the status says (a version approved, rejected, rolled back): record the
-    change and publish the status at once, so the UI shows the new production version now, not after the next
-    tick that publishes. Bounded as a republish; a registry that cannot be reached leaves it to the next tick
-    with nothing to release. Call it holding the tick lock (the ledger has one writer at a time)."""
-    ledger = BatchLedger(_lake(settings).path())
-    status_changed(ledger)
-    return republish_status(settings, ledger.read())
+    change and publish the status at once (`status.json`, what readers without lake credentials see), not
+    after the next tick that publishes. Call it holding the tick lock (the ledger has one writer at a time).
+
+    It never fails the decision, which the registry holds already: a lake or a registry that cannot be
+    reached is logged, and the next tick with nothing to release publishes. A home that never fetched the
+    source (perhaps not the pipeline's: another READMIT_HOME against the same registry) is left alone."""
+    try:
+        ledger = BatchLedger(_lake(settings).path())
+        if "total_rows" not in ledger.read():
+            return False
+        status_changed(ledger)
+        return republish_status(settings, ledger.read())
+    except Exception as err:  # noqa: BLE001 - the decision is made; publishing it is the next tick's if not now
+        logging.getLogger(__name__).warning(f"the decision is recorded, but the status could not be published "
+                                            f"({type(err).__name__}: {str(err)[:300]}): the next tick does it")
+        return False
 
 
 def _labels_after_feed(ledger: BatchLedger, state: dict, delay: int) -> str:

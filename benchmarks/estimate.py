@@ -98,8 +98,9 @@ def _held_out(lake: Lake, model, batches: list[str]) -> tuple[np.ndarray, np.nda
 
 def _weighted_estimate(lake: Lake, batch: str, model, landed: list[str], scores: np.ndarray, seed: int) -> dict:
     """`holdout-3` with each reference patient weighted by how much more like the batch's patients than the
-    reference's own they are: p/(1-p) of a logistic domain classifier (reference 0, batch 1) on the model's
-    inputs, clipped at 20, in a weighted Platt fit whose covariance counts the effective rows (sum w)^2/sum w^2."""
+    reference's own they are: p/(1-p) x n_reference/n_batch of a logistic domain classifier (reference 0,
+    batch 1, C = 0.1) on the model's inputs, clipped at 20, in a weighted Platt fit whose covariance counts the
+    effective rows (sum w)^2/sum w^2. Without the pipeline's 500-row guard (`recalibrate`)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline

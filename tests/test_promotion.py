@@ -48,7 +48,8 @@ def test_under_approve_nothing_serves_until_a_named_person_approves(settings, en
     assert main(["approve", "2", "--by", "Ana Lima", "--reason", "card and subgroups reviewed"]) == 0
     assert "approved by Ana Lima" in capsys.readouterr().out
     assert int(registry.production().version) == 2 and registry.alias(CANDIDATE_ALIAS) is None
-    # What the UI reads says so at once, not after the next tick that publishes the status.
+    # The published status (status.json, for readers without lake credentials) says so at once, not after
+    # the next tick that publishes it.
     published = published_status(registry)
     assert published["production_model"]["version"] == 2 and published["candidate"] is None, published["candidate"]
     assert main(["rollback", "--by", "Ana", "--reason", "undo"]) == 2  # v2 is the only version that served

@@ -222,3 +222,29 @@ def test_a_change_made_outside_a_run_is_published_by_the_next_tick_even_when_not
     assert published("batch-003") == "failed" and not status_unpublished(lake, ledger.read())
     reopen_batch(settings, "batch-003")  # a person retries it: owed a publish, which the batch's own runs make
     assert status_unpublished(lake, ledger.read())
+
+
+def test_a_decision_is_published_at_once_and_a_lake_that_fails_does_not_undo_it(fetched, monkeypatch, caplog):
+    """`readmit approve/reject/rollback` publish the status after the registry has the decision: a lake that
+    cannot be written then is logged, never raised (the command has succeeded), and a home that never
+    fetched the source is left as it was."""
+    import assets.release as release
+
+    settings, ledger, _ = fetched
+    published = []
+    monkeypatch.setattr(release, "republish_status", lambda s, state: published.append(state["status_revision"]) or True)
+    assert release.publish_after_a_decision(settings) is True
+    assert published == [1] and ledger.read()["status_revision"] == 1  # recorded, then published
+
+    empty = Settings(home=settings.home.parent / "elsewhere")
+    assert release.publish_after_a_decision(empty) is False
+    assert not Lake(root=empty.lake).path("metadata_batch.json").exists()  # no ledger made where no pipeline ran
+    assert published == [1]
+
+    def full_disk(ledger):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(release, "status_changed", full_disk)
+    assert release.publish_after_a_decision(settings) is False
+    assert "the decision is recorded, but the status could not be published" in caplog.text
+    assert published == [1]
