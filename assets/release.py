@@ -122,9 +122,9 @@ def publish_after_a_decision(settings: Settings) -> bool:
     reached is logged, and the next tick with nothing to release publishes. A home that never fetched the
     source (perhaps not the pipeline's: another READMIT_HOME against the same registry) is left alone."""
     try:
-        ledger = BatchLedger(_lake(settings).path())
-        if "total_rows" not in ledger.read():
+        if not is_fetched(settings):
             return False
+        ledger = BatchLedger(_lake(settings).path())
         status_changed(ledger)
         return republish_status(settings, ledger.read())
     except Exception as err:  # noqa: BLE001 - the decision is made; publishing it is the next tick's if not now

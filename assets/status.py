@@ -66,9 +66,9 @@ def publish(lake: Lake, registry, id_descriptions: dict | None = None) -> None:
 
 def status_changed(ledger: BatchLedger) -> None:
     """Say that the ledger changed outside the runs that publish the status (a failure counted, a drift
-    acknowledged, a batch reopened, a person's promotion decision): the next tick with nothing to release publishes it again
-    (`release.republish_status`), so after the feed has ended the UI does not go on showing labels as pending
-    that failed for good."""
+    acknowledged, a batch reopened, a person's promotion decision): the next tick with nothing to release
+    publishes it again (`release.republish_status`), so after the feed has ended the UI does not go on showing
+    labels as pending that failed for good."""
     ledger.describe_source(status_revision=ledger.read().get("status_revision", 0) + 1)
 
 
