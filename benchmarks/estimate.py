@@ -9,7 +9,10 @@ For every batch judged at arrival, from the lake (`predictions/`, `outcomes/`, `
   recent labelled batches (patients held out by the fixed hash rule are out-of-sample for every version),
   always, or only when those labels reject the served calibration (`-if-rejected`);
 - `holdout-3-weighted`: the same reference, importance-weighted toward the batch's own inputs (a domain
-  classifier's density ratio, clipped at 20) before the Platt fit: measured and not adopted (docs/benchmarks.md).
+  classifier's density ratio, clipped at 20) before the Platt fit: measured and not adopted (docs/benchmarks.md);
+- `oracle`: recalibrated on the batch's own labels, which no estimate at arrival can know. Not an estimator: it
+  bounds what any Platt recalibration could reach, so it separates the method's error from what is unknown at
+  arrival.
 
 Run: `READMIT_HOME=... uv run python -m benchmarks.estimate`. Results: docs/benchmarks.md.
 """
@@ -34,7 +37,8 @@ def main() -> None:
     registry = RegistryReader.from_settings(settings)
     state = BatchLedger(lake.path()).read()
     delay = settings.label_delay_batches
-    variants = ["as served", "pipeline", "holdout-1", "holdout-3", "holdout-3-if-rejected", "holdout-3-weighted"]
+    variants = ["as served", "pipeline", "holdout-1", "holdout-3", "holdout-3-if-rejected", "holdout-3-weighted",
+                "oracle"]
     errors: dict[str, list[float]] = {name: [] for name in variants}
     inside: dict[str, list[bool]] = {name: [] for name in variants}
     print(f"label delay {delay}; realised ROC-AUC and each estimate's error (inside its band: *)")
@@ -59,6 +63,7 @@ def main() -> None:
                                                                           seed=seed)
                 estimates["holdout-3-weighted"] = _weighted_estimate(lake, entry["id"], model, landed[-count:], scores,
                                                                      seed)
+        estimates["oracle"] = estimate_performance(scores, reference=(scores, labels), seed=seed)
         cells = []
         for name in variants:
             estimate = estimates[name]
