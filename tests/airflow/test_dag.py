@@ -1,17 +1,16 @@
 """The readmit_assets DAG: generated from the asset graph, scheduled every 5 minutes, runs real ticks."""
-import json
 import os
 import subprocess
 import sys
 
 import dagster as dg
-import pytest
 from airflow.dag_processing.dagbag import DagBag
 
 from assets.airflow_dag import DAG_ID, RELEASE_TASK, build_dag
 from assets.definitions import build_definitions
 from assets.pipeline import open_instance
 from tests.airflow.conftest import REPO
+from tests.airflow.runs import DagRuns
 
 
 def test_dag_folder_imports_without_errors():
@@ -71,27 +70,34 @@ def test_a_new_asset_job_becomes_a_task_with_no_edit_in_airflow():
     assert [a.name for a in dag.task_dict["publish_card"].outlets] == ["model_card"]
 
 
-def _dag_test(settings, tmp_path, runs: int) -> tuple[list[dict], str]:
+def test_a_failing_step_fails_its_task_with_dagsters_error_and_the_next_dag_run_ticks_the_next_batch_in(settings, tmp_path):
+    """Two DAG runs in one runner process (each start costs Airflow's and Dagster's imports, `initdb` and a parse).
+    The first fetches the source through Airflow, then fails the ingest task on an empty arrival with Dagster's
+    error (the batch is failed for good: `readmit retry` would re-open it). The second releases the next batch
+    and runs ingest, labels and the retrain as Dagster runs on the shared instance."""
+    arrival = settings.home / "lake" / "raw" / "batch-001.csv"
+    arrival.parent.mkdir(parents=True)
+    arrival.write_bytes(b"")  # the batch arrives empty
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow"), "READMIT_HOME": str(settings.home),
            "READMIT_SOURCE": settings.source, "READMIT_BATCH_SIZE": str(settings.batch_size),
            "READMIT_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "-m", "tests.airflow.dag_test_runner", str(runs)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=900)
-    output = done.stdout + done.stderr
-    runs_seen = [json.loads(line.split("DAGRUN ", 1)[1]) for line in done.stdout.splitlines() if "DAGRUN " in line]
-    assert runs_seen, output[-3000:]
-    return runs_seen, output
+    runner = DagRuns(env, ["plain", "plain"], tmp_path / "runner.log")
+    try:
+        failed = runner.next()
+        output = runner.output()
+        assert failed["tasks"]["fetch_source"] == "success" and " of fetch_source succeeded" in output  # a real fetch
+        assert failed["state"] == "failed" and failed["tasks"]["ingest_batch"] == "failed", output[-3000:]
+        assert failed["tasks"]["retrain"] == "upstream_failed"
+        assert "batch-001 cannot be read: batch is empty" in output
 
-
-@pytest.mark.after_ticks(1)
-def test_dag_test_runs_a_real_tick_that_shows_in_dagster_and_releases_the_next_batch(settings, tmp_path):
-    """From the home one tick left (the fetch through Airflow is `test_a_failing_dagster_step...`'s first task):
-    one DAG run releases batch-002 and runs ingest, labels and the retrain as Dagster runs on the shared instance."""
-    instance = open_instance(settings)
-    before = {run.run_id for run in instance.get_runs()}
-    runs, output = _dag_test(settings, tmp_path, runs=1)
-    assert [r["state"] for r in runs] == ["success"], output[-3000:]
-    assert runs[0]["tasks"]["fetch_source"] == "success" and "dataset already fetched" in output
+        instance = open_instance(settings)
+        before = {run.run_id for run in instance.get_runs()}
+        ticked = runner.next()
+        output = runner.output()[len(output):]
+    finally:
+        runner.close()
+    assert ticked["state"] == "success", output[-3000:]
+    assert ticked["tasks"]["fetch_source"] == "success" and "dataset already fetched" in output
     assert "released batch-002" in output
     assert instance.get_dynamic_partitions("batches") == ["batch-001", "batch-002"]
     records = instance.fetch_materializations(
@@ -100,17 +106,7 @@ def test_dag_test_runs_a_real_tick_that_shows_in_dagster_and_releases_the_next_b
     dagster_runs = [line.split()[2] for line in output.splitlines() if line.startswith("dagster run ")]
     assert len(dagster_runs) == 3  # ingest + labels + retrain (label delay 0); the source was fetched already
     assert {run.run_id for run in instance.get_runs()} - before == set(dagster_runs)
+    assert records.records[0].event_log_entry.run_id == dagster_runs[0]
     retrain = instance.get_run_by_id(dagster_runs[-1])
     assert retrain.job_name == "retrain" and retrain.is_success
     assert instance.get_latest_materialization_event(dg.AssetKey("production_model")).run_id == retrain.run_id
-
-
-def test_a_failing_dagster_step_fails_the_airflow_task_with_dagsters_error(settings, tmp_path):
-    arrival = settings.home / "lake" / "raw" / "batch-001.csv"
-    arrival.parent.mkdir(parents=True)
-    arrival.write_bytes(b"")  # the batch arrives empty
-    runs, output = _dag_test(settings, tmp_path, runs=1)
-    assert runs[0]["tasks"]["fetch_source"] == "success" and " of fetch_source succeeded" in output  # a real fetch
-    assert runs[0]["tasks"]["ingest_batch"] == "failed"
-    assert runs[0]["tasks"]["retrain"] == "upstream_failed"
-    assert "batch-001 cannot be read: batch is empty" in output

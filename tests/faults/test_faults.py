@@ -1,5 +1,9 @@
 """Faults injected into a running pipeline: after each one, the next tick reaches a correct state
-with no row lost or duplicated (every batch clean, the training set = every encounter once)."""
+with no row lost or duplicated (every batch clean, the training set = every encounter once).
+
+Marked `faults` (whole ticks killed or starved of a store: `make test-stack` and CI), except one end-to-end kill
+kept in `make test` beside `tests/test_pipeline.py`'s killed tick and the writer-level crash tests
+(`tests/resources/test_atomic_writes.py`)."""
 import json
 import os
 import pathlib
@@ -64,11 +68,12 @@ def _crash_halfway_through_writing(monkeypatch, name_part: str, calls: list) -> 
 
 
 @pytest.mark.parametrize("kind, name_part, tick_number, released_after", [
-    ("ledger", "metadata_batch.json", 2, 2),
-    ("raw arrival", "batch-002.csv", 2, 2),
-    ("raw parquet", "batch-002.parquet", 2, 2),  # raw/ is written first, so this is raw/batch-002.parquet
+    ("ledger", "metadata_batch.json", 2, 2),  # in make test: one of its two end-to-end kills
+    pytest.param("raw arrival", "batch-002.csv", 2, 2, marks=pytest.mark.faults),
+    # raw/ is written first, so this is raw/batch-002.parquet
+    pytest.param("raw parquet", "batch-002.parquet", 2, 2, marks=pytest.mark.faults),
     # killed in tick 2's retrain, batch-002 already clean: the next tick releases batch-003 and learns from both
-    ("training set manifest", "training_set.json", 2, 3),
+    pytest.param("training set manifest", "training_set.json", 2, 3, marks=pytest.mark.faults),
 ])
 @pytest.mark.after_ticks(1)
 def test_a_kill_mid_write_leaves_no_half_file_and_the_next_tick_recovers(
@@ -84,6 +89,7 @@ def test_a_kill_mid_write_leaves_no_half_file_and_the_next_tick_recovers(
     _correct_state(settings, batches=released_after)
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize("folder", ["quarantine", "clean"])
 @pytest.mark.after_ticks(1)
 def test_a_kill_while_writing_clean_data_never_leaves_the_batch_recorded_as_clean(settings, monkeypatch, folder):
@@ -123,6 +129,7 @@ def s3_lake(settings, monkeypatch):
     server.stop()
 
 
+@pytest.mark.faults
 def test_s3_answering_5xx_on_a_write_fails_the_tick_and_the_next_one_recovers(s3_lake, monkeypatch):
     from moto.s3.models import S3Backend
 
@@ -150,6 +157,7 @@ def test_s3_answering_5xx_on_a_write_fails_the_tick_and_the_next_one_recovers(s3
     assert collect_status(settings)["training_rows"] == 2_000
 
 
+@pytest.mark.faults
 @pytest.mark.after_ticks(2)
 def test_mlflow_down_during_the_last_tick_is_made_good_by_the_next_tick(settings, monkeypatch):
     """MLflow down: batch-003's monitoring fails first (the batch stays clean, nothing learns from it
@@ -174,6 +182,7 @@ def test_mlflow_down_during_the_last_tick_is_made_good_by_the_next_tick(settings
     _correct_state(settings)
 
 
+@pytest.mark.faults
 @pytest.mark.after_ticks(2)
 def test_mlflow_down_during_the_retrain_alone_is_made_good_by_the_next_tick(settings, monkeypatch):
     instance = open_instance(settings)
@@ -192,6 +201,7 @@ def test_mlflow_down_during_the_retrain_alone_is_made_good_by_the_next_tick(sett
     _correct_state(settings)
 
 
+@pytest.mark.faults
 @pytest.mark.after_ticks(2)
 def test_two_ticks_started_together_release_the_last_batch_once_and_keep_the_ledger_whole(settings):
     """Two processes race for the one batch left: one releases it, the other finds nothing to release (without

@@ -70,6 +70,7 @@ def test_each_batch_is_judged_by_the_production_model_before_the_retrain(shifted
     assert any(r.data.metrics.get("psi.num_lab_procedures", 0) > 0.25 for r in runs)
 
 
+@pytest.mark.faults
 @pytest.mark.after_ticks(1)
 def test_monitoring_that_keeps_failing_holds_the_retrain_back_a_bounded_number_of_ticks(settings, monkeypatch):
     """The clean rows stay clean; after `batch_attempts` the batch is recorded as not judged and the
@@ -102,6 +103,7 @@ def test_monitoring_that_keeps_failing_holds_the_retrain_back_a_bounded_number_o
     assert status["batches"][2]["monitoring"]["model_version"] is not None
 
 
+@pytest.mark.faults
 @pytest.mark.after_ticks(1)
 def test_a_pushgateway_that_does_not_answer_never_fails_the_batch(settings):
     instance = open_instance(settings)
@@ -112,6 +114,7 @@ def test_a_pushgateway_that_does_not_answer_never_fails_the_batch(settings):
     assert collect_status(closed_port)["batches"][1]["monitoring"]["model_version"] == 1
 
 
+@pytest.mark.faults
 @pytest.mark.after_ticks(1)
 def test_a_registry_that_fails_while_the_reference_profile_is_read_is_retried_never_not_measured(settings, monkeypatch):
     """A transient artifact-store error is a failed attempt (retried by the next tick), not "drift not measured"."""

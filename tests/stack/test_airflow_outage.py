@@ -4,12 +4,8 @@ exponential back-off) from a first delay of 5 s instead of 30 s. The retries cou
 budget is time (READMIT_BATCH_RETRY_MINUTES), so they cannot spend it, and the next DAG run judges the batch
 instead of recording it "not judged". The outage ends when the retries have all failed, not on a clock, so
 a slow machine cannot let a retry reach the server and make the test pass without testing the retries."""
-import json
 import os
-import queue
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -17,11 +13,11 @@ import pytest
 
 from assets.status import collect_status
 from harness.servers import Server, free_port
+from tests.airflow.runs import DagRuns
 
 pytestmark = pytest.mark.stack
 REPO = Path(__file__).resolve().parents[2]
 RETRY_DELAY_SECONDS = 5
-RUN_DEADLINE_SECONDS = 900  # one DAG run, retries and back-off included, on two loaded cores
 
 
 def test_mlflow_down_during_airflows_retries_loses_nothing(settings, tmp_path):
@@ -42,7 +38,7 @@ def test_mlflow_down_during_airflows_retries_loses_nothing(settings, tmp_path):
     mlflow.start(health, deadline_seconds=180)
     runner = None
     try:
-        runner = _DagRuns(env, ["plain", "retries", "plain"], tmp_path / "runner.log")
+        runner = DagRuns(env, ["plain", "retries", "plain"], tmp_path / "runner.log", RETRY_DELAY_SECONDS)
         first = runner.next()
         assert first["state"] == "success", first
         mlflow.stop()  # down for the whole next DAG run
@@ -69,57 +65,3 @@ def test_mlflow_down_during_airflows_retries_loses_nothing(settings, tmp_path):
     assert all(b["clean_rows"] + b["quarantined_rows"] == b["raw_rows"] for b in status["batches"])
     assert status["training_rows"] == sum(b["clean_rows"] for b in status["batches"])
     assert status["retrain_owed"] == []
-
-
-class _DagRuns:
-    """One runner process for every DAG run of the test (each start costs Airflow's and Dagster's imports,
-    `initdb` and a DAG parse): `next()` starts the next run of `plan` and returns its final state and how many
-    times each task was tried, within `RUN_DEADLINE_SECONDS`. Everything the runner prints goes to `log`."""
-
-    def __init__(self, env: dict, plan: list[str], log: Path):
-        self.log = log
-        with log.open("ab") as errors:  # appends, as the copy of its output does: neither overwrites the other
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "tests.airflow.dag_test_runner", "--plan", ",".join(plan),
-                 "--with-retries", str(RETRY_DELAY_SECONDS), "--step"],
-                cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True)
-        self.lines: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        self.started = 0
-
-    def _read(self) -> None:
-        """Copy the runner's output into the log (task logs included) and hand each line on; None at its end."""
-        with self.log.open("a") as copy:
-            for line in self.process.stdout:
-                copy.write(line)
-                copy.flush()
-                self.lines.put(line)
-        self.lines.put(None)
-
-    def next(self) -> dict:
-        if self.started:
-            try:
-                self.process.stdin.write("next\n")
-                self.process.stdin.flush()
-            except BrokenPipeError:
-                raise AssertionError(f"the runner ended before run {self.started + 1}:\n{self._tail()}") from None
-        self.started += 1
-        deadline = time.monotonic() + RUN_DEADLINE_SECONDS
-        while True:
-            try:
-                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.001))
-            except queue.Empty:
-                raise AssertionError(f"run {self.started} did not end in {RUN_DEADLINE_SECONDS} s:\n{self._tail()}") from None
-            if line is None:
-                raise AssertionError(f"the runner ended before run {self.started} did:\n{self._tail()}")
-            if "DAGRUN " in line:  # a task's log line may end without a newline just before it
-                run = json.loads(line.split("DAGRUN ", 1)[1])
-                return {"state": run["state"].split(".")[-1].lower(), "tries": run["tries"]}
-
-    def _tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:]
-
-    def close(self) -> None:
-        self.process.kill()
-        self.process.wait(timeout=60)
-        self.process.stdin.close()

@@ -1,0 +1,60 @@
+"""Crash semantics at the writer: a process killed while `write_atomically` writes leaves the target whole (as it
+was, or absent), and no temporary file behind. Every lake file, the ledger and the dataset cache are written
+through it; tests/faults/ kill whole ticks mid-write and check that the next tick recovers."""
+import pathlib
+
+import pytest
+from upath import UPath
+
+from assets.resources.atomic import write_atomically
+from assets.resources.lake import Lake
+
+
+class SimulatedCrash(BaseException):
+    """The process dies here (BaseException: no `except Exception` in the code under test catches it)."""
+
+
+def _dies_halfway(monkeypatch) -> list:
+    """Every write of a file writes half its bytes, then the process dies."""
+    real = pathlib.Path.write_bytes
+    written: list = []
+
+    def write_bytes(self, data):
+        written.append(self.name)
+        real(self, bytes(data)[: len(data) // 2])
+        raise SimulatedCrash(str(self))
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", write_bytes)  # a local UPath is a pathlib.Path
+    return written
+
+
+@pytest.mark.parametrize("before", [None, b'{"batches": ["batch-001"]}\n'])
+def test_a_kill_mid_write_leaves_the_target_as_it_was_and_no_temporary_file(tmp_path, monkeypatch, before):
+    target = tmp_path / "lake" / "metadata_batch.json"
+    if before is not None:
+        target.parent.mkdir(parents=True)
+        target.write_bytes(before)
+    with monkeypatch.context() as patched:
+        written = _dies_halfway(patched)
+        with pytest.raises(SimulatedCrash):
+            write_atomically(UPath(target), b'{"batches": ["batch-001", "batch-002"]}\n')
+    assert written and written[0] != target.name  # the half-written file was a temporary one
+    assert (target.read_bytes() if target.exists() else None) == before
+    assert sorted(p.name for p in target.parent.iterdir()) == ([target.name] if before is not None else [])
+
+
+def test_lake_writes_are_atomic_too(tmp_path, monkeypatch):
+    """The lake's writes (raw arrivals, parquet, manifests, monitoring documents) go through `write_atomically`."""
+    import pandas as pd
+
+    lake = Lake(root=str(tmp_path / "lake"))
+    lake.write_bytes(b"encounter_id\n1\n", "raw", "batch-001.csv")
+    with monkeypatch.context() as patched:
+        _dies_halfway(patched)
+        with pytest.raises(SimulatedCrash):
+            lake.write_bytes(b"encounter_id\n1\n2\n", "raw", "batch-001.csv")
+        with pytest.raises(SimulatedCrash):
+            lake.write_frame(pd.DataFrame({"encounter_id": [1, 2]}), "clean", "batch-001.parquet")
+    assert lake.path("raw", "batch-001.csv").read_bytes() == b"encounter_id\n1\n"
+    assert not lake.path("clean", "batch-001.parquet").exists()
+    assert [p.name for p in lake.path("raw").iterdir()] == ["batch-001.csv"]
