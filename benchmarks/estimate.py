@@ -10,9 +10,9 @@ For every batch judged at arrival, from the lake (`predictions/`, `outcomes/`, `
   always, or only when those labels reject the served calibration (`-if-rejected`);
 - `holdout-3-weighted`: the same reference, importance-weighted toward the batch's own inputs (a domain
   classifier's density ratio, clipped at 20) before the Platt fit: measured and not adopted (docs/benchmarks.md);
-- `oracle`: recalibrated on the batch's own labels, which no estimate at arrival can know. Not an estimator: it
-  bounds what any Platt recalibration could reach, so it separates the method's error from what is unknown at
-  arrival.
+- `oracle`: recalibrated on the batch's own labels, which no estimate at arrival can know. Not an estimator but
+  an in-sample reference (fitted on the labels it is scored against): what the method gives when the batch's
+  calibration is known, beside what it gives from the labels known at arrival.
 
 Run: `READMIT_HOME=... uv run python -m benchmarks.estimate`. Results: docs/benchmarks.md.
 """

@@ -74,7 +74,8 @@ def test_a_failing_step_fails_its_task_with_dagsters_error_and_the_next_dag_run_
     """Two DAG runs in one runner process (each start costs Airflow's and Dagster's imports, `initdb` and a parse).
     The first fetches the source through Airflow, then fails the ingest task on an empty arrival with Dagster's
     error (the batch is failed for good: `readmit retry` would re-open it). The second releases the next batch
-    and runs ingest, labels and the retrain as Dagster runs on the shared instance."""
+    and runs ingest, labels and the retrain as Dagster runs on the shared instance. (A DAG run judged by a model
+    in production, and a gate with a champion, are the stack suite's outage test: tests/stack/test_airflow_outage.py.)"""
     arrival = settings.home / "lake" / "raw" / "batch-001.csv"
     arrival.parent.mkdir(parents=True)
     arrival.write_bytes(b"")  # the batch arrives empty

@@ -1,6 +1,8 @@
-"""Crash semantics at the writer: a process killed while `write_atomically` writes leaves the target whole (as it
-was, or absent), and no temporary file behind. Every lake file, the ledger and the dataset cache are written
-through it; tests/faults/ kill whole ticks mid-write and check that the next tick recovers."""
+"""Crash semantics at the writer: a write that dies halfway through `write_atomically` leaves the target whole (as
+it was, or absent). The dying write here is an exception, so the writer's cleanup removes its temporary file too;
+a real kill can leave a `.tmp-` file behind, which nothing reads. Every lake file, the ledger and the dataset cache
+are written through it; the whole-tick kills (tests/faults/, `faults` but one) check that the pipeline's writes do
+and that the next tick recovers."""
 import pathlib
 
 import pytest
