@@ -75,7 +75,7 @@ STACK_WORKERS ?= $(shell echo $$(( $(CORES) < 4 ? $(CORES) : 4 )))
 test-stack: install postgres system-packages ## tests against real servers on loopback (Postgres, MLflow server, moto S3), and the whole-tick fault tests
 	$(RUN) pytest -m "stack or faults" -n $(STACK_WORKERS) --dist loadfile
 
-# What .ci/run runs beside the quickstart: the real-data and the stack tests in one pytest run, so the real demo
+# What .ci/run runs after the quickstart: the real-data and the stack tests in one pytest run, so the real demo
 # and the real-data fits use the cores while the stack tests wait on their servers (809 s on two cores, where
 # make test-real then make test-stack took 610 s + 712 s: docs/benchmarks.md).
 test-heavy: install postgres system-packages ## make test-real and make test-stack in one run (what CI runs)

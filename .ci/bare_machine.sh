@@ -3,7 +3,7 @@
 # temporary folder, an empty HOME (no uv, no caches) and a minimal PATH (Debian's own python3, PEP 668).
 # Everything else in the environment (the machine's TLS/CA settings) is kept, as a user's machine keeps it.
 # `make demo` runs as typed (no dataset path: offline it must fall back to the labelled synthetic stand-in);
-# `make test` is the synthetic suite; .ci/run runs the real-data and stack tests once beside it (`make test-heavy`).
+# `make test` is the synthetic suite; .ci/run runs the real-data tests once after it (`make test-heavy`).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 bare="$(mktemp -d)"
