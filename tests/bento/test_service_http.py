@@ -164,8 +164,8 @@ def test_moving_the_alias_switches_the_version_without_restart_or_errors(service
     worker = threading.Thread(target=loop)
     worker.start()
     registry.set_production(target)
-    # A swap loads, verifies and smoke-tests the version: seconds alone, more than 15 s on a loaded machine (CI runs
-    # this suite beside the heavy one). What is checked is that no request fails meanwhile, not how fast.
+    # A swap loads, verifies and smoke-tests the version: seconds alone, more than 15 s on a starved machine
+    # (docs/benchmarks.md, issue #29's eighth part). What is checked is that no request fails meanwhile, not how fast.
     deadline = time.monotonic() + 90
     try:
         while time.monotonic() < deadline and target not in seen:
