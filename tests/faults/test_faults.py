@@ -21,13 +21,10 @@ from assets.resources.lake import Lake
 from assets.resources.registry import ModelRegistry
 from assets.status import collect_status
 from tests.conftest import SHARED_ZIP  # noqa: F401  (keeps the fixture module imported first)
+from tests.crashes import SimulatedCrash, die_halfway_through_writing
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 BUCKET = "readmit-faults"
-
-
-class SimulatedCrash(BaseException):
-    """The process dies here (BaseException: no `except Exception` in the code under test catches it)."""
 
 
 def _correct_state(settings, batches: int = 3) -> None:
@@ -47,26 +44,6 @@ def _correct_state(settings, batches: int = 3) -> None:
     assert status["retrain_owed"] == []
 
 
-def _crash_halfway_through_writing(monkeypatch, name_part: str, calls: list) -> None:
-    """The first write of a file whose name contains `name_part` writes half its bytes, then the process dies."""
-    real_write_bytes, real_write_text = pathlib.Path.write_bytes, pathlib.Path.write_text
-
-    def write_bytes(self, data):
-        if name_part in self.name and not calls:
-            calls.append(str(self))
-            real_write_bytes(self, bytes(data)[: len(data) // 2])
-            raise SimulatedCrash(f"killed while writing {self}")
-        return real_write_bytes(self, data)
-
-    def write_text(self, data, *args, **kwargs):
-        if name_part in self.name and not calls:
-            return write_bytes(self, data.encode())
-        return real_write_text(self, data, *args, **kwargs)
-
-    monkeypatch.setattr(pathlib.Path, "write_bytes", write_bytes)
-    monkeypatch.setattr(pathlib.Path, "write_text", write_text)
-
-
 @pytest.mark.parametrize("kind, name_part, tick_number, released_after", [
     ("ledger", "metadata_batch.json", 2, 2),  # in make test: one of its two end-to-end kills
     pytest.param("raw arrival", "batch-002.csv", 2, 2, marks=pytest.mark.faults),
@@ -79,9 +56,8 @@ def _crash_halfway_through_writing(monkeypatch, name_part: str, calls: list) -> 
 def test_a_kill_mid_write_leaves_no_half_file_and_the_next_tick_recovers(
         settings, monkeypatch, kind, name_part, tick_number, released_after):
     instance = open_instance(settings)
-    calls: list = []
     with monkeypatch.context() as patched:
-        _crash_halfway_through_writing(patched, name_part, calls)
+        calls = die_halfway_through_writing(patched, lambda path: name_part in path.name)
         with pytest.raises((SimulatedCrash, PipelineError)):  # inside a Dagster step, Dagster reports it
             tick(settings, instance)
     assert calls, f"no {kind} write happened: the fault was not injected"
@@ -94,18 +70,9 @@ def test_a_kill_mid_write_leaves_no_half_file_and_the_next_tick_recovers(
 @pytest.mark.after_ticks(1)
 def test_a_kill_while_writing_clean_data_never_leaves_the_batch_recorded_as_clean(settings, monkeypatch, folder):
     instance = open_instance(settings)
-    real_write_bytes = pathlib.Path.write_bytes
-    calls = []
-
-    def write_bytes(self, data):
-        if self.parent.name == folder and "batch-002" in self.name and not calls:
-            calls.append(str(self))
-            real_write_bytes(self, bytes(data)[: len(data) // 2])
-            raise SimulatedCrash(str(self))
-        return real_write_bytes(self, data)
-
     with monkeypatch.context() as patched:
-        patched.setattr(pathlib.Path, "write_bytes", write_bytes)
+        calls = die_halfway_through_writing(
+            patched, lambda path: path.parent.name == folder and "batch-002" in path.name)
         with pytest.raises((SimulatedCrash, PipelineError)):  # inside a Dagster step, Dagster reports it
             tick(settings, instance)
     assert calls

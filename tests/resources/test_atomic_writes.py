@@ -10,24 +10,7 @@ from upath import UPath
 
 from assets.resources.atomic import write_atomically
 from assets.resources.lake import Lake
-
-
-class SimulatedCrash(BaseException):
-    """The process dies here (BaseException: no `except Exception` in the code under test catches it)."""
-
-
-def _dies_halfway(monkeypatch) -> list:
-    """Every write of a file writes half its bytes, then the process dies."""
-    real = pathlib.Path.write_bytes
-    written: list = []
-
-    def write_bytes(self, data):
-        written.append(self.name)
-        real(self, bytes(data)[: len(data) // 2])
-        raise SimulatedCrash(str(self))
-
-    monkeypatch.setattr(pathlib.Path, "write_bytes", write_bytes)  # a local UPath is a pathlib.Path
-    return written
+from tests.crashes import SimulatedCrash, die_halfway_through_writing
 
 
 @pytest.mark.parametrize("before", [None, b'{"batches": ["batch-001"]}\n'])
@@ -37,10 +20,10 @@ def test_a_kill_mid_write_leaves_the_target_as_it_was_and_no_temporary_file(tmp_
         target.parent.mkdir(parents=True)
         target.write_bytes(before)
     with monkeypatch.context() as patched:
-        written = _dies_halfway(patched)
+        written = die_halfway_through_writing(patched, once=False)
         with pytest.raises(SimulatedCrash):
             write_atomically(UPath(target), b'{"batches": ["batch-001", "batch-002"]}\n')
-    assert written and written[0] != target.name  # the half-written file was a temporary one
+    assert written and pathlib.Path(written[0]).name != target.name  # the half-written file was a temporary one
     assert (target.read_bytes() if target.exists() else None) == before
     assert sorted(p.name for p in target.parent.iterdir()) == ([target.name] if before is not None else [])
 
@@ -52,7 +35,7 @@ def test_lake_writes_are_atomic_too(tmp_path, monkeypatch):
     lake = Lake(root=str(tmp_path / "lake"))
     lake.write_bytes(b"encounter_id\n1\n", "raw", "batch-001.csv")
     with monkeypatch.context() as patched:
-        _dies_halfway(patched)
+        die_halfway_through_writing(patched, once=False)
         with pytest.raises(SimulatedCrash):
             lake.write_bytes(b"encounter_id\n1\n2\n", "raw", "batch-001.csv")
         with pytest.raises(SimulatedCrash):
