@@ -11,7 +11,8 @@
   batch's labels the same way.
 
 All three start STOPPED: Airflow is the platform's scheduler, and two schedulers on one home would race
-(both serialise on the same tick lock, but each would release batches). Turn them on in the Dagster UI
+(both serialise on the same tick lock, and so does each step of a run that reaches the lake, but each would
+release batches). Turn them on in the Dagster UI
 (Automation) or with `dagster schedule start` / `dagster sensor start`. Nothing runs while a readmit run is
 queued or in progress, so one step runs at a time in graph order. The ledger logic is `assets/release.py`,
 the same functions `readmit tick` and the Airflow DAG call.

@@ -10,7 +10,7 @@ from assets.graph.labels import batch_outcomes, raw_labels
 from assets.graph.monitoring import Monitoring, batch_monitoring, batch_performance, batch_predictions
 from assets.resources.lake import Lake, LakeIOManager
 from assets.model.shadow import ShadowBounds
-from assets.release import RETRAINS, SHADOW
+from assets.release import RETRAINS, SHADOW, inside_tick_lock
 from assets.resources.registry import ModelRegistry
 from assets.resources.service_shadow import ServiceShadow
 from assets.settings import Settings
@@ -59,9 +59,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 batch_outcomes, batch_performance, training_set, readmission_model, production_model,
                 promotion_review],
         jobs=jobs,
-        resources={key: fixed(resource) for key, resource in {
+        resources={key: resource if isinstance(resource, dg.ResourceDefinition) else fixed(resource) for key, resource in {
             "dataset": DatasetSource.from_settings(settings),
-            "lake": lake,
+            "lake": under_the_tick_lock(lake, settings),
             "io_manager": LakeIOManager(lake=lake),
             "registry": ModelRegistry.from_settings(settings),
             "monitoring": Monitoring.from_settings(settings),
@@ -84,6 +84,20 @@ def fixed(resource: object) -> dg.ResourceDefinition:
                                       description=type(resource).__doc__)
     return dg.ResourceDefinition(resource_fn=lambda _: resource, config_schema=dg.Shape({}),
                                  description=type(resource).__doc__)
+
+
+def under_the_tick_lock(lake: Lake, settings: Settings) -> dg.ResourceDefinition:
+    """`lake` (as `fixed` makes it), held under the tick lock for as long as a step uses it.
+
+    The ledger lives in the lake and has one writer at a time. A tick (the CLI, an Airflow task) runs its
+    steps in-process inside its own lock; a run the Dagster daemon or the UI launches runs its steps in
+    processes of their own, beside any tick. Each such step that reaches the lake waits for the lock
+    (`tick_lock_seconds`), then fails naming its holder, and the next launch goes on."""
+    def hold(_):
+        with inside_tick_lock(settings):
+            yield lake
+
+    return dg.ResourceDefinition(resource_fn=hold, config_schema=dg.Shape({}), description=type(lake).__doc__)
 
 
 @dg.definitions

@@ -79,7 +79,8 @@ def run_job(defs: dg.Definitions, instance: dg.DagsterInstance, job_name: str,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
     if not result.success:
         errors = [event.event_specific_data.error for event in result.all_events
-                  if event.is_step_failure and event.event_specific_data.error]
+                  if (event.is_step_failure or event.is_resource_init_failure)
+                  and getattr(event.event_specific_data, "error", None)]
         reason = "; ".join(error_reason(error) for error in errors)[:500] or "unknown error"
         raise PipelineError(f"job {job_name} failed (run {result.run_id}):\n"
                             + "\n".join(error.to_string() for error in errors), reason=reason)

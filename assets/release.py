@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -311,6 +312,11 @@ def owed(settings: Settings, kind: str) -> list[str]:
     return shadow_owed(settings) if kind == SHADOW else retrain_owed(settings)
 
 
+# The tick locks this thread holds: a Dagster step run in-process by a tick (the CLI, an Airflow task) is inside
+# its tick's lock already (`holds_tick_lock`); a second `flock` of its own would wait on that tick forever.
+_held = threading.local()
+
+
 @contextmanager
 def tick_lock(settings: Settings, timeout: float | None = None):
     """One tick at a time per Dagster instance (the CLI while Airflow runs): an exclusive `flock`.
@@ -336,15 +342,34 @@ def tick_lock(settings: Settings, timeout: float | None = None):
         handle.truncate()
         handle.write(f"pid {os.getpid()} since {now_iso()}\n")
         handle.flush()
+        held = _held.__dict__.setdefault("paths", set())
+        held.add(path)
         try:
             yield
         finally:
+            held.discard(path)
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def holds_tick_lock(settings: Settings) -> bool:
+    """Whether this thread is inside `tick_lock(settings)`."""
+    return settings.dagster_home / "tick.lock" in _held.__dict__.get("paths", ())
+
+
+@contextmanager
+def inside_tick_lock(settings: Settings):
+    """The tick lock for work that may run inside a tick or outside one: taken unless this thread holds it."""
+    if holds_tick_lock(settings):
+        yield
+        return
+    with tick_lock(settings):
+        yield
 
 
 def error_reason(error) -> str:
     """One line a person can act on: the user code's own error, not Dagster's wrapper around it."""
-    while error.cause is not None and "DagsterExecutionStepExecutionError" in (error.cls_name or ""):
+    wrappers = ("DagsterExecutionStepExecutionError", "DagsterResourceFunctionError")
+    while error.cause is not None and (error.cls_name or "") in wrappers:
         error = error.cause
     line = error.message.strip().splitlines()[0] if error.message.strip() else error.cls_name or "error"
     name, sep, rest = line.partition(": ")

@@ -133,3 +133,42 @@ def test_the_sensors_write_and_read_the_ledger_only_under_the_tick_lock(settings
     assert "error" not in BatchLedger(Path(settings.lake)).entry(ingest.partition_key)  # nothing written beside it
     defs.resolve_sensor_def("count_batch_failures")(context)  # evaluated again once the tick is done
     assert BatchLedger(Path(settings.lake)).entry(ingest.partition_key)["attempts"] == 1
+
+
+def test_a_run_launched_outside_a_tick_touches_the_lake_only_under_the_tick_lock(settings: Settings):
+    """The Dagster daemon and the UI launch runs in processes of their own, beside any CLI tick or Airflow task.
+    Each step that reaches the lake (where the ledger lives) takes the tick lock first: while a tick holds it
+    the step waits, then fails naming the holder, and nothing is written beside the tick."""
+    import threading
+
+    import pytest
+
+    from assets.release import PipelineError, release_next_batch, tick_lock
+
+    settings = settings.with_(tick_lock_seconds=1)
+    defs = build_definitions(settings)
+    instance = open_instance(settings)
+    run_job(defs, instance, FETCH_JOB)
+    with tick_lock(settings):
+        assert release_next_batch(settings, instance).batch == "batch-001"
+    ledger = BatchLedger(Path(settings.lake))
+    holding, done = threading.Event(), threading.Event()
+
+    def another_tick():  # a thread has a lock file of its own, as another process would
+        with tick_lock(settings):
+            holding.set()
+            done.wait(60)
+
+    holder = threading.Thread(target=another_tick)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        with pytest.raises(PipelineError, match="tick.lock"):
+            run_job(defs, instance, INGEST_JOB, "batch-001")
+        assert ledger.entry("batch-001")["status"] == "released"  # no step wrote beside the tick
+        assert not (Path(settings.lake) / "raw" / "batch-001.parquet").exists()
+    finally:
+        done.set()
+        holder.join()
+    run_job(defs, instance, INGEST_JOB, "batch-001")  # the tick is done: the same run goes through
+    assert ledger.entry("batch-001")["status"] == "clean"
