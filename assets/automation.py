@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.release import (PipelineError, error_reason, is_fetched, labels_due, record_batch_failure,
-                            record_label_failure, release_next_batch, retrain_owed, shadow_review_due, tick_lock)
+from assets.release import (TickBusy, error_reason, is_fetched, labels_due, record_batch_failure, record_label_failure,
+                            release_next_batch, retrain_owed, shadow_review_due, tick_lock, waited_for_a_tick)
 from assets.settings import Settings
 
 ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
@@ -50,7 +50,7 @@ def build_automation(settings: Settings, fetch, ingest, labels, retrain, review)
         try:
             with tick_lock(settings, timeout=0):
                 report = release_next_batch(settings, context.instance)
-        except PipelineError as busy_elsewhere:  # a CLI tick or an Airflow task: its turn, not a failure
+        except TickBusy as busy_elsewhere:  # a CLI tick or an Airflow task: its turn, not a failure
             return dg.SkipReason(str(busy_elsewhere))
         if report.batch is None:
             return dg.SkipReason(report.message)
@@ -70,7 +70,7 @@ def build_automation(settings: Settings, fetch, ingest, labels, retrain, review)
                 due = labels_due(settings) if fetched else []
                 owed = retrain_owed(settings) if fetched else []
                 shadowed = shadow_review_due(settings) if fetched else []
-        except PipelineError as busy_elsewhere:
+        except TickBusy as busy_elsewhere:
             return dg.SkipReason(str(busy_elsewhere))
         if not fetched:
             return dg.RunRequest(job_name=fetch.name, tags={"readmit/trigger": "sensor"})
@@ -90,12 +90,15 @@ def build_automation(settings: Settings, fetch, ingest, labels, retrain, review)
     def count_batch_failures(context: dg.RunFailureSensorContext):
         batch = context.dagster_run.tags.get("dagster/partition")
         if batch:
-            errors = [e.event_specific_data.error for e in context.get_step_failure_events()
-                      if e.event_specific_data and e.event_specific_data.error]
+            errors = failure_errors(context.instance, context.dagster_run.run_id)
+            if any(waited_for_a_tick(error) for error in errors):  # its turn came too late: relaunched, not failed
+                context.log.info(f"{batch}: not counted, the {context.dagster_run.job_name} run gave up waiting "
+                                 "for a tick; the next launch goes on")
+                return
             reason = "; ".join(error_reason(error) for error in errors)[:500] or (
                 context.failure_event.message or "run failed").splitlines()[0]
             # The one writer of the ledger at a time: a tick in progress finishes first. Past the wait this
-            # evaluation fails (PipelineError) and Dagster evaluates the failure again; nothing is lost.
+            # evaluation fails (TickBusy) and Dagster evaluates the failure again; nothing is lost.
             with tick_lock(settings, timeout=min(settings.tick_lock_seconds, 30)):
                 if context.dagster_run.job_name == labels.name:
                     status = f"labels {record_label_failure(settings, batch, reason)}"
@@ -104,3 +107,12 @@ def build_automation(settings: Settings, fetch, ingest, labels, retrain, review)
             context.log.info(f"{batch} is {status} after a failed {context.dagster_run.job_name} run")
 
     return [every_5_minutes], [follow_up, count_batch_failures]
+
+
+def failure_errors(instance: dg.DagsterInstance, run_id: str) -> list:
+    """Every error a failed run recorded: its steps' and its resources' (the `lake` resource's wait for the tick
+    lock fails as a resource)."""
+    kinds = {dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RESOURCE_INIT_FAILURE}
+    events = (record.dagster_event for record in instance.all_logs(run_id, of_type=kinds))
+    return [event.event_specific_data.error for event in events
+            if event is not None and getattr(event.event_specific_data, "error", None)]

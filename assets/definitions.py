@@ -62,7 +62,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         resources={key: resource if isinstance(resource, dg.ResourceDefinition) else fixed(resource) for key, resource in {
             "dataset": DatasetSource.from_settings(settings),
             "lake": under_the_tick_lock(lake, settings),
-            "io_manager": LakeIOManager(lake=lake),
+            "io_manager": lake_io_manager(),
             "registry": ModelRegistry.from_settings(settings),
             "monitoring": Monitoring.from_settings(settings),
             "training": TrainingPolicy.from_settings(settings),
@@ -92,12 +92,22 @@ def under_the_tick_lock(lake: Lake, settings: Settings) -> dg.ResourceDefinition
     The ledger lives in the lake and has one writer at a time. A tick (the CLI, an Airflow task) runs its
     steps in-process inside its own lock; a run the Dagster daemon or the UI launches runs its steps in
     processes of their own, beside any tick. Each such step that reaches the lake waits for the lock
-    (`tick_lock_seconds`), then fails naming its holder, and the next launch goes on."""
+    (`tick_lock_seconds`), then fails naming its holder (`TickBusy`, which the run-failure sensor does not count
+    against the batch), and the next launch goes on."""
     def hold(_):
         with inside_tick_lock(settings):
             yield lake
 
     return dg.ResourceDefinition(resource_fn=hold, config_schema=dg.Shape({}), description=type(lake).__doc__)
+
+
+def lake_io_manager() -> dg.IOManagerDefinition:
+    """`LakeIOManager` on the `lake` resource, not on a `Lake` of its own: a step that only reads or writes
+    frames (the predictions) then holds the tick lock too, since Dagster starts for each step just the
+    resources it requires."""
+    return dg.IOManagerDefinition(resource_fn=lambda context: LakeIOManager(lake=context.resources.lake),
+                                  required_resource_keys={"lake"}, config_schema=dg.Shape({}),
+                                  description=LakeIOManager.__doc__)
 
 
 @dg.definitions

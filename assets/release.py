@@ -14,6 +14,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import dagster as dg
 
@@ -35,6 +36,11 @@ class PipelineError(RuntimeError):
     def __init__(self, message: str, reason: str | None = None):
         super().__init__(message)
         self.reason = reason or message.splitlines()[0]
+
+
+class TickBusy(PipelineError):
+    """Another tick held the lock past the wait: the work waited its turn, it did not fail (a run failed this
+    way is not counted against its batch)."""
 
 
 @dataclass
@@ -324,7 +330,7 @@ def tick_lock(settings: Settings, timeout: float | None = None):
     The lock file sits beside the instance every ticking process shares; a second tick waits up to
     `tick_lock_seconds`, then fails saying who holds it. The kernel drops the lock when its holder
     dies, so a killed tick never leaves it stuck."""
-    path = settings.dagster_home / "tick.lock"
+    path = tick_lock_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + (settings.tick_lock_seconds if timeout is None else timeout)
     with open(path, "a+") as handle:
@@ -335,7 +341,7 @@ def tick_lock(settings: Settings, timeout: float | None = None):
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     handle.seek(0)
-                    raise PipelineError(f"another tick holds {path} ({handle.read().strip() or 'unknown'}); "
+                    raise TickBusy(f"another tick holds {path} ({handle.read().strip() or 'unknown'}); "
                                         "try again when it has finished") from None
                 time.sleep(0.2)
         handle.seek(0)
@@ -351,9 +357,14 @@ def tick_lock(settings: Settings, timeout: float | None = None):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def tick_lock_path(settings: Settings) -> Path:
+    """The lock file, resolved: a tick and its steps may spell the same home differently (relative, a symlink)."""
+    return settings.dagster_home.resolve() / "tick.lock"
+
+
 def holds_tick_lock(settings: Settings) -> bool:
     """Whether this thread is inside `tick_lock(settings)`."""
-    return settings.dagster_home / "tick.lock" in _held.__dict__.get("paths", ())
+    return tick_lock_path(settings) in _held.__dict__.get("paths", ())
 
 
 @contextmanager
@@ -364,6 +375,15 @@ def inside_tick_lock(settings: Settings):
         return
     with tick_lock(settings):
         yield
+
+
+def waited_for_a_tick(error) -> bool:
+    """Whether a Dagster error (a `SerializableErrorInfo`) is, or was caused by, `TickBusy`."""
+    while error is not None:
+        if error.cls_name == TickBusy.__name__:
+            return True
+        error = error.cause or error.context
+    return False
 
 
 def error_reason(error) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.definitions import FETCH_JOB, INGEST_JOB, LABELS_JOB, RETRAIN_JOB, build_definitions
+from assets.definitions import FETCH_JOB, INGEST_JOB, LABELS_JOB, RETRAIN_JOB, REVIEW_JOB, build_definitions
 from assets.encounters.batches import BatchLedger
 from assets.pipeline import open_instance, run_job
 from assets.settings import Settings
@@ -138,7 +138,8 @@ def test_the_sensors_write_and_read_the_ledger_only_under_the_tick_lock(settings
 def test_a_run_launched_outside_a_tick_touches_the_lake_only_under_the_tick_lock(settings: Settings):
     """The Dagster daemon and the UI launch runs in processes of their own, beside any CLI tick or Airflow task.
     Each step that reaches the lake (where the ledger lives) takes the tick lock first: while a tick holds it
-    the step waits, then fails naming the holder, and nothing is written beside the tick."""
+    the step waits, then fails naming the holder, and nothing is written beside the tick. Waiting its turn is
+    not a failure of the batch: the run-failure sensor does not count it against the batch's attempts."""
     import threading
 
     import pytest
@@ -163,12 +164,40 @@ def test_a_run_launched_outside_a_tick_touches_the_lake_only_under_the_tick_lock
     holder.start()
     try:
         assert holding.wait(10)
-        with pytest.raises(PipelineError, match="tick.lock"):
+        with pytest.raises(PipelineError, match="tick.lock") as failed:
             run_job(defs, instance, INGEST_JOB, "batch-001")
         assert ledger.entry("batch-001")["status"] == "released"  # no step wrote beside the tick
         assert not (Path(settings.lake) / "raw" / "batch-001.parquet").exists()
     finally:
         done.set()
         holder.join()
+    run_id = str(failed.value).split("(run ", 1)[1].split(")", 1)[0]
+    failure = next(record.dagster_event for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE))
+    context = dg.build_run_status_sensor_context(
+        sensor_name="count_batch_failures", dagster_event=failure, dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(run_id)).for_run_failure()
+    defs.resolve_sensor_def("count_batch_failures")(context)
+    entry = ledger.entry("batch-001")
+    assert not entry.get("attempts") and "error" not in entry, entry  # its turn came late: not a failed attempt
     run_job(defs, instance, INGEST_JOB, "batch-001")  # the tick is done: the same run goes through
     assert ledger.entry("batch-001")["status"] == "clean"
+
+
+def test_every_step_that_reaches_the_lake_holds_it_under_the_tick_lock(settings: Settings):
+    """Under the daemon each step runs in a process of its own, and Dagster starts for it only the resources it
+    requires: its asset's own, its IO manager's, and theirs. A step that reads or writes frames through the IO
+    manager, and takes no `lake` itself, must still start `lake` (and so wait for the tick lock)."""
+    defs = build_definitions(settings)
+    for job_name in (FETCH_JOB, INGEST_JOB, LABELS_JOB, RETRAIN_JOB, REVIEW_JOB):
+        job = defs.resolve_job_def(job_name)
+
+        def required(key: str) -> set[str]:
+            resource = job.resource_defs[key]
+            return {key}.union(*(required(dependency) for dependency in resource.required_resource_keys))
+
+        for node in job.graph.node_dict.values():
+            op = node.definition
+            keys = set().union(*(required(key) for key in op.required_resource_keys),
+                               *(required(out.io_manager_key) for out in op.output_defs))
+            assert "io_manager" in keys  # every asset's output is stored in the lake
+            assert "lake" in keys, f"{job_name}: step {node.name} reaches the lake without the lock ({keys})"
